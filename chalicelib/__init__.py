@@ -1,0 +1,1 @@
+"""NEXUS Scheduler: domain and adapters behind the Chalice app in app.py."""

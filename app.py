@@ -1,0 +1,251 @@
+"""NEXUS Scheduler: the Chalice wiring. Routes only; the work is in chalicelib.
+
+Routes are defined under `/v1` and API Gateway serves them on the stage `api`, so the public
+base URL is `.../api/v1`. Locally, `local/server.py` serves this same app at the same path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.app import Chalice, Request, Response
+
+from chalicelib import service
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    BadRequest,
+    ConcurrentUpdate,
+    FieldError,
+    InvalidInput,
+    JobNotFound,
+    NexusError,
+    PayloadTooLarge,
+)
+from chalicelib.models import Execution
+from chalicelib.queue import WorkQueue
+from chalicelib.store import Store
+from chalicelib.tasks import registry
+
+app = Chalice(app_name="nexus-scheduler")
+log = logging.getLogger("nexus.api")
+
+# Callers may send JSON without a JSON content type (curl -d does): the body is read as
+# JSON whatever the header says.
+CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+MAX_JSON_DEPTH = 32
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.lru_cache(maxsize=1)
+def jobs() -> service.JobService:
+    settings = get_settings()
+    queue = WorkQueue(client("sqs"), settings.queue_url)
+
+    def enqueue(execution: Execution) -> None:
+        queue.send(execution)
+
+    return service.JobService(Store(client("dynamodb"), settings.table_name), registry, enqueue)
+
+
+# -- one place where domain errors become HTTP --------------------------------------------
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _error_response(exc: Exception) -> Response:
+    if isinstance(exc, InvalidInput):
+        return _json(422, {"detail": [e.as_dict() for e in exc.errors]})
+    if isinstance(exc, JobNotFound):
+        return _json(404, {"detail": "Job not found"})
+    if isinstance(exc, BadRequest):
+        return _json(400, {"detail": str(exc)})
+    if isinstance(exc, PayloadTooLarge):
+        return _json(413, {"detail": str(exc)})
+    if isinstance(exc, ConcurrentUpdate):
+        return _json(409, {"detail": str(exc)})
+    log.exception("unhandled error", exc_info=exc)
+    return _json(500, {"detail": "Internal server error"})
+
+
+def api(view: Callable[..., Any]) -> Callable[..., Response]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            result = view(*args, **kwargs)
+        except NexusError as exc:
+            return _error_response(exc)
+        except Exception as exc:
+            return _error_response(exc)
+        if isinstance(result, Response):
+            return result
+        return _json(200, result)
+
+    return wrapper
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def request() -> Request:
+    current = app.current_request
+    assert current is not None, "only called while a request is handled"
+    return current
+
+
+def body(optional: bool = False) -> Any:
+    """The request's JSON body, within the size cap, or a 400/413 that says why not."""
+    raw = request().raw_body or b""
+    limit = get_settings().max_body_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit} bytes")
+    if not raw.strip():
+        if optional:
+            return None
+        raise BadRequest("request body is empty; send a JSON object")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(value, dict):
+        raise InvalidInput([FieldError(("body",), "must be a JSON object", "type_error.dict")])
+    return value
+
+
+def query() -> dict[str, str]:
+    return dict(request().query_params or {})
+
+
+def job_id_from(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+        raise InvalidInput(
+            [
+                FieldError(
+                    ("path", "job_id"), "job_id must be a positive integer", "type_error.integer"
+                )
+            ]
+        )
+    return int(raw)
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+@app.route("/v1/jobs", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def create_job() -> Response:
+    job = jobs().create_job(body(), now())
+    return _json(201, job.to_api())
+
+
+@app.route("/v1/jobs", methods=["GET"])
+@api
+def list_jobs() -> Any:
+    return [job.to_api() for job in jobs().list_jobs(query())]
+
+
+@app.route("/v1/jobs/stats/overview", methods=["GET"])
+@api
+def stats_overview() -> Any:
+    return jobs().overview(now())
+
+
+@app.route("/v1/jobs/{job_id}", methods=["GET"])
+@api
+def get_job(job_id: str) -> Any:
+    return jobs().get_job(job_id_from(job_id)).to_api()
+
+
+@app.route("/v1/jobs/{job_id}", methods=["PUT"], content_types=CONTENT_TYPES)
+@api
+def update_job(job_id: str) -> Any:
+    ident = job_id_from(job_id)
+    return jobs().update_job(ident, body(), now()).to_api()
+
+
+@app.route("/v1/jobs/{job_id}", methods=["DELETE"])
+@api
+def delete_job(job_id: str) -> Response:
+    jobs().delete_job(job_id_from(job_id))
+    return Response(body="", status_code=204)
+
+
+@app.route("/v1/jobs/{job_id}/execute", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def execute_job(job_id: str) -> Any:
+    ident = job_id_from(job_id)
+    execution = jobs().execute_job(ident, body(optional=True), now())
+    return {
+        "message": "Job execution started",
+        "task_id": execution.task_id,
+        "execution_id": execution.id,
+    }
+
+
+@app.route("/v1/jobs/{job_id}/pause", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def pause_job(job_id: str) -> Any:
+    jobs().pause_job(job_id_from(job_id), now())
+    return {"message": "Job paused"}
+
+
+@app.route("/v1/jobs/{job_id}/resume", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def resume_job(job_id: str) -> Any:
+    job = jobs().resume_job(job_id_from(job_id), now())
+    return {"message": "Job resumed", "next_run_at": job.to_api()["next_run_at"]}
+
+
+@app.route("/v1/jobs/{job_id}/executions", methods=["GET"])
+@api
+def job_executions(job_id: str) -> Any:
+    ident = job_id_from(job_id)
+    return [e.to_api() for e in jobs().list_executions(ident, query())]
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+@app.route("/v1/cron/validate", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def validate_cron() -> Any:
+    return service.validate_cron(body(), now())
+
+
+@app.route("/v1/cron/presets", methods=["GET"])
+@api
+def cron_presets() -> Any:
+    return service.cron_presets()
+
+
+@app.route("/v1/schedules/preview", methods=["POST"], content_types=CONTENT_TYPES)
+@api
+def preview_schedule() -> Any:
+    return service.preview(body(), now())

@@ -1,0 +1,27 @@
+"""boto3 clients, created once per Lambda container and reused by every invocation."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, cast
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.config import get_settings
+
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=2, read_timeout=10
+)
+
+
+@cache
+def client(service: str) -> Any:
+    settings = get_settings()
+    session = cast(Any, boto3.session.Session())
+    return session.client(
+        service,
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=_CONFIG,
+    )

@@ -1,0 +1,28 @@
+"""Settings from the environment, read once on first use."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    queue_url: str | None
+    region: str
+    # Set only locally, where every AWS call goes to the embedded moto server.
+    endpoint_url: str | None
+    max_body_bytes: int
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings(
+        table_name=os.environ.get("NEXUS_TABLE", "nexus"),
+        queue_url=os.environ.get("NEXUS_QUEUE_URL") or None,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=os.environ.get("NEXUS_AWS_ENDPOINT_URL") or None,
+        max_body_bytes=int(os.environ.get("NEXUS_MAX_BODY_BYTES", str(64 * 1024))),
+    )

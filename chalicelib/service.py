@@ -1,0 +1,353 @@
+"""What the API does: jobs, runs on demand, previews and statistics.
+
+The service never reads the clock: every operation that depends on time takes `now`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import schedules, tzmath
+from chalicelib.cron import CronError
+from chalicelib.errors import FieldError, InvalidInput
+from chalicelib.models import (
+    NON_NULLABLE,
+    UPDATABLE,
+    CronValidateRequest,
+    ExecuteRequest,
+    Execution,
+    Job,
+    JobCreate,
+    ListExecutionsQuery,
+    ListJobsQuery,
+    PreviewRequest,
+)
+from chalicelib.store import Store
+from chalicelib.tasks import TaskRegistry
+from chalicelib.timefmt import iso
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+SCHEDULE_FIELDS = {
+    "cron": "cron_expression",
+    "interval": "interval_seconds",
+    "date": "scheduled_time",
+    "calendar": "calendar_rule",
+}
+
+CRON_PRESETS: dict[str, str] = {
+    "every_minute": "* * * * *",
+    "every_5_minutes": "*/5 * * * *",
+    "every_15_minutes": "*/15 * * * *",
+    "every_30_minutes": "*/30 * * * *",
+    "hourly": "0 * * * *",
+    "daily_midnight": "0 0 * * *",
+    "daily_9am": "0 9 * * *",
+    "weekdays_9am": "0 9 * * 1-5",
+    "weekly_monday": "0 0 * * 1",
+    "monthly_first": "0 0 1 * *",
+    "monthly_last_day": "0 0 L * *",
+    "monthly_last_weekday": "0 0 LW * *",
+    "quarterly": "0 0 1 1,4,7,10 *",
+    "yearly": "0 0 1 1 *",
+}
+
+
+def parse_model(model: type[M], data: Any, loc: Loc) -> M:
+    """Validate `data` as `model`, or raise `InvalidInput` in the contract's 422 shape."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput([_field_error(model, e, loc) for e in exc.errors()]) from None
+
+
+def _field_error(model: type[BaseModel], error: Any, loc: Loc) -> FieldError:
+    where = (*loc, *error["loc"])
+    kind = error["type"]
+    msg = error["msg"]
+    if kind == "missing":
+        return FieldError(where, "field required", "value_error.missing")
+    if kind == "extra_forbidden":
+        accepted = ", ".join(sorted(model.model_fields))
+        return FieldError(where, f"unknown field; accepted fields: {accepted}", "value_error.extra")
+    if kind.startswith("literal_error"):
+        msg = msg.replace("Input should be", "must be")
+    return FieldError(where, msg, kind)
+
+
+def _normalize_times(job: JobCreate) -> JobCreate:
+    """Store instants as UTC on whole seconds; a time without offset is in the job's zone."""
+    zone = tzmath.get_zone(job.timezone)
+    update = {
+        key: schedules.local_instant(value, zone).replace(microsecond=0)
+        for key in ("scheduled_time", "start_time", "end_time")
+        if (value := getattr(job, key)) is not None
+    }
+    return job.model_copy(update=update)
+
+
+class JobService:
+    def __init__(self, store: Store, registry: TaskRegistry, enqueue: Callable[[Execution], None]):
+        self._store = store
+        self._registry = registry
+        self._enqueue = enqueue
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def create_job(self, body: Any, now: datetime) -> Job:
+        request = parse_model(JobCreate, body, ("body",))
+        schedule = self._check(request, now, anchor=now, schedule_changed=True)
+        request = _normalize_times(request)
+        job = Job(
+            **request.model_dump(),
+            id=self._store.next_job_id(),
+            status="pending" if request.is_active else "paused",
+            next_run_at=schedule.next_after(now) if request.is_active else None,
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.create_job(job)
+        return job
+
+    def get_job(self, job_id: int) -> Job:
+        return self._store.get_job(job_id)
+
+    def update_job(self, job_id: int, body: Any, now: datetime) -> Job:
+        if not isinstance(body, dict):
+            raise InvalidInput([FieldError(("body",), "must be a JSON object", "type_error.dict")])
+        nulls = [k for k in body if k in NON_NULLABLE and body[k] is None]
+        if nulls:
+            raise InvalidInput(
+                [FieldError(("body", k), f"{k} cannot be null", "type_error.none") for k in nulls]
+            )
+        unknown = [k for k in body if k not in UPDATABLE]
+        if unknown:
+            accepted = ", ".join(sorted(UPDATABLE))
+            raise InvalidInput(
+                [
+                    FieldError(
+                        ("body", k),
+                        f"unknown field; accepted fields: {accepted}",
+                        "value_error.extra",
+                    )
+                    for k in unknown
+                ]
+            )
+        before = self._store.get_job(job_id)
+        merged = before.model_dump(include=set(UPDATABLE))
+        if body.get("job_type", before.job_type) != before.job_type:
+            # A new job type starts from a clean schedule: the old type's field does not
+            # carry over unless the request sends it again.
+            for field in SCHEDULE_FIELDS.values():
+                merged[field] = None
+        merged.update(body)
+        request = parse_model(JobCreate, merged, ("body",))
+        schedule_keys = {
+            *SCHEDULE_FIELDS.values(),
+            "job_type",
+            "timezone",
+            "start_time",
+            "end_time",
+        }
+        previous = before.model_dump()
+        schedule_changed = any(k in body and merged[k] != previous[k] for k in schedule_keys)
+        schedule = self._check(
+            request, now, anchor=before.created_at, schedule_changed=schedule_changed
+        )
+        fields = _normalize_times(request).model_dump()
+        after = before.model_copy(update=fields)
+        after.updated_at = now
+        after.version = before.version + 1
+        if not after.is_active:
+            after.status = "paused"
+            after.next_run_at = None
+        else:
+            if not before.is_active:
+                after.status = self._resumed_status(before)
+            if schedule_changed or not before.is_active:
+                after.next_run_at = schedule.next_after(now)
+        self._store.replace_job(before, after)
+        return after
+
+    def delete_job(self, job_id: int) -> None:
+        self._store.delete_job(self._store.get_job(job_id))
+
+    def list_jobs(self, query: dict[str, str]) -> list[Job]:
+        q = parse_model(ListJobsQuery, query, ("query",))
+        tags = [t.strip() for t in q.tags.split(",") if t.strip()] if q.tags else None
+        return self._store.list_jobs(
+            skip=q.skip, limit=q.limit, is_active=q.is_active, job_type=q.job_type, tags=tags
+        )
+
+    def pause_job(self, job_id: int, now: datetime) -> Job:
+        return self._set_active(job_id, False, now)
+
+    def resume_job(self, job_id: int, now: datetime) -> Job:
+        return self._set_active(job_id, True, now)
+
+    def _set_active(self, job_id: int, active: bool, now: datetime) -> Job:
+        before = self._store.get_job(job_id)
+        if before.is_active == active:
+            return before  # pausing a paused job (or resuming a running one) changes nothing
+        after = before.model_copy(
+            update={"is_active": active, "updated_at": now, "version": before.version + 1}
+        )
+        if active:
+            # Resuming starts from now: the runs missed while paused are not replayed.
+            schedule = schedules.compile_schedule(before, anchor=before.created_at)
+            after.next_run_at = schedule.next_after(now)
+            after.status = self._resumed_status(before)
+        else:
+            after.next_run_at = None
+            after.status = "paused"
+        self._store.replace_job(before, after)
+        return after
+
+    @staticmethod
+    def _resumed_status(job: Job) -> Any:
+        if job.last_run_status in ("completed", "failed"):
+            return job.last_run_status
+        return "pending"
+
+    def _check(
+        self, job: JobCreate, now: datetime, *, anchor: datetime, schedule_changed: bool
+    ) -> schedules.Schedule:
+        errors: list[FieldError] = []
+        if job.task_name not in self._registry:
+            errors.append(
+                FieldError(
+                    ("body", "task_name"),
+                    f"task '{job.task_name}' is not registered; registered tasks: "
+                    + ", ".join(self._registry.names()),
+                    "value_error.task",
+                )
+            )
+        own_field = SCHEDULE_FIELDS[job.job_type]
+        for field in SCHEDULE_FIELDS.values():
+            if field != own_field and getattr(job, field) is not None:
+                errors.append(
+                    FieldError(
+                        ("body", field),
+                        f"{field} does not apply to a '{job.job_type}' job; "
+                        f"send null or leave it out (a '{job.job_type}' job uses {own_field})",
+                        "value_error.irrelevant",
+                    )
+                )
+        try:
+            schedule = schedules.compile_schedule(job, anchor=anchor)
+        except InvalidInput as exc:
+            raise InvalidInput(errors + exc.errors) from None
+        if errors:
+            raise InvalidInput(errors)
+        if schedule_changed and job.is_active and schedule.next_after(now) is None:
+            if job.job_type == "date":
+                msg = f"scheduled_time must be in the future (now is {iso(now)})"
+                raise InvalidInput([FieldError(("body", "scheduled_time"), msg)])
+            where = "end_time" if job.end_time is not None else own_field
+            raise InvalidInput(
+                [FieldError(("body", where), "the schedule has no run after now", "value_error")]
+            )
+        return schedule
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def execute_job(self, job_id: int, body: Any, now: datetime) -> Execution:
+        request = parse_model(ExecuteRequest, body if body is not None else {}, ("body",))
+        job = self._store.get_job(job_id)
+        execution_time = now.astimezone(UTC)
+        task_id = str(uuid.uuid4())
+        execution = Execution(
+            id=f"{job.id}-{execution_time:%Y%m%dT%H%M%S.%fZ}-1",
+            job_id=job.id,
+            status="pending",
+            trigger="manual",
+            scheduled_for=execution_time,
+            attempt=1,
+            task_id=task_id,
+            task_name=job.task_name,
+            task_args=job.task_args if request.task_args is None else request.task_args,
+            task_kwargs=job.task_kwargs if request.task_kwargs is None else request.task_kwargs,
+            created_at=now,
+        )
+        self._store.put_execution(execution)
+        self._enqueue(execution)
+        return execution
+
+    def list_executions(self, job_id: int, query: dict[str, str]) -> list[Execution]:
+        q = parse_model(ListExecutionsQuery, query, ("query",))
+        self._store.get_job(job_id)  # 404 for an unknown job, not an empty list
+        return self._store.list_executions(job_id, skip=q.skip, limit=q.limit)
+
+    # -- statistics ---------------------------------------------------------------------
+
+    def overview(self, now: datetime) -> dict[str, Any]:
+        c = self._store.read_stats(now)
+        total_jobs = int(c.get("total_jobs", 0))
+        active_jobs = int(c.get("active_jobs", 0))
+        durations = int(c.get("duration_count", 0))
+        return {
+            "total_jobs": total_jobs,
+            "active_jobs": active_jobs,
+            "paused_jobs": total_jobs - active_jobs,
+            "total_executions": int(c.get("total_executions", 0)),
+            "successful_executions": int(c.get("successful_executions", 0)),
+            "failed_executions": int(c.get("failed_executions", 0)),
+            "running_executions": int(c.get("running_executions", 0)),
+            "average_duration": (float(c.get("duration_sum", 0)) / durations if durations else 0.0),
+            "last_24h_executions": int(c.get("last_24h_executions", 0)),
+        }
+
+
+# -- previews (no storage) --------------------------------------------------------------
+
+
+def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
+    request = parse_model(CronValidateRequest, body, ("body",))
+    problem = schedules.zone_error(request.timezone, ("body", "timezone"))
+    if problem:
+        raise InvalidInput([problem])
+    zone = tzmath.get_zone(request.timezone)
+    start = now if request.start is None else schedules.local_instant(request.start, zone)
+    try:
+        expression = schedules.parse_cron(request.expression)
+    except CronError as exc:
+        return {"is_valid": False, "description": None, "next_runs": [], "error": str(exc)}
+    runs = []
+    after = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
+    for _ in range(request.count):
+        nxt = expression.next_after(zone, after)
+        if nxt is None:
+            break
+        runs.append(iso(nxt))
+        after = nxt
+    return {
+        "is_valid": True,
+        "description": schedules.describe_cron(request.expression),
+        "next_runs": runs,
+        "error": None,
+    }
+
+
+def preview(body: Any, now: datetime) -> dict[str, Any]:
+    request = parse_model(PreviewRequest, body, ("body",))
+    problem = schedules.zone_error(request.timezone, ("body", "timezone"))
+    if problem:
+        raise InvalidInput([problem])
+    zone = tzmath.get_zone(request.timezone)
+    start = now if request.start is None else schedules.local_instant(request.start, zone)
+    schedule = schedules.compile_schedule(request, anchor=start)
+    first = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
+    return {"next_runs": [iso(t) for t in schedule.upcoming(first, request.count)]}
+
+
+def cron_presets() -> dict[str, dict[str, str]]:
+    return {
+        name: {"expression": expr, "description": schedules.describe_cron(expr)}
+        for name, expr in CRON_PRESETS.items()
+    }

@@ -1,0 +1,81 @@
+"""The task registry: the only way a job's `task_name` becomes code.
+
+Names are explicit strings chosen by the task's author. Nothing is ever imported by a name that
+came from a request, so a job definition cannot make a worker run arbitrary code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TaskFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a task knows about the run it is part of.
+
+    `(job_id, scheduled_for)` identifies the run: a task with side effects outside NEXUS can
+    use it as an idempotency key, since a run may be attempted more than once.
+    """
+
+    job_id: int
+    scheduled_for: datetime
+    execution_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    func: TaskFunc
+    timeout_seconds: float | None
+    description: str
+
+
+class UnknownTask(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"task '{name}' is not registered; registered tasks: {', '.join(known)}")
+        self.name = name
+
+
+class DuplicateTask(ValueError):
+    pass
+
+
+class TaskRegistry:
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def task(self, name: str, *, timeout: float | None = None) -> Callable[[TaskFunc], TaskFunc]:
+        """Register the decorated function as `name`; it is called as `func(ctx, *args, **kw)`."""
+        if not name or len(name) > 200:
+            raise ValueError("a task name must be 1-200 characters")
+
+        def register(func: TaskFunc) -> TaskFunc:
+            if name in self._tasks:
+                raise DuplicateTask(f"task '{name}' is already registered")
+            doc = (func.__doc__ or "").strip().splitlines()
+            self._tasks[name] = Task(name, func, timeout, doc[0] if doc else "")
+            return func
+
+        return register
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(name, self.names()) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+
+registry = TaskRegistry()
+task = registry.task

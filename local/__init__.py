@@ -1,0 +1,1 @@
+"""Running NEXUS on this machine: an embedded AWS (moto) and the API on port 8000."""

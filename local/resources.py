@@ -1,0 +1,37 @@
+"""Create the tables and queues that infra/ creates on AWS, on any endpoint (moto here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.store import table_definition
+
+
+def ensure_table(dynamodb: Any, table_name: str) -> None:
+    try:
+        dynamodb.create_table(**table_definition(table_name))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(TableName=table_name)
+
+
+def ensure_queue(sqs: Any, queue_name: str, *, visibility_timeout: int = 120) -> str:
+    """The work queue and its dead-letter queue; returns the work queue's URL."""
+    dlq_url = sqs.create_queue(
+        QueueName=f"{queue_name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    url: str = sqs.create_queue(
+        QueueName=queue_name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+    return url

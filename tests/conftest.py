@@ -1,0 +1,135 @@
+"""Shared fixtures: a moto-backed AWS, and the Chalice app on top of it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "NEXUS_TABLE": "nexus-test",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("NEXUS_AWS_ENDPOINT_URL", None)
+
+
+def _reset_caches() -> None:
+    import app as app_module
+    from chalicelib import aws, config
+
+    config.get_settings.cache_clear()
+    aws.client.cache_clear()
+    app_module.jobs.cache_clear()
+
+
+def _create_resources() -> None:
+    """Create the table and queues, and settle the settings on them.
+
+    chalice.test.Client patches os.environ with the stage's variables during each call; the
+    settings are read once and cached here first, so the app uses the test's resources.
+    """
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from local.resources import ensure_queue, ensure_table
+
+    _reset_caches()
+    ensure_table(client("dynamodb"), get_settings().table_name)
+    os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-test-work")
+    _reset_caches()
+    get_settings()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        _create_resources()
+        yield
+        _reset_caches()
+
+
+class Api:
+    """chalice.test.Client with JSON in and out, at the app's route paths (/v1/...)."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        payload = raw if raw is not None else (None if body is None else json.dumps(body))
+        response = getattr(self.http, method)(path, headers=hdrs, body=payload)
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.call("get", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.call("post", path, body, **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.call("put", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.call("delete", path, **kw)
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    from chalice.test import Client
+
+    from app import app
+
+    # The Client sets the stage's environment variables from .chalice/config.json.
+    with mock_aws(), Client(app) as client:
+        _create_resources()
+        yield Api(client.http)
+        _reset_caches()
+
+
+@pytest.fixture
+def contract_job() -> dict[str, Any]:
+    """The job of the contract's 'Create Job' example, as it stands."""
+    return {
+        "name": "Daily Report",
+        "description": "Generate daily analytics report",
+        "job_type": "cron",
+        "cron_expression": "0 9 * * 1-5",
+        "interval_seconds": None,
+        "scheduled_time": None,
+        "calendar_rule": None,
+        "task_name": "tasks.generate_report",
+        "task_args": [],
+        "task_kwargs": {"format": "pdf"},
+        "timezone": "US/Eastern",
+        "is_active": True,
+        "max_retries": 3,
+        "retry_delay": 60,
+        "retry_backoff": True,
+        "priority": 5,
+        "tags": ["report", "analytics"],
+        "metadata": {},
+        "created_by": "admin",
+    }
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)

@@ -7,6 +7,7 @@ queues; the API is served at http://HOST:PORT/api/v1 through Chalice's own local
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.server import ThreadedMotoServer
 
+    # moto's server logs every AWS call it answers; the API's own request log is enough.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.moto_port, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
@@ -43,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_PROFILE", None)
 
     from chalicelib.aws import client
+    from chalicelib.config import get_settings
     from local.resources import ensure_queue, ensure_table
 
     ensure_table(client("dynamodb"), os.environ["NEXUS_TABLE"])
     os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-local-work")
+    get_settings.cache_clear()  # read again, now that the queue exists
 
     from app import app
     from local.gateway import make_server

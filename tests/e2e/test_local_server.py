@@ -97,6 +97,10 @@ def test_the_api_is_served_under_api_v1_with_keep_alive(conn):
     assert request(conn, "GET", f"/api/v1/jobs/{job['id']}") == (200, job)
     status, listed = request(conn, "GET", "/api/v1/jobs?limit=5")
     assert status == 200 and job["id"] in [j["id"] for j in listed]
+    status, started = request(conn, "POST", f"/api/v1/jobs/{job['id']}/execute", {"task_args": [1]})
+    assert status == 200, started
+    status, runs = request(conn, "GET", f"/api/v1/jobs/{job['id']}/executions")
+    assert status == 200 and [r["task_id"] for r in runs] == [started["task_id"]]
     status, stats = request(conn, "GET", "/api/v1/jobs/stats/overview")
     assert status == 200 and stats["total_jobs"] >= 1
     assert request(conn, "DELETE", f"/api/v1/jobs/{job['id']}") == (204, None)

@@ -10,14 +10,16 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalice.app import Chalice, Request, Response
+from chalice.app import Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
 from chalicelib.aws import client
-from chalicelib.config import get_settings
+from chalicelib.config import dlq_name, get_settings, queue_name
+from chalicelib.dispatch import Dispatcher
 from chalicelib.errors import (
     BadRequest,
     ConcurrentUpdate,
@@ -27,10 +29,10 @@ from chalicelib.errors import (
     NexusError,
     PayloadTooLarge,
 )
-from chalicelib.models import Execution
 from chalicelib.queue import WorkQueue
 from chalicelib.store import Store
 from chalicelib.tasks import registry
+from chalicelib.worker import Worker
 
 app = Chalice(app_name="nexus-scheduler")
 log = logging.getLogger("nexus.api")
@@ -46,14 +48,30 @@ def now() -> datetime:
 
 
 @functools.lru_cache(maxsize=1)
+def store() -> Store:
+    return Store(client("dynamodb"), get_settings().table_name)
+
+
+@functools.lru_cache(maxsize=1)
+def work_queue() -> WorkQueue:
+    return WorkQueue(client("sqs"), get_settings().queue_url)
+
+
+@functools.lru_cache(maxsize=1)
+def dispatcher() -> Dispatcher:
+    retention = timedelta(days=get_settings().history_days)
+    return Dispatcher(store(), work_queue(), retention=retention)
+
+
+@functools.lru_cache(maxsize=1)
 def jobs() -> service.JobService:
-    settings = get_settings()
-    queue = WorkQueue(client("sqs"), settings.queue_url)
+    return service.JobService(store(), registry, dispatcher(), work_queue())
 
-    def enqueue(execution: Execution) -> None:
-        queue.send(execution)
 
-    return service.JobService(Store(client("dynamodb"), settings.table_name), registry, enqueue)
+@functools.lru_cache(maxsize=1)
+def worker_engine() -> Worker:
+    retention = timedelta(days=get_settings().history_days)
+    return Worker(store(), work_queue(), registry, retention=retention)
 
 
 # -- one place where domain errors become HTTP --------------------------------------------
@@ -249,3 +267,64 @@ def cron_presets() -> Any:
 @api
 def preview_schedule() -> Any:
     return service.preview(body(), now())
+
+
+# -- the engine ---------------------------------------------------------------------------
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def tick(event: Any) -> dict[str, Any]:
+    """Every minute: send the runs due in the coming minute, and any that are overdue."""
+    report = dispatcher().tick(now())
+    log.info("tick", extra={"tick": report.as_dict()})
+    if report.errors:
+        # Fail the invocation so the error shows in the tick's metrics; the runs that were
+        # sent stay sent, and the next tick retries the rest.
+        raise RuntimeError(f"{len(report.errors)} job(s) failed to dispatch: {report.errors[:5]}")
+    return report.as_dict()
+
+
+class RetryLater(Exception):
+    """Some messages of the batch must come back; the others were deleted already."""
+
+
+@app.on_sqs_message(queue=queue_name(), batch_size=10)
+def worker(event: SQSEvent) -> None:
+    """Run a batch of runs at once (each waits for its own second).
+
+    Chalice cannot ask Lambda for partial batch responses, so the worker deletes the
+    messages it is done with itself and fails the invocation only for the rest: a task's
+    failure is recorded and retried by NEXUS, and never sends its neighbours back.
+    """
+    records = list(event)
+    if not records:
+        return
+    engine = worker_engine()
+
+    def handle(body: str) -> bool:
+        try:
+            return engine.process(body)
+        except Exception:
+            log.exception("could not process a run; it will be delivered again")
+            return False
+
+    with ThreadPoolExecutor(max_workers=len(records)) as pool:
+        done = list(pool.map(handle, [r.body for r in records]))
+    if all(done):
+        return
+    finished = [r for r, ok in zip(records, done, strict=True) if ok]
+    if finished:
+        client("sqs").delete_message_batch(
+            QueueUrl=get_settings().queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(finished)
+            ],
+        )
+    raise RetryLater(f"{len(records) - len(finished)} of {len(records)} runs come back later")
+
+
+@app.on_sqs_message(queue=dlq_name(), batch_size=10)
+def dead_letter(event: SQSEvent) -> None:
+    """Runs the work queue gave up on: their executions are marked failed."""
+    for record in event:
+        worker_engine().dead_letter(record.body)

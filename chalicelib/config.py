@@ -15,6 +15,11 @@ class Settings:
     # Set only locally, where every AWS call goes to the embedded moto server.
     endpoint_url: str | None
     max_body_bytes: int
+    dlq_url: str | None
+    # Queue names: Chalice wires the SQS event sources by name when it deploys.
+    queue_name: str
+    dlq_name: str
+    history_days: int
 
 
 @lru_cache(maxsize=1)
@@ -25,4 +30,16 @@ def get_settings() -> Settings:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         endpoint_url=os.environ.get("NEXUS_AWS_ENDPOINT_URL") or None,
         max_body_bytes=int(os.environ.get("NEXUS_MAX_BODY_BYTES", str(64 * 1024))),
+        dlq_url=os.environ.get("NEXUS_DLQ_URL") or None,
+        queue_name=queue_name(),
+        dlq_name=dlq_name(),
+        history_days=int(os.environ.get("NEXUS_HISTORY_DAYS", "90")),
     )
+
+
+def queue_name() -> str:
+    return os.environ.get("NEXUS_QUEUE_NAME", "nexus-work")
+
+
+def dlq_name() -> str:
+    return os.environ.get("NEXUS_DLQ_NAME", "nexus-work-dlq")

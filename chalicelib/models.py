@@ -17,6 +17,7 @@ MAX_TAG_LENGTH = 50
 MAX_INTERVAL_SECONDS = 10 * 366 * 24 * 3600
 MAX_RETRIES = 10
 MAX_RETRY_DELAY = 86400
+MAX_MISFIRE_GRACE = 7 * 86400
 
 Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG_LENGTH)
@@ -58,6 +59,8 @@ class JobCreate(ScheduleFields):
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
+    misfire_grace_seconds: Annotated[int, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
+    concurrency_policy: Literal["allow", "forbid"] = "allow"
 
     @field_validator("tags")
     @classmethod
@@ -81,6 +84,8 @@ NON_NULLABLE = frozenset(
         "priority",
         "tags",
         "metadata",
+        "misfire_grace_seconds",
+        "concurrency_policy",
     }
 )
 UPDATABLE = frozenset(JobCreate.model_fields)
@@ -129,6 +134,8 @@ class Job(JobCreate):
     last_run_at: datetime | None = None
     last_run_status: str | None = None
     run_count: int = 0
+    # Runs of this job that have started and not finished (a `forbid` job allows one).
+    running_count: int = 0
     created_at: datetime
     updated_at: datetime
     # Bumped on every write: updates are conditional on it (optimistic concurrency).
@@ -179,11 +186,40 @@ class Execution(BaseModel):
     duration_seconds: float | None = None
     result: Any = None
     error: dict[str, Any] | None = None
+    # Why a run did not run (skipped, missed), and how many occurrences a `missed` record counts.
+    reason: str | None = None
+    missed_count: int | None = None
+    missed_until: datetime | None = None
+    # The worker holding a running execution, and until when; past it another may take over.
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    # When this attempt may start: the run's time, or later for a retry.
+    not_before: datetime | None = None
+    # DynamoDB TTL: the record expires after the retention period.
+    expires_at: datetime | None = None
+
+    @property
+    def start_at(self) -> datetime:
+        return self.not_before or self.scheduled_for
+
+    @property
+    def run_key(self) -> str:
+        from chalicelib.store import run_sort_key
+
+        return run_sort_key(self.scheduled_for, self.attempt)
 
     def to_api(self) -> dict[str, Any]:
         from chalicelib.timefmt import iso
 
-        out = self.model_dump()
-        for key in ("scheduled_for", "created_at", "started_at", "completed_at"):
+        out = self.model_dump(exclude={"lease_owner", "expires_at"})
+        for key in (
+            "scheduled_for",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "missed_until",
+            "lease_until",
+            "not_before",
+        ):
             out[key] = iso(getattr(self, key))
         return out

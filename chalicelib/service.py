@@ -6,7 +6,6 @@ The service never reads the clock: every operation that depends on time takes `n
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import schedules, tzmath
 from chalicelib.cron import CronError
+from chalicelib.dispatch import Dispatcher, execution_id
 from chalicelib.errors import FieldError, InvalidInput
 from chalicelib.models import (
     NON_NULLABLE,
@@ -27,6 +27,7 @@ from chalicelib.models import (
     ListJobsQuery,
     PreviewRequest,
 )
+from chalicelib.queue import WorkQueue
 from chalicelib.store import Store
 from chalicelib.tasks import TaskRegistry
 from chalicelib.timefmt import iso
@@ -93,10 +94,25 @@ def _normalize_times(job: JobCreate) -> JobCreate:
 
 
 class JobService:
-    def __init__(self, store: Store, registry: TaskRegistry, enqueue: Callable[[Execution], None]):
+    def __init__(
+        self,
+        store: Store,
+        registry: TaskRegistry,
+        dispatcher: Dispatcher,
+        queue: WorkQueue,
+    ) -> None:
         self._store = store
         self._registry = registry
-        self._enqueue = enqueue
+        self._dispatcher = dispatcher
+        self._queue = queue
+
+    def _dispatch_soon(self, job: Job, now: datetime) -> Job:
+        """Runs due before the next tick start on time: send them now, as the tick would."""
+        due_soon = job.next_run_at is not None and job.next_run_at <= now + self._dispatcher.window
+        if job.is_active and due_soon:
+            self._dispatcher.dispatch_job(job, now)
+            return self._store.get_job(job.id)
+        return job
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -113,7 +129,7 @@ class JobService:
             updated_at=now,
         )
         self._store.create_job(job)
-        return job
+        return self._dispatch_soon(job, now)
 
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
@@ -173,7 +189,7 @@ class JobService:
             if schedule_changed or not before.is_active:
                 after.next_run_at = schedule.next_after(now)
         self._store.replace_job(before, after)
-        return after
+        return self._dispatch_soon(after, now)
 
     def delete_job(self, job_id: int) -> None:
         self._store.delete_job(self._store.get_job(job_id))
@@ -207,7 +223,7 @@ class JobService:
             after.next_run_at = None
             after.status = "paused"
         self._store.replace_job(before, after)
-        return after
+        return self._dispatch_soon(after, now)
 
     @staticmethod
     def _resumed_status(job: Job) -> Any:
@@ -263,7 +279,7 @@ class JobService:
         execution_time = now.astimezone(UTC)
         task_id = str(uuid.uuid4())
         execution = Execution(
-            id=f"{job.id}-{execution_time:%Y%m%dT%H%M%S.%fZ}-1",
+            id=execution_id(job.id, execution_time, 1),
             job_id=job.id,
             status="pending",
             trigger="manual",
@@ -274,9 +290,10 @@ class JobService:
             task_args=job.task_args if request.task_args is None else request.task_args,
             task_kwargs=job.task_kwargs if request.task_kwargs is None else request.task_kwargs,
             created_at=now,
+            expires_at=now + self._dispatcher.retention,
         )
         self._store.put_execution(execution)
-        self._enqueue(execution)
+        self._queue.send([execution], now)
         return execution
 
     def list_executions(self, job_id: int, query: dict[str, str]) -> list[Execution]:

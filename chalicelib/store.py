@@ -7,8 +7,7 @@ One table holds everything, keyed by `pk`/`sk`:
 | job             | `JOB#<id>`    | `JOB`                               |
 | execution       | `JOB#<id>`    | `RUN#<scheduled_for>#<attempt>`     |
 | job id sequence | `META`        | `SEQ#JOB`                           |
-| counters        | `META`        | `COUNTERS`                          |
-| hourly bucket   | `META`        | `HOUR#<yyyy-mm-ddThh>`              |
+| counters        | `META`        | `COUNTERS#<shard>`                  |
 
 A job's history lives in the job's own partition, so it is one Query. Two global indexes:
 
@@ -18,15 +17,18 @@ A job's history lives in the job's own partition, so it is one Query. Two global
 - `by_due` (`due_pk`, `due_sk` = `next_run_at#id`), sparse: only jobs with a next run that
   are active carry its keys. The engine reads the due runs from it.
 
-Counters are updated in the same transaction as the change they count, so the overview stats
-are one read that is always right.
+Job counters are updated in the same transaction as the change they count; execution
+counters by the worker, with hourly counts in the same items. The overview stats are one
+BatchGetItem of the counter shards, whatever is stored.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -57,9 +59,33 @@ _TIME_FIELDS = (
     "scheduled_for",
     "started_at",
     "completed_at",
+    "missed_until",
+    "lease_until",
+    "not_before",
 )
+# Written by the engine only: an API update never touches them, so it cannot undo a run's record.
+ENGINE_FIELDS = frozenset({"last_run_at", "last_run_status", "run_count", "running_count"})
+COUNTER_SHARDS = 8
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class DueEntry:
+    """One entry of the due index: a job's next run, or a pending retry to send."""
+
+    pk: str
+    sk: str
+    due_at: datetime
+    priority: int
+
+    @property
+    def job_id(self) -> int:
+        return int(self.pk.removeprefix("JOB#"))
+
+    @property
+    def is_job(self) -> bool:
+        return self.sk == "JOB"
 
 
 def job_key(job_id: int) -> dict[str, Any]:
@@ -72,10 +98,6 @@ def run_sort_key(scheduled_for: datetime, attempt: int) -> str:
 
 def due_shard(job_id: int) -> str:
     return f"DUE#{job_id % DUE_SHARDS}"
-
-
-def hour_bucket(instant: datetime) -> str:
-    return f"HOUR#{instant:%Y-%m-%dT%H}"
 
 
 def _dump(item: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +119,12 @@ def _plain(value: Any) -> Any:
 
 
 def _to_item(model: Job | Execution) -> dict[str, Any]:
-    data = model.model_dump()
+    return _to_item_fields(model.model_dump(exclude={"expires_at"}))
+
+
+def _to_item_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Map some fields of a model the way `_to_item` maps a whole one."""
+    data = dict(fields)
     for key in _JSON_FIELDS:
         if key in data:
             data[key] = json.dumps(data[key], separators=(",", ":"))
@@ -189,17 +216,37 @@ class Store:
         )
 
     def replace_job(self, before: Job, after: Job) -> None:
-        """Write `after` over `before`, only if nobody changed the job in between."""
+        """Write the caller-owned fields of `after`, only if nobody changed the job since `before`.
+
+        An update, not a put: the engine's fields (last run, run counts) may change at any
+        moment while a run finishes, and an API write must not undo them.
+        """
+        item = job_item(after)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":expected": {"N": str(before.version)}}
+        sets, removes = [], []
+        for i, (key, value) in enumerate(sorted(item.items())):
+            if key in ("pk", "sk") or key in ENGINE_FIELDS:
+                continue
+            names[f"#f{i}"] = key
+            values[f":v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+        if "due_pk" not in item:
+            names["#dp"], names["#ds"] = "due_pk", "due_sk"
+            removes = ["#dp", "#ds"]
+        names["#v"] = "version"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     {
-                        "Put": {
+                        "Update": {
                             "TableName": self._table,
-                            "Item": job_item(after),
+                            "Key": job_key(after.id),
+                            "UpdateExpression": expression,
                             "ConditionExpression": "#v = :expected",
-                            "ExpressionAttributeNames": {"#v": "version"},
-                            "ExpressionAttributeValues": {":expected": {"N": str(before.version)}},
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
                         }
                     },
                     self._counter_update(active_jobs=_active_delta(before, after)),
@@ -309,13 +356,16 @@ class Store:
 
     # -- executions ---------------------------------------------------------------------
 
-    def put_execution(self, execution: Execution) -> bool:
+    def put_execution(self, execution: Execution, **extra: Any) -> bool:
         """Record an execution, once per run identity. False if it was already recorded."""
         item = _to_item(execution)
         item.update(
             pk=f"JOB#{execution.job_id}",
             sk=run_sort_key(execution.scheduled_for, execution.attempt),
+            **extra,
         )
+        if execution.expires_at is not None:
+            item["expires_at"] = int(execution.expires_at.timestamp())
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -342,15 +392,285 @@ class Store:
         )
         return [Execution.model_validate(_from_item(raw)) for raw in items[skip:wanted]]
 
+    # -- the engine ---------------------------------------------------------------------
+
+    def query_due(self, until: datetime) -> list[DueEntry]:
+        """Everything due at or before `until`, from every shard of the sparse `by_due` index.
+
+        Reads are proportional to what is due, not to what is stored. The index is eventually
+        consistent: callers re-read from the table before they act.
+        """
+        bound = f"{sortable(until)}#~"
+        entries = []
+        for shard in range(DUE_SHARDS):
+            for raw in self._query_all(
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_pk = :p AND due_sk <= :until",
+                ExpressionAttributeValues={":p": {"S": f"DUE#{shard}"}, ":until": {"S": bound}},
+            ):
+                item = _load(raw)
+                entries.append(
+                    DueEntry(
+                        pk=item["pk"],
+                        sk=item["sk"],
+                        due_at=parse_stored(item["due_sk"].split("#")[0]) or datetime.min,
+                        priority=int(item.get("priority", 5)),
+                    )
+                )
+        return entries
+
+    def claim_job(self, job: Job, new_next: datetime | None) -> bool:
+        """Advance the job's next run, only if it is still `job.next_run_at` and active.
+
+        This is the claim: of two ticks that planned the same runs, one advances the job and
+        the other's condition fails.
+        """
+        assert job.next_run_at is not None
+        names = {"#next": "next_run_at", "#active": "is_active"}
+        values: dict[str, Any] = {
+            ":old": {"S": sortable(job.next_run_at)},
+            ":true": {"BOOL": True},
+        }
+        if new_next is None:
+            names.update({"#dp": "due_pk", "#ds": "due_sk"})
+            expression = "REMOVE #next, #dp, #ds"
+        else:
+            names["#ds"] = "due_sk"
+            values[":new"] = {"S": sortable(new_next)}
+            values[":due"] = {"S": f"{sortable(new_next)}#{job.id:012d}"}
+            expression = "SET #next = :new, #ds = :due"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=job_key(job.id),
+                UpdateExpression=expression,
+                ConditionExpression="#next = :old AND #active = :true",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def get_execution(self, job_id: int, run_key: str) -> Execution | None:
+        out = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": run_key}},
+            ConsistentRead=True,
+        )
+        if "Item" not in out:
+            return None
+        return Execution.model_validate(_from_item(out["Item"]))
+
+    def put_due_execution(self, execution: Execution, due_at: datetime) -> bool:
+        """Record a pending execution that the tick sends when `due_at` comes (long delays)."""
+        return self.put_execution(
+            execution,
+            due_pk=due_shard(execution.job_id),
+            due_sk=f"{sortable(due_at)}#{execution.job_id:012d}",
+        )
+
+    def release_due_execution(self, job_id: int, run_key: str) -> bool:
+        """Take a pending execution out of the due index once it is sent; False if gone."""
+        return self._update_execution(
+            job_id,
+            run_key,
+            "REMOVE #dp, #ds",
+            "attribute_exists(#dp)",
+            {"#dp": "due_pk", "#ds": "due_sk"},
+            {},
+        )
+
+    def start_execution(
+        self, execution: Execution, now: datetime, lease_until: datetime, owner: str
+    ) -> str | None:
+        """Move an execution to running under a lease.
+
+        Returns "started" (it was pending), "taken_over" (it was running under a lease that
+        has expired: its worker died), or None (someone else has it, or it is over).
+        """
+        values = {
+            ":running": {"S": "running"},
+            ":now": {"S": sortable(now)},
+            ":lease": {"S": sortable(lease_until)},
+            ":owner": {"S": owner},
+        }
+        names = {"#st": "status", "#lu": "lease_until", "#lo": "lease_owner", "#sa": "started_at"}
+        update = "SET #st = :running, #sa = :now, #lu = :lease, #lo = :owner"
+        if self._update_execution(
+            execution.job_id,
+            execution.run_key,
+            update,
+            "#st = :pending",
+            names,
+            {**values, ":pending": {"S": "pending"}},
+        ):
+            return "started"
+        if self._update_execution(
+            execution.job_id,
+            execution.run_key,
+            update,
+            "#st = :running AND #lu < :now",
+            names,
+            values,
+        ):
+            return "taken_over"
+        return None
+
+    def finish_execution(self, execution: Execution, owner: str) -> bool:
+        """Record the outcome held in `execution`, only if `owner` still holds the lease."""
+        fields = {
+            "status": execution.status,
+            "completed_at": execution.completed_at,
+            "duration_seconds": execution.duration_seconds,
+            "result": execution.result,
+            "error": execution.error,
+            "reason": execution.reason,
+        }
+        item = _dump(_to_item_fields(fields))
+        names = {f"#f{i}": k for i, k in enumerate(item)}
+        values = {f":v{i}": v for i, v in enumerate(item.values())}
+        names.update({"#lo": "lease_owner", "#lu": "lease_until", "#st0": "status"})
+        values.update({":owner": {"S": owner}, ":running": {"S": "running"}})
+        update = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(item))) + " REMOVE #lu"
+        return self._update_execution(
+            execution.job_id,
+            execution.run_key,
+            update,
+            "#st0 = :running AND #lo = :owner",
+            names,
+            values,
+        )
+
+    def settle_execution(
+        self,
+        execution: Execution,
+        status: str,
+        reason: str,
+        now: datetime,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """End an execution that will not run (or will not finish): skipped, failed...
+
+        Only from pending, or from running once its lease is over, so a finished run's record
+        is never rewritten.
+        """
+        fields = {"status": status, "reason": reason, "completed_at": now, "error": error}
+        item = _dump(_to_item_fields(fields))
+        names = {f"#f{i}": k for i, k in enumerate(item)}
+        values = {f":v{i}": v for i, v in enumerate(item.values())}
+        names.update({"#st0": "status", "#lu": "lease_until", "#dp": "due_pk", "#ds": "due_sk"})
+        values.update(
+            {
+                ":pending": {"S": "pending"},
+                ":running": {"S": "running"},
+                ":now": {"S": sortable(now)},
+            }
+        )
+        update = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(item)))
+        update += " REMOVE #lu, #dp, #ds"
+        return self._update_execution(
+            execution.job_id,
+            execution.run_key,
+            update,
+            "#st0 = :pending OR (#st0 = :running AND #lu < :now)",
+            names,
+            values,
+        )
+
+    def _update_execution(
+        self,
+        job_id: int,
+        run_key: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": run_key}},
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        try:
+            self._db.update_item(**params)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def job_run_started(self, job_id: int) -> None:
+        """One more run of the job is running; its status says so unless it is paused."""
+        self._update_job_run(
+            job_id, "ADD running_count :one", {":one": {"N": "1"}}, status="running"
+        )
+
+    def job_run_finished(
+        self, job_id: int, status: str, finished_at: datetime, started: bool = True
+    ) -> None:
+        """Record a finished run on the job: last run, counts, and the status it leaves."""
+        values: dict[str, Any] = {
+            ":one": {"N": "1"},
+            ":at": {"S": sortable(finished_at)},
+            ":last": {"S": status},
+        }
+        update = "SET last_run_at = :at, last_run_status = :last ADD run_count :one"
+        if started:
+            values[":minus"] = {"N": "-1"}
+            update += ", running_count :minus"
+        self._update_job_run(job_id, update, values, status=status)
+
+    def _update_job_run(
+        self, job_id: int, update: str, values: dict[str, Any], status: str
+    ) -> None:
+        # The status only follows the runs of an active job: a paused job stays `paused`.
+        with_status = (
+            update.replace("SET ", "SET #st = :status, ", 1)
+            if "SET " in update
+            else (f"SET #st = :status {update}")
+        )
+        for expression, condition, extra in (
+            (
+                with_status,
+                "attribute_exists(pk) AND is_active = :true",
+                {":status": {"S": status}, ":true": {"BOOL": True}},
+            ),
+            (update, "attribute_exists(pk)", {}),
+        ):
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": job_key(job_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {**values, **extra},
+            }
+            if "#st" in expression:
+                params["ExpressionAttributeNames"] = {"#st": "status"}
+            try:
+                self._db.update_item(**params)
+                return
+            except ClientError as exc:
+                if not _is_condition_failure(exc):
+                    raise
+        # The job is gone: its history went with it, nothing to record.
+
     # -- statistics ---------------------------------------------------------------------
 
     def _counter_update(self, **deltas: int) -> dict[str, Any]:
+        """A transaction item adding to the job counters (kept on shard 0)."""
         names = {f"#{k}": k for k in deltas}
         values = {f":{k}": {"N": str(v)} for k, v in deltas.items()}
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": {"pk": {"S": META}, "sk": {"S": COUNTERS}},
+                "Key": {"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#0"}},
                 "UpdateExpression": "ADD " + ", ".join(f"#{k} :{k}" for k in deltas),
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -358,42 +678,67 @@ class Store:
         }
 
     def add_to_counters(self, now: datetime, **deltas: int | float) -> None:
-        """Add to the counters; `executions_started` also counts in the hour bucket of `now`."""
+        """Add to the execution counters, in one write.
+
+        Counters are spread over `COUNTER_SHARDS` items, since every run writes them and one
+        DynamoDB item takes about 1,000 writes a second. `total_executions` is also counted
+        in the item's map of hourly counts (for `last_24h_executions`); hours older than a
+        day are dropped from the map as it is written.
+        """
+        shard = random.randrange(COUNTER_SHARDS)
         names = {f"#{k}": k for k in deltas}
-        values = {f":{k}": {"N": repr(v)} for k, v in deltas.items()}
-        self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": META}, "sk": {"S": COUNTERS}},
-            UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in deltas),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-        if deltas.get("total_executions"):
+        values: dict[str, Any] = {f":{k}": {"N": repr(v)} for k, v in deltas.items()}
+        expression = "ADD " + ", ".join(f"#{k} :{k}" for k in deltas)
+        started = deltas.get("total_executions")
+        if started:
+            names.update({"#hours": "hours", "#h": f"{now:%Y-%m-%dT%H}"})
+            values.update({":started": {"N": repr(started)}, ":zero": {"N": "0"}})
+            expression += " SET #hours.#h = if_not_exists(#hours.#h, :zero) + :started"
+            stale = [f"{now - timedelta(hours=h):%Y-%m-%dT%H}" for h in range(25, 31)]
+            names.update({f"#old{i}": hour for i, hour in enumerate(stale)})
+            expression += " REMOVE " + ", ".join(f"#hours.#old{i}" for i in range(len(stale)))
+        key = {"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{shard}"}}
+        params = {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        try:
+            self._db.update_item(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ValidationException" or not started:
+                raise
+            # The first count on this shard: its map of hours does not exist yet.
             self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": META}, "sk": {"S": hour_bucket(now)}},
-                UpdateExpression="ADD executions :n",
-                ExpressionAttributeValues={":n": {"N": str(deltas["total_executions"])}},
+                Key=key,
+                UpdateExpression="SET #hours = if_not_exists(#hours, :empty)",
+                ExpressionAttributeNames={"#hours": "hours"},
+                ExpressionAttributeValues={":empty": {"M": {}}},
             )
+            self._db.update_item(**params)
 
     def read_stats(self, now: datetime) -> dict[str, Any]:
-        """Counters plus the last 24 hourly buckets: one BatchGetItem of 25 items."""
-        from datetime import timedelta
-
-        hours = [hour_bucket(now - timedelta(hours=h)) for h in range(HOURS_IN_STATS)]
-        keys = [{"pk": {"S": META}, "sk": {"S": sk}} for sk in [COUNTERS, *hours]]
-        items: dict[str, dict[str, Any]] = {}
+        """Every counter shard, summed: one BatchGetItem of `COUNTER_SHARDS` items."""
+        keys = [{"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{i}"}} for i in range(COUNTER_SHARDS)]
+        totals: dict[str, Any] = {}
+        hours: dict[str, int] = {}
         pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
         while pending:
             out = self._db.batch_get_item(RequestItems=pending)
             for raw in out["Responses"].get(self._table, []):
-                items[raw["sk"]["S"]] = _load(raw)
+                for name, value in _load(raw).items():
+                    if name == "hours":
+                        for hour, count in value.items():
+                            hours[hour] = hours.get(hour, 0) + count
+                    elif isinstance(value, int | float) and not isinstance(value, bool):
+                        totals[name] = totals.get(name, 0) + value
             pending = out.get("UnprocessedKeys") or {}
-        counters = items.get(COUNTERS, {})
-        counters["last_24h_executions"] = sum(
-            items.get(sk, {}).get("executions", 0) for sk in hours
-        )
-        return counters
+        recent = {f"{now - timedelta(hours=h):%Y-%m-%dT%H}" for h in range(HOURS_IN_STATS)}
+        totals["last_24h_executions"] = sum(n for hour, n in hours.items() if hour in recent)
+        return totals
 
     # -- helpers ------------------------------------------------------------------------
 

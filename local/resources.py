@@ -17,6 +17,13 @@ def ensure_table(dynamodb: Any, table_name: str) -> None:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
     dynamodb.get_waiter("table_exists").wait(TableName=table_name)
+    # Execution records expire after the retention period (NEXUS_HISTORY_DAYS).
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
 
 
 def ensure_queue(sqs: Any, queue_name: str, *, visibility_timeout: int = 120) -> str:

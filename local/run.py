@@ -24,17 +24,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="no line per request")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("NEXUS_STATE_DIR") or ROOT / ".local" / "state"),
+        help="where the table is kept between runs (default .local/state)",
+    )
+    parser.add_argument(
+        "--no-engine", action="store_true", help="serve the API only: no tick, no queue workers"
+    )
     args = parser.parse_args(argv)
 
     from moto.server import ThreadedMotoServer
 
     # moto's server logs every AWS call it answers; the API's own request log is enough.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # The tick and the workers log their failures rather than raise them: show them, timed.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.moto_port, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    queue_name = "nexus-local-work"
+    dlq_name = f"{queue_name}-dlq"
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "local",
@@ -42,36 +57,89 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             "NEXUS_AWS_ENDPOINT_URL": endpoint,
             "NEXUS_TABLE": os.environ.get("NEXUS_TABLE", "nexus-local"),
+            "NEXUS_QUEUE_NAME": queue_name,
+            "NEXUS_DLQ_NAME": dlq_name,
         }
     )
     os.environ.pop("AWS_PROFILE", None)
 
     from chalicelib.aws import client
     from chalicelib.config import get_settings
+    from local.engine import SqsPoller, TickLoop
     from local.resources import ensure_queue, ensure_table
+    from local.state import Snapshotter, requeue_unfinished, restore
 
-    ensure_table(client("dynamodb"), os.environ["NEXUS_TABLE"])
-    os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-local-work")
-    get_settings.cache_clear()  # read again, now that the queue exists
+    try:
+        table = os.environ["NEXUS_TABLE"]
+        dynamodb, sqs = client("dynamodb"), client("sqs")
+        ensure_table(dynamodb, table)
+        queue_url = ensure_queue(sqs, queue_name)
+        dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+        os.environ["NEXUS_QUEUE_URL"] = queue_url
+        os.environ["NEXUS_DLQ_URL"] = dlq_url
+        get_settings.cache_clear()  # read again, now that the queues exist
 
-    from app import app
-    from local.gateway import make_server
+        restored = restore(dynamodb, table, args.state_dir)
+        # The previous run's messages went with its embedded AWS. Without the engine nothing
+        # would take them, so they are sent on the next start that has one.
+        requeued = 0 if args.no_engine else requeue_unfinished(dynamodb, sqs, table, queue_url)
 
-    server = make_server(app, args.host, args.port, quiet=args.quiet)
-    stop = threading.Event()
+        import app as app_module
+        from local.gateway import make_server
 
-    def shutdown(*_: object) -> None:
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        missing = [h for h in ("tick", "worker", "dead_letter") if not hasattr(app_module, h)]
+        if missing and not args.no_engine:
+            print(f"app.py has no {', '.join(missing)} handler: run with --no-engine", flush=True)
+            return 2
 
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    print(
-        f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
-        flush=True,
-    )
-    server.serve_forever()
-    moto.stop()
+        server = make_server(app_module.app, args.host, args.port, quiet=args.quiet)
+        snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
+        tick: TickLoop | None = None
+        pollers: list[SqsPoller] = []
+        if not args.no_engine:
+            tick = TickLoop(app_module.tick, function_name="nexus-local-tick").start()
+            pollers = [
+                SqsPoller(
+                    app_module.worker, queue_url, sqs=sqs, function_name="nexus-local-worker"
+                ),
+                SqsPoller(
+                    app_module.dead_letter,
+                    dlq_url,
+                    sqs=sqs,
+                    threads=1,
+                    function_name="nexus-local-dead_letter",
+                ),
+            ]
+            for poller in pollers:
+                poller.start()
+
+        def shutdown(*_: object) -> None:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGINT, shutdown)
+        print(
+            f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
+            flush=True,
+        )
+        requeue_note = (
+            "engine off" if args.no_engine else f"{requeued} unfinished runs queued again"
+        )
+        print(f"State in {args.state_dir}: {restored} items restored ({requeue_note})", flush=True)
+        try:
+            server.serve_forever()
+        finally:
+            server.server.server_close()
+            # Workers and tick first, so the last snapshot comes after their last write. They
+            # are all told at once, so their long polls run out together, not one after another.
+            engine: list[SqsPoller | TickLoop] = [*pollers, *([tick] if tick else [])]
+            for part in engine:
+                part.request_stop()
+            for part in engine:
+                part.stop()
+            snapshotter.stop()
+    finally:
+        moto.stop()
     return 0
 
 

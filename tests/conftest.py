@@ -31,7 +31,14 @@ def _reset_caches() -> None:
 
     config.get_settings.cache_clear()
     aws.client.cache_clear()
-    app_module.jobs.cache_clear()
+    for getter in (
+        app_module.store,
+        app_module.work_queue,
+        app_module.dispatcher,
+        app_module.jobs,
+        app_module.worker_engine,
+    ):
+        getter.cache_clear()
 
 
 def _create_resources() -> None:

@@ -49,7 +49,7 @@ def minimal(**overrides: Any) -> dict[str, Any]:
     body = {
         "name": "job",
         "job_type": "interval",
-        "interval_seconds": 60,
+        "interval_seconds": 3600,
         "task_name": "nexus.echo",
     }
     body.update(overrides)

@@ -1,0 +1,294 @@
+"""The engine's Lambda triggers, played locally: EventBridge's rate rule and SQS event sources.
+
+On AWS, EventBridge calls the tick Lambda once a minute and the Lambda service polls the queues
+and calls the worker Lambdas with batches. Here two small kinds of thread do the same and call
+the very same handlers, with events and a context shaped like the ones Lambda passes, so the
+engine cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+# Moto's default account: ARNs the embedded AWS hands out carry it too.
+ACCOUNT = "123456789012"
+LAMBDA_BUDGET_SECONDS = 300.0
+DEFAULT_TICK_SECONDS = 60.0
+# Long enough that an idle poller costs little, short enough that stop() returns promptly.
+WAIT_SECONDS = 1
+# What a thread waits after a failed receive before trying again, so a dead endpoint does not
+# turn into a busy loop of errors.
+RETRY_PAUSE_SECONDS = 1.0
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that handlers read."""
+
+    def __init__(
+        self, function_name: str, region: str, budget_seconds: float = LAMBDA_BUDGET_SECONDS
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
+        # The Python runtime reads it from the environment, so on Lambda it is a string too.
+        self.memory_limit_in_mb = "512"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + budget_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        # Nothing stops a handler locally when this reaches zero; it only lets handlers that
+        # watch their budget behave as they would on Lambda.
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def tick_period_from_env() -> float:
+    return float(os.environ.get("NEXUS_TICK_SECONDS") or DEFAULT_TICK_SECONDS)
+
+
+def next_boundary(now: float, period: float) -> float:
+    """The first whole multiple of `period` (in epoch seconds) strictly after `now`."""
+    return (math.floor(now / period) + 1) * period
+
+
+def scheduled_event(instant: float, rule_arn: str, region: str) -> dict[str, Any]:
+    """What EventBridge sends a rule's target; `time` is when the rule fired, to the second."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+class TickLoop:
+    """Call the tick handler once at start, then at every whole multiple of the period.
+
+    EventBridge's `rate(1 minute)` fires at the start of each minute rather than a minute after
+    whatever moment the rule was created, so the loop follows the wall clock the same way. A
+    tick that runs longer than the period makes the loop skip to the next boundary, not fire a
+    burst to catch up: the engine finds everything that came due since on its next tick anyway.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        period: float | None = None,
+        function_name: str = "nexus-local-tick",
+        rule_name: str = "nexus-tick",
+        region: str | None = None,
+    ) -> None:
+        self.period = tick_period_from_env() if period is None else period
+        if self.period <= 0:
+            raise ValueError(f"the tick period must be positive, not {self.period}")
+        self._handler = handler
+        self._function_name = function_name
+        self._region = region or _region()
+        self._rule_arn = f"arn:aws:events:{self._region}:{ACCOUNT}:rule/{rule_name}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nexus-tick", daemon=True)
+
+    def start(self) -> TickLoop:
+        self._thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Tell the loop to end, without waiting for it: see stop()."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.request_stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the tick handler is still running after %.0f s; leaving it", timeout)
+
+    def _run(self) -> None:
+        self._fire(time.time())
+        due = next_boundary(time.time(), self.period)
+        while not self._stop.is_set():
+            delay = due - time.time()
+            if delay > 0:
+                # Waking up is checked against the wall clock again: Event.wait runs on the
+                # monotonic clock, which may drift from time.time() or see the clock set.
+                if self._stop.wait(delay):
+                    return
+                continue
+            self._fire(due)
+            due = next_boundary(max(time.time(), due), self.period)
+
+    def _fire(self, instant: float) -> None:
+        event = scheduled_event(instant, self._rule_arn, self._region)
+        try:
+            self._handler(event, LambdaContext(self._function_name, self._region))
+        except Exception:
+            # EventBridge would simply fire again next minute; so does this loop.
+            log.exception("the tick handler failed on the tick of %s", event["time"])
+
+
+def _message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """SQS's message attributes as Lambda spells them: camelCase keys, binary as base64."""
+    out: dict[str, Any] = {}
+    for name, value in attributes.items():
+        binary = value.get("BinaryValue")
+        out[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode() if binary is not None else None,
+            "stringListValues": value.get("StringListValues", []),
+            "binaryListValues": [
+                base64.b64encode(b).decode() for b in value.get("BinaryListValues", [])
+            ],
+            "dataType": value["DataType"],
+        }
+    return out
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event the Lambda service passes an SQS-triggered function, from received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": _message_attributes(m.get("MessageAttributes", {})),
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+class SqsPoller:
+    """Long-poll a queue on a few threads and hand each batch to an SQS-triggered handler.
+
+    The delete contract is Lambda's: a handler that returns has handled the whole batch, so
+    every message of it is deleted; a handler that raises has deleted what it finished itself,
+    and the rest is left alone to come back after the visibility timeout, and after the queue's
+    maxReceiveCount to go to the dead-letter queue by the queue's own redrive policy.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        queue_url: str,
+        *,
+        sqs: Any = None,
+        threads: int = 2,
+        batch_size: int = 10,
+        function_name: str = "nexus-local-worker",
+    ) -> None:
+        if sqs is None:
+            from chalicelib.aws import client
+
+            sqs = client("sqs")
+        if not 1 <= batch_size <= 10:
+            # SQS receives, and deletes in one call, at most 10 messages.
+            raise ValueError(f"batch_size must be between 1 and 10, not {batch_size}")
+        self._sqs = sqs
+        self._handler = handler
+        self._url = queue_url
+        self._batch_size = batch_size
+        self._function_name = function_name
+        self._region: str = sqs.meta.region_name
+        self._arn = ""
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{function_name}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+
+    def start(self) -> SqsPoller:
+        self._arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Tell the threads to end, without waiting: several pollers then wind down at once."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Each thread notices within one long poll, after the batch it may be handling."""
+        self.request_stop()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    log.warning("%s is still in its handler; leaving it", thread.name)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = self._sqs.receive_message(
+                    QueueUrl=self._url,
+                    WaitTimeSeconds=WAIT_SECONDS,
+                    MaxNumberOfMessages=self._batch_size,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("receiving from %s failed", self._url)
+                self._stop.wait(RETRY_PAUSE_SECONDS)
+                continue
+            messages = out.get("Messages") or []
+            if messages:
+                self._deliver(messages)
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        event = sqs_event(messages, self._arn, self._region)
+        try:
+            self._handler(event, LambdaContext(self._function_name, self._region))
+        except Exception:
+            log.exception(
+                "%s failed on a batch of %d; leaving its messages to SQS",
+                self._function_name,
+                len(messages),
+            )
+            return
+        self._delete(messages)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        try:
+            out = self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+        except Exception:
+            log.exception("deleting a handled batch from %s failed; it will come back", self._url)
+            return
+        for failure in out.get("Failed") or []:
+            log.error("deleting a handled message failed; it will come back: %s", failure)

@@ -1,0 +1,207 @@
+"""Local state that outlives a restart of `make run`.
+
+The embedded AWS keeps everything in memory, so the table is written to a file now and then
+(`<folder>/<table>.jsonl`, one item a line, in DynamoDB JSON as DynamoDB's own exports write
+it) and written back into the fresh table on the next start. Queue messages are not kept:
+`requeue_unfinished` sends again the runs the previous process had not finished.
+
+A snapshot is a Scan, so it is not a point-in-time copy of a table that is being written to;
+for a development stack that stops on Ctrl-C, after the engine has stopped, that is enough.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chalicelib.models import Execution
+from chalicelib.queue import WorkQueue
+from chalicelib.store import _from_item
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_SECONDS = 5.0
+BATCH_WRITE_LIMIT = 25
+UNFINISHED = ("pending", "running")
+
+
+def state_file(folder: str | os.PathLike[str], table_name: str) -> Path:
+    return Path(folder) / f"{table_name}.jsonl"
+
+
+# JSON has no bytes: binary values are written as base64 text, as DynamoDB's exports do.
+def _to_json(value: dict[str, Any]) -> dict[str, Any]:
+    (kind, inner), *_ = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(inner).decode()}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(b).decode() for b in inner]}
+    if kind == "M":
+        return {"M": {k: _to_json(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_to_json(v) for v in inner]}
+    return value
+
+
+def _from_json(value: dict[str, Any]) -> dict[str, Any]:
+    (kind, inner), *_ = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in inner]}
+    if kind == "M":
+        return {"M": {k: _from_json(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_from_json(v) for v in inner]}
+    return value
+
+
+def encode_item(item: dict[str, Any]) -> str:
+    return json.dumps({k: _to_json(v) for k, v in item.items()}, sort_keys=True)
+
+
+def decode_item(line: str) -> dict[str, Any]:
+    return {k: _from_json(v) for k, v in json.loads(line).items()}
+
+
+def _scan(dynamodb: Any, table_name: str, **params: Any) -> Iterator[dict[str, Any]]:
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table_name, ConsistentRead=True, **params
+    ):
+        yield from page.get("Items", [])
+
+
+def snapshot(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> int:
+    """Write the whole table to its file; returns how many items were written.
+
+    The items go to a temporary file in the same folder, which then replaces the old file in
+    one rename: a snapshot cut short, by an error or by the process being killed, leaves the
+    previous snapshot whole rather than half of a new one.
+    """
+    target = state_file(folder, table_name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for item in _scan(dynamodb, table_name):
+                out.write(encode_item(item) + "\n")
+                count += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def restore(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> int:
+    """Write every item of the table's file back into the table; returns how many."""
+    source = state_file(folder, table_name)
+    if not source.exists():
+        return 0
+    count = 0
+    batch: list[dict[str, Any]] = []
+    with source.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            batch.append({"PutRequest": {"Item": decode_item(line)}})
+            if len(batch) == BATCH_WRITE_LIMIT:
+                _write_batch(dynamodb, table_name, batch)
+                count += len(batch)
+                batch = []
+    if batch:
+        _write_batch(dynamodb, table_name, batch)
+        count += len(batch)
+    return count
+
+
+def _write_batch(dynamodb: Any, table_name: str, requests: list[dict[str, Any]]) -> None:
+    pending: dict[str, Any] = {table_name: requests}
+    pause = 0.05
+    while pending:
+        out = dynamodb.batch_write_item(RequestItems=pending)
+        pending = out.get("UnprocessedItems") or {}
+        if pending:
+            # Unprocessed items mean the table is throttling: back off before asking again.
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str) -> int:
+    """Send again the message of every pending or running execution; returns how many.
+
+    The previous process's queue went with it, so without this a restored run that had not
+    finished would stay pending forever. The messages go through the engine's own WorkQueue,
+    so they are the ones it sends (`message_for`), delayed the same way until the attempt's
+    time when that is still ahead.
+    """
+    unfinished = [
+        Execution.model_validate(_from_item(raw))
+        for raw in _scan(
+            dynamodb,
+            table_name,
+            FilterExpression="begins_with(sk, :run) AND #status IN (:pending, :running)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":run": {"S": "RUN#"},
+                ":pending": {"S": UNFINISHED[0]},
+                ":running": {"S": UNFINISHED[1]},
+            },
+        )
+    ]
+    if unfinished:
+        WorkQueue(sqs, queue_url).send(unfinished, datetime.now(UTC))
+    return len(unfinished)
+
+
+class Snapshotter:
+    """Snapshot the table every `interval` seconds on a thread, and once more on stop()."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table_name: str,
+        folder: str | os.PathLike[str],
+        *,
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._table = table_name
+        self._folder = folder
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nexus-snapshot", daemon=True)
+
+    def start(self) -> Snapshotter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, then take the last snapshot, after whatever was written before."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._snapshot()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        try:
+            snapshot(self._dynamodb, self._table, self._folder)
+        except Exception:
+            # The previous snapshot is still whole; the next one will try again.
+            log.exception("snapshot of %s to %s failed", self._table, self._folder)

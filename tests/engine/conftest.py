@@ -1,0 +1,124 @@
+"""An engine on moto: the store, the real SQS queue, the tick and the worker, with a clock
+that tests set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.dispatch import Dispatcher
+from chalicelib.models import Execution, Job
+from chalicelib.queue import WorkQueue
+from chalicelib.store import Store, job_item
+from chalicelib.tasks import registry
+from chalicelib.worker import Worker
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Engine:
+    def __init__(self) -> None:
+        settings = get_settings()
+        self.db = client("dynamodb")
+        self.sqs = client("sqs")
+        self.queue_url = settings.queue_url
+        self.store = Store(self.db, settings.table_name)
+        self.queue = WorkQueue(self.sqs, settings.queue_url)
+        self.clock = Clock(datetime.now(UTC).replace(microsecond=0))
+        self.dispatcher = Dispatcher(self.store, self.queue)
+        self.worker = self.new_worker()
+        self._next_id = 1
+
+    def new_worker(self) -> Worker:
+        return Worker(
+            self.store,
+            self.queue,
+            registry,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            rng=lambda: 0.0,
+        )
+
+    def add_jobs(self, count: int, **fields: Any) -> list[Job]:
+        """Write jobs straight to the table in batches (creating them one by one through the
+        API costs a transaction each, which moto makes slow)."""
+        jobs = []
+        for _ in range(count):
+            data = {
+                "name": f"job {self._next_id}",
+                "job_type": "interval",
+                "interval_seconds": 3600,
+                "task_name": "nexus.echo",
+                "created_at": self.clock.now - timedelta(days=1),
+                "updated_at": self.clock.now - timedelta(days=1),
+                "next_run_at": self.clock.now,
+                **fields,
+            }
+            jobs.append(Job(id=100_000 + self._next_id, **data))
+            self._next_id += 1
+        items = [{"PutRequest": {"Item": job_item(job)}} for job in jobs]
+        for i in range(0, len(items), 25):
+            self.db.batch_write_item(RequestItems={self.store._table: items[i : i + 25]})
+        return jobs
+
+    def receive(self) -> list[str]:
+        """Every message visible now (moto delivers delayed ones when their delay is over)."""
+        bodies: list[str] = []
+        while True:
+            out = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+            )
+            messages = out.get("Messages", [])
+            if not messages:
+                return bodies
+            bodies += [m["Body"] for m in messages]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+    def executions(self, job_id: int | None = None) -> list[Execution]:
+        """All execution records (a Scan: fine in a test, never in the product)."""
+        items = []
+        params: dict[str, Any] = {"TableName": self.store._table}
+        while True:
+            out = self.db.scan(**params)
+            items += out["Items"]
+            if "LastEvaluatedKey" not in out:
+                break
+            params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        from chalicelib.store import _from_item
+
+        runs = [
+            Execution.model_validate(_from_item(i))
+            for i in items
+            if i["sk"]["S"].startswith("RUN#")
+        ]
+        return [r for r in runs if job_id is None or r.job_id == job_id]
+
+
+@pytest.fixture
+def engine(aws: None) -> Iterator[Engine]:
+    yield Engine()
+
+
+def body_of(message: str) -> dict[str, Any]:
+    return json.loads(message)  # type: ignore[no-any-return]

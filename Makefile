@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
+STATE_DIR ?= .local/state
 
 .PHONY: run test lint typecheck check clean
 
@@ -15,7 +16,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 ## run: the whole system locally: embedded AWS, the API on http://$(HOST):$(PORT)/api/v1
 run: $(BIN)/.installed
-	$(BIN)/python -m local.run --host $(HOST) --port $(PORT)
+	$(BIN)/python -m local.run --host $(HOST) --port $(PORT) --state-dir $(STATE_DIR)
 
 ## test: every test
 test: $(BIN)/.installed

@@ -312,3 +312,45 @@ def json_message(execution: Any) -> str:
     import json
 
     return json.dumps(message_for(execution))
+
+
+class ReadCounter:
+    """DynamoDB items read and calls made, from botocore's after-call events."""
+
+    def __init__(self) -> None:
+        self.items = self.calls = 0
+
+    def __call__(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls += 1
+        if model.name in ("Query", "Scan"):
+            self.items += parsed.get("ScannedCount", parsed.get("Count", 0))
+        elif model.name == "GetItem":
+            self.items += 1
+        elif model.name == "BatchGetItem":
+            self.items += sum(len(v) for v in parsed.get("Responses", {}).values())
+
+
+def test_the_ticks_reads_stay_flat_when_stored_jobs_grow_from_1000_to_10000(engine):
+    def tick_reads() -> ReadCounter:
+        counter = ReadCounter()
+        engine.db.meta.events.register("after-call.dynamodb", counter)
+        try:
+            report = engine.dispatcher.tick(engine.clock.now)
+        finally:
+            engine.db.meta.events.unregister("after-call.dynamodb", counter)
+        assert report.runs_sent == 50
+        return counter
+
+    later = engine.clock.now + timedelta(days=1)
+    engine.add_jobs(900, next_run_at=later)
+    engine.add_jobs(50, is_active=False, status="paused", next_run_at=None)
+    engine.add_jobs(50)  # due now
+    at_1000 = tick_reads()
+
+    engine.add_jobs(8_950, next_run_at=later)
+    engine.add_jobs(50)  # due now; the first 50 were claimed and are not due any more
+    at_10000 = tick_reads()
+
+    # Per due job: its index entry and one consistent read of the job. Nothing per stored job.
+    assert at_1000.items == at_10000.items == 100
+    assert at_1000.calls == at_10000.calls

@@ -436,3 +436,20 @@ def test_bad_execution_list_parameters_are_422(api, query, field):
 def test_the_execution_limit_goes_up_to_500(api):
     job = create(api)
     assert api.get(f"/v1/jobs/{job['id']}/executions?limit=500").status_code == 200
+
+
+def test_a_change_that_raced_another_is_409_and_changes_nothing(api):
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from chalicelib.errors import ConcurrentUpdate
+    from chalicelib.store import Store
+
+    job = create(api)
+    store = Store(client("dynamodb"), get_settings().table_name)
+    seen = store.get_job(job["id"])
+    assert api.put(f"/v1/jobs/{job['id']}", {"priority": 9}).status_code == 200
+    stale = seen.model_copy(update={"name": "lost update", "version": seen.version + 1})
+    with pytest.raises(ConcurrentUpdate, match="retry"):
+        store.replace_job(seen, stale)
+    stored = api.get(f"/v1/jobs/{job['id']}").json
+    assert (stored["name"], stored["priority"]) == ("job", 9)

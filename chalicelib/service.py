@@ -324,13 +324,20 @@ class JobService:
 # -- previews (no storage) --------------------------------------------------------------
 
 
-def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
-    request = parse_model(CronValidateRequest, body, ("body",))
-    problem = schedules.zone_error(request.timezone, ("body", "timezone"))
+def _zone_and_start(
+    timezone: str, start: datetime | None, now: datetime
+) -> tuple[tzmath.Zone, datetime]:
+    """A preview's zone, and the instant it starts from (a naive `start` is in that zone)."""
+    problem = schedules.zone_error(timezone, ("body", "timezone"))
     if problem:
         raise InvalidInput([problem])
-    zone = tzmath.get_zone(request.timezone)
-    start = now if request.start is None else schedules.local_instant(request.start, zone)
+    zone = tzmath.get_zone(timezone)
+    return zone, now if start is None else schedules.local_instant(start, zone)
+
+
+def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
+    request = parse_model(CronValidateRequest, body, ("body",))
+    zone, start = _zone_and_start(request.timezone, request.start, now)
     try:
         expression = schedules.parse_cron(request.expression)
     except CronError as exc:
@@ -353,11 +360,7 @@ def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
 
 def preview(body: Any, now: datetime) -> dict[str, Any]:
     request = parse_model(PreviewRequest, body, ("body",))
-    problem = schedules.zone_error(request.timezone, ("body", "timezone"))
-    if problem:
-        raise InvalidInput([problem])
-    zone = tzmath.get_zone(request.timezone)
-    start = now if request.start is None else schedules.local_instant(request.start, zone)
+    _, start = _zone_and_start(request.timezone, request.start, now)
     schedule = schedules.compile_schedule(request, anchor=start)
     first = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
     return {"next_runs": [iso(t) for t in schedule.upcoming(first, request.count)]}

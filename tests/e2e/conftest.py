@@ -32,50 +32,62 @@ def banner(server: int) -> str:
     return BANNER[0]
 
 
+class LocalServer:
+    """`python -m local.run` as a child process, on `port`, keeping its state in `state`."""
+
+    def __init__(self, port: int, state: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
+        self.port = port
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.run",
+                "--port",
+                str(port),
+                "--quiet",
+                "--state-dir",
+                str(state),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout
+        # Ready once it says where its state is: the last line it prints before serving.
+        output = []
+        for line in self.stdout:
+            output.append(line)
+            if "NEXUS API on" in line:
+                self.banner = line.strip()
+            if line.startswith("State in"):
+                break
+        else:
+            raise RuntimeError("the local server exited:\n" + "".join(output))
+        # Keep reading what it prints, so a full pipe never blocks the server.
+        self._drain = threading.Thread(target=lambda: [None for _ in self.stdout], daemon=True)
+        self._drain.start()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._drain.join(timeout=5)
+        self.stdout.close()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.run",
-            "--port",
-            str(port),
-            "--quiet",
-            "--state-dir",
-            str(tmp_path_factory.mktemp("state")),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    # The server prints its banner once the embedded AWS and the API are both listening.
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if "NEXUS API on" in line:
-            BANNER.append(line.strip())
-            break
-    else:
-        raise RuntimeError("the local server exited:\n" + "".join(output))
-    # Keep reading what it prints, so a full pipe never blocks the server.
-    stdout = proc.stdout
-    drain = threading.Thread(target=lambda: [None for _ in stdout], daemon=True)
-    drain.start()
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    drain.join(timeout=5)
-    stdout.close()
+    local = LocalServer(free_port(), tmp_path_factory.mktemp("state"))
+    BANNER.append(local.banner)
+    yield local.port
+    local.stop()
 
 
 @pytest.fixture

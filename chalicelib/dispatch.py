@@ -23,6 +23,7 @@ from typing import Any
 
 from chalicelib.errors import InvalidInput, JobNotFound
 from chalicelib.models import Execution, Job
+from chalicelib.observability import emit_metrics
 from chalicelib.queue import WorkQueue
 from chalicelib.schedules import Schedule, compile_schedule
 from chalicelib.store import DueEntry, Store
@@ -101,6 +102,13 @@ def plan_runs(
     )
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    job: Job
+    plan: RunPlan
+    executions: list[Execution]
+
+
 @dataclass
 class TickReport:
     due_entries: int = 0
@@ -144,56 +152,105 @@ class Dispatcher:
         entries = self._store.query_due(now + self.window)
         report.due_entries = len(entries)
         entries.sort(key=lambda e: (-e.priority, e.due_at))
+        # Jobs are prepared (runs recorded) a few at a time, then their runs are sent together
+        # in batches of 10 and only then claimed: the order that makes a crash harmless.
+        prepared: list[_Prepared] = []
         for entry in entries:
-            if report.runs_sent >= self.max_runs_per_tick:
+            if report.runs_sent + sum(len(p.executions) for p in prepared) >= (
+                self.max_runs_per_tick
+            ):
                 report.deferred += 1
                 continue
             try:
                 if entry.is_job:
-                    self._dispatch(entry.job_id, now, None, report)
+                    ready = self._prepare(entry.job_id, now, None, report)
+                    if ready is not None:
+                        prepared.append(ready)
                 else:
                     self._send_due_execution(entry, now, report)
             except Exception as exc:  # one bad job must not stop the others
-                log.exception("dispatch failed", extra={"job_id": entry.job_id})
+                fields: dict[str, Any] = {"job_id": entry.job_id}
+                if not entry.is_job:
+                    fields["run_key"] = entry.sk
+                log.exception("dispatch failed", extra=fields)
                 report.errors.append(f"job {entry.job_id}: {type(exc).__name__}: {exc}")
+            if sum(len(p.executions) for p in prepared) >= 10 or len(prepared) >= 25:
+                self._commit(prepared, now, report)
+                prepared = []
+        self._commit(prepared, now, report)
+        _emit_missed(report)
         return report
 
     def dispatch_job(self, job: Job, now: datetime) -> int:
         """Send the runs of `job` due before the next tick; the API calls this on changes."""
         report = TickReport()
         self._dispatch(job.id, now, job, report)
+        _emit_missed(report)
         return report.runs_sent
 
     def _dispatch(self, job_id: int, now: datetime, job: Job | None, report: TickReport) -> None:
+        """Prepare and commit one job (what an overlapping tick does with a stale read)."""
+        ready = self._prepare(job_id, now, job, report)
+        if ready is not None:
+            self._commit([ready], now, report)
+
+    def _prepare(
+        self, job_id: int, now: datetime, job: Job | None, report: TickReport
+    ) -> _Prepared | None:
+        """Plan one job's runs and record them as pending executions (steps 1 of 3)."""
         if job is None:
             try:
                 job = self._store.get_job(job_id)  # the index may be stale; the table is not
             except JobNotFound:
-                return
+                return None
         window_end = now + self.window
         if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
-            return
+            return None
         try:
             schedule = compile_schedule(job, anchor=job.created_at)
         except InvalidInput as exc:
+            log.error("stored schedule is invalid: %s", exc, extra={"job_id": job.id})
             report.errors.append(f"job {job.id}: stored schedule is invalid: {exc}")
-            return
+            return None
         plan = plan_runs(job, schedule, now, window_end, late_tolerance=self.late_tolerance)
         executions = [self._execution(job, t, now) for t in plan.runs]
         for execution in executions:
             self._store.put_execution(execution)
         if plan.missed_count:
-            self._record_missed(job, plan, now)
+            missed = self._record_missed(job, plan, now)
             report.runs_missed += plan.missed_count
-        self._queue.send(executions, now)
-        if self._store.claim_job(job, plan.next_run_at):
-            report.jobs_dispatched += 1
-            report.runs_sent += len(executions)
-            if plan.next_run_at is None and not executions and plan.missed_count:
-                # A one-off whose only run was missed is over, and did not succeed.
-                self._store.job_run_finished(job.id, "failed", now, started=False)
-        else:
-            report.claims_lost += 1
+            log.warning(
+                "runs missed",
+                extra={
+                    "job_id": job.id,
+                    "execution_id": missed.id,
+                    "status": "missed",
+                    "missed_count": plan.missed_count,
+                },
+            )
+        return _Prepared(job, plan, executions)
+
+    def _commit(self, prepared: list[_Prepared], now: datetime, report: TickReport) -> None:
+        """Send the prepared runs in batches of 10, then claim each job (steps 2 and 3)."""
+        if not prepared:
+            return
+        try:
+            self._queue.send([e for p in prepared for e in p.executions], now)
+        except Exception as exc:
+            # Nothing is claimed: the next tick finds the same runs and sends them again.
+            for p in prepared:
+                log.exception("sending runs failed", extra={"job_id": p.job.id})
+                report.errors.append(f"job {p.job.id}: {type(exc).__name__}: {exc}")
+            return
+        for p in prepared:
+            if self._store.claim_job(p.job, p.plan.next_run_at):
+                report.jobs_dispatched += 1
+                report.runs_sent += len(p.executions)
+                if p.plan.next_run_at is None and not p.executions and p.plan.missed_count:
+                    # A one-off whose only run was missed is over, and did not succeed.
+                    self._store.job_run_finished(p.job.id, "failed", now, started=False)
+            else:
+                report.claims_lost += 1
 
     def _execution(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
         return Execution(
@@ -211,26 +268,26 @@ class Dispatcher:
             expires_at=now + self.retention,
         )
 
-    def _record_missed(self, job: Job, plan: RunPlan, now: datetime) -> None:
+    def _record_missed(self, job: Job, plan: RunPlan, now: datetime) -> Execution:
         assert plan.missed_first is not None
         count = f"at least {plan.missed_count}" if plan.missed_count_capped else plan.missed_count
-        self._store.put_execution(
-            Execution(
-                id=execution_id(job.id, plan.missed_first, 1),
-                job_id=job.id,
-                status="missed",
-                trigger="scheduled",
-                scheduled_for=plan.missed_first,
-                task_id=f"{job.id}:{plan.missed_first:%Y%m%dT%H%M%SZ}",
-                task_name=job.task_name,
-                created_at=now,
-                completed_at=now,
-                missed_count=plan.missed_count,
-                missed_until=plan.missed_last or plan.missed_first,
-                reason=self._missed_reason(job, plan, count, now),
-                expires_at=now + self.retention,
-            )
+        missed = Execution(
+            id=execution_id(job.id, plan.missed_first, 1),
+            job_id=job.id,
+            status="missed",
+            trigger="scheduled",
+            scheduled_for=plan.missed_first,
+            task_id=f"{job.id}:{plan.missed_first:%Y%m%dT%H%M%SZ}",
+            task_name=job.task_name,
+            created_at=now,
+            completed_at=now,
+            missed_count=plan.missed_count,
+            missed_until=plan.missed_last or plan.missed_first,
+            reason=self._missed_reason(job, plan, count, now),
+            expires_at=now + self.retention,
         )
+        self._store.put_execution(missed)
+        return missed
 
     @staticmethod
     def _missed_reason(job: Job, plan: RunPlan, count: object, now: datetime) -> str:
@@ -249,6 +306,11 @@ class Dispatcher:
         self._queue.send([execution], now)
         if self._store.release_due_execution(entry.job_id, entry.sk):
             report.retries_sent += 1
+
+
+def _emit_missed(report: TickReport) -> None:
+    if report.runs_missed > 0:
+        emit_metrics({"RunsMissed": report.runs_missed})
 
 
 def execution_id(job_id: int, scheduled_for: datetime, attempt: int) -> str:

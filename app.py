@@ -29,12 +29,14 @@ from chalicelib.errors import (
     NexusError,
     PayloadTooLarge,
 )
+from chalicelib.observability import setup_logging
 from chalicelib.queue import WorkQueue
 from chalicelib.store import Store
 from chalicelib.tasks import registry
-from chalicelib.worker import Worker
+from chalicelib.worker import Worker, run_fields
 
 app = Chalice(app_name="nexus-scheduler")
+setup_logging()  # JSON lines on the "nexus" loggers; NEXUS_LOG_LEVEL, default INFO
 log = logging.getLogger("nexus.api")
 
 # Callers may send JSON without a JSON content type (curl -d does): the body is read as
@@ -305,7 +307,9 @@ def worker(event: SQSEvent) -> None:
         try:
             return engine.process(body)
         except Exception:
-            log.exception("could not process a run; it will be delivered again")
+            log.exception(
+                "could not process a run; it will be delivered again", extra=run_fields(body)
+            )
             return False
 
     with ThreadPoolExecutor(max_workers=len(records)) as pool:

@@ -28,6 +28,7 @@ from typing import Any
 from chalicelib.dispatch import execution_id
 from chalicelib.errors import JobNotFound
 from chalicelib.models import Execution, Job
+from chalicelib.observability import Metric, emit_metrics
 from chalicelib.queue import MAX_DELAY_SECONDS, WorkQueue
 from chalicelib.store import Store
 from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
@@ -56,6 +57,23 @@ class Message:
     def parse(cls, body: str) -> Message:
         data = json.loads(body)
         return cls(job_id=int(data["job_id"]), run_key=str(data["run_key"]))
+
+
+def run_fields(body: str) -> dict[str, Any]:
+    """`job_id` and `execution_id` of a run's message, for logs; empty if it is not one."""
+    try:
+        data = json.loads(body)
+        job_id = int(data["job_id"])
+    except (ValueError, KeyError, TypeError):
+        return {}
+    try:
+        scheduled_for = datetime.fromisoformat(str(data["scheduled_for"]).replace("Z", "+00:00"))
+        return {
+            "job_id": job_id,
+            "execution_id": execution_id(job_id, scheduled_for, int(data["attempt"])),
+        }
+    except (ValueError, KeyError, TypeError):
+        return {"job_id": job_id, "run_key": data.get("run_key")}
 
 
 def retry_delay(job: Job, attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
@@ -146,10 +164,23 @@ class Worker:
         if started == "started":
             self._store.job_run_started(job.id)
             self._store.add_to_counters(now, running_executions=1, total_executions=1)
+        fields = {"job_id": job.id, "execution_id": execution.id}
         log.info(
             "run started",
-            extra={"job_id": job.id, "execution_id": execution.id, "how": started},
+            extra={
+                **fields,
+                "how": started,
+                "trigger": execution.trigger,
+                "attempt": execution.attempt,
+            },
         )
+        started_metrics: dict[Metric, float] = {"RunsStarted": 1}
+        if started == "started" and execution.trigger == "scheduled":
+            # Lateness of a scheduled run's first start (not of retries, manual runs or a
+            # takeover after a dead worker).
+            lateness = (now - execution.scheduled_for).total_seconds()
+            started_metrics["StartLatenessSeconds"] = round(max(lateness, 0.0), 3)
+        emit_metrics(started_metrics, **fields)
         self._run(job, execution, task, timeout, owner, now)
         return True
 
@@ -209,10 +240,18 @@ class Worker:
             duration_sum=record.duration_seconds or 0.0,
             duration_count=1,
         )
+        fields = {"job_id": job.id, "execution_id": execution.id}
         log.info(
             "run finished",
-            extra={"job_id": job.id, "execution_id": execution.id, "status": record.status},
+            extra={
+                **fields,
+                "status": record.status,
+                "attempt": execution.attempt,
+                "duration_seconds": record.duration_seconds,
+                "error_type": None if record.error is None else record.error["type"],
+            },
         )
+        emit_metrics({"RunsFailed" if error is not None else "RunsSucceeded": 1}, **fields)
         if error is not None and execution.attempt <= job.max_retries:
             self._retry(job, execution, finished_at)
 
@@ -238,11 +277,24 @@ class Worker:
             }
         )
         if (not_before - now).total_seconds() <= MAX_DELAY_SECONDS:
-            if self._store.put_execution(retry):
+            scheduled = self._store.put_execution(retry)
+            if scheduled:
                 self._queue.send([retry], now)
         else:
             # Longer than SQS can delay a message: the tick sends it when it is due.
-            self._store.put_due_execution(retry, not_before)
+            scheduled = self._store.put_due_execution(retry, not_before)
+        if scheduled:
+            log.info(
+                "retry scheduled",
+                extra={
+                    "job_id": job.id,
+                    "execution_id": retry.id,
+                    "failed_execution_id": execution.id,
+                    "attempt": attempt,
+                    "not_before": not_before,
+                },
+            )
+            emit_metrics({"RunsRetried": 1}, job_id=job.id, execution_id=retry.id)
 
     def _settle(self, execution: Execution, status: str, reason: str, now: datetime) -> None:
         if self._store.settle_execution(execution, status, reason, now):
@@ -250,7 +302,12 @@ class Worker:
                 "run %s: %s",
                 status,
                 reason,
-                extra={"job_id": execution.job_id, "execution_id": execution.id},
+                extra={
+                    "job_id": execution.job_id,
+                    "execution_id": execution.id,
+                    "status": status,
+                    "reason": reason,
+                },
             )
 
     def dead_letter(self, body: str) -> None:
@@ -276,10 +333,9 @@ class Worker:
                 failed_executions=1,
                 running_executions=-int(was_running),
             )
-            log.error(
-                "run dead-lettered",
-                extra={"job_id": execution.job_id, "execution_id": execution.id},
-            )
+            fields = {"job_id": execution.job_id, "execution_id": execution.id}
+            log.error("run dead-lettered", extra={**fields, "status": "failed"})
+            emit_metrics({"RunsFailed": 1}, **fields)
 
 
 def _call_with_timeout(

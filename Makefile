@@ -4,8 +4,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 STATE_DIR ?= .local/state
+STAGE ?= dev
+STACK := nexus-$(STAGE)
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test lint typecheck check clean deploy destroy package infra-check aws-cli
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -34,3 +36,37 @@ check: test lint typecheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# -- AWS (see README "Deploying to AWS") ---------------------------------------------------
+
+aws-cli:
+	@command -v aws >/dev/null 2>&1 && aws --version 2>&1 | grep -q '^aws-cli/2' || { \
+		echo "make $(MAKECMDGOALS) needs the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"; \
+		exit 1; }
+	@case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod, not '$(STAGE)'"; exit 1;; esac
+
+## deploy: the stack (table, queues, alarms), then the Chalice app on it: make deploy STAGE=dev
+deploy: $(BIN)/.installed aws-cli
+	aws cloudformation deploy --stack-name $(STACK) --template-file infra/nexus.yaml \
+		--parameter-overrides Stage=$(STAGE) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
+		--no-fail-on-empty-changeset
+	aws cloudformation describe-stacks --stack-name $(STACK) --output json \
+		| $(BIN)/python -m infra.configure $(STAGE)
+	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
+		$(BIN)/chalice deploy --stage $(STAGE)
+
+## destroy: the Chalice app, then the stack (prod's table is deletion-protected)
+destroy: $(BIN)/.installed aws-cli
+	$(BIN)/chalice delete --stage $(STAGE)
+	aws cloudformation delete-stack --stack-name $(STACK)
+	aws cloudformation wait stack-delete-complete --stack-name $(STACK)
+
+## package: the SAM template and bundle Chalice would deploy, in build/package (no AWS needed)
+package: $(BIN)/.installed
+	rm -rf build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) build/package
+
+## infra-check: cfn-lint on infra/ and the package, and the deployment tests (offline)
+infra-check: $(BIN)/.installed
+	$(BIN)/cfn-lint infra/nexus.yaml
+	$(BIN)/python -m pytest tests/infra

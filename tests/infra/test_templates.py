@@ -1,0 +1,534 @@
+"""The deployment, checked offline: the infrastructure stack, the Chalice stages, and the IAM
+policies against what the code calls.
+
+`chalice package` runs once per session, without AWS credentials; it builds the Lambda bundle
+from PyPI wheels the first time (about 20 s) and reuses `.chalice/deployments/` after that.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore import xform_name
+from cfnlint.api import lint_file
+from cfnlint.decode import decode
+
+from chalicelib.store import table_definition
+from chalicelib.tasks import registry
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "nexus.yaml"
+CHALICE_DIR = ROOT / ".chalice"
+STAGES = ("dev", "prod")
+HANDLERS = ("api_handler", "tick", "worker", "dead_letter")
+HANDLER_OF = {"app.app": "api_handler"}  # the packaged Handler of each lambda_functions key
+LAMBDA_MAX_TIMEOUT = 900
+# The only actions allowed on every resource: X-Ray's trace upload has no resource type.
+WILDCARD_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+@cache
+def template() -> dict[str, Any]:
+    loaded, matches = decode(str(TEMPLATE))
+    assert not matches, matches
+    assert loaded is not None
+    return dict(loaded)
+
+
+@cache
+def chalice_config() -> dict[str, Any]:
+    config: dict[str, Any] = json.loads((CHALICE_DIR / "config.json").read_text())
+    return config
+
+
+@cache
+def policy(stage: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
+    return document
+
+
+def resource(logical_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = template()["Resources"][logical_id]
+    return found
+
+
+def resources_of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template()["Resources"].items() if v["Type"] == kind}
+
+
+def resolve(value: Any, stage: str) -> Any:
+    """The few intrinsic functions the template uses, evaluated for `stage`."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref" and arg == "Stage":
+            return stage
+        if name == "Fn::Sub" and isinstance(arg, str):
+            return arg.replace("${Stage}", stage)
+        if name == "Fn::If" and arg[0] == "IsProd":
+            return resolve(arg[1] if stage == "prod" else arg[2], stage)
+        if name == "Fn::GetAtt" and arg[1] == "QueueName":
+            return resolve(resource(arg[0])["Properties"]["QueueName"], stage)
+    if isinstance(value, dict):
+        return {k: resolve(v, stage) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, stage) for v in value]
+    return value
+
+
+def lambda_setting(stage: str, handler: str, name: str) -> Any:
+    return chalice_config()["stages"][stage]["lambda_functions"][handler][name]
+
+
+def function_name(stage: str, handler: str) -> str:
+    """The name `chalice deploy` gives a handler's Lambda function."""
+    app = chalice_config()["app_name"]
+    return f"{app}-{stage}" if handler == "api_handler" else f"{app}-{stage}-{handler}"
+
+
+def lint(path: Path) -> list[str]:
+    return [str(match) for match in lint_file(path)]
+
+
+# -- the chalice package output --------------------------------------------------------------
+
+
+def _without_credentials() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and not k.startswith("NEXUS_")
+    }
+    env.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def sam_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "dev"
+    chalice = Path(sys.executable).parent / "chalice"
+    done = subprocess.run(
+        [str(chalice), "package", "--stage", "dev", str(out)],
+        cwd=ROOT,
+        env=_without_credentials(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out / "sam.json"
+
+
+def sam_resources(path: Path) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = json.loads(path.read_text())["Resources"]
+    return found
+
+
+# -- lint ------------------------------------------------------------------------------------
+
+
+def test_the_infrastructure_template_passes_cfn_lint() -> None:
+    assert lint(TEMPLATE) == []
+
+
+def test_chalice_packages_the_dev_stage_without_credentials_into_a_template_that_passes_cfn_lint(
+    sam_template: Path,
+) -> None:
+    assert lint(sam_template) == []
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def test_the_table_is_the_table_the_code_creates_locally() -> None:
+    for stage in STAGES:
+        table = resolve(resource("Table")["Properties"], stage)
+        expected = table_definition(f"nexus-{stage}")
+        assert table["TableName"] == expected["TableName"]
+        assert table["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["KeySchema"] == expected["KeySchema"]
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+            expected["AttributeDefinitions"], key=str
+        )
+        assert table["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
+
+
+def test_the_table_has_point_in_time_recovery_encryption_and_ttl_on_expires_at() -> None:
+    table = resource("Table")["Properties"]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_the_prod_table_cannot_be_deleted_with_the_stack_by_accident() -> None:
+    assert resolve(resource("Table")["Properties"], "prod")["DeletionProtectionEnabled"] is True
+    assert resource("Table")["UpdateReplacePolicy"] == "Retain"
+
+
+# -- the queues ------------------------------------------------------------------------------
+
+
+def test_the_queues_are_named_for_the_stage_and_encrypted() -> None:
+    for stage in STAGES:
+        work = resolve(resource("WorkQueue")["Properties"], stage)
+        dlq = resolve(resource("DeadLetterQueue")["Properties"], stage)
+        assert work["QueueName"] == f"nexus-{stage}-work"
+        assert dlq["QueueName"] == f"nexus-{stage}-work-dlq"
+        assert work["SqsManagedSseEnabled"] is True
+        assert dlq["SqsManagedSseEnabled"] is True
+
+
+def test_the_work_queue_gives_up_on_a_message_after_at_least_five_receives() -> None:
+    redrive = resource("WorkQueue")["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert int(redrive["maxReceiveCount"]) >= 5
+
+
+def test_the_visibility_timeout_is_at_least_six_times_the_worker_timeout_of_every_stage() -> None:
+    visibility = int(resource("WorkQueue")["Properties"]["VisibilityTimeout"])
+    for stage in STAGES:
+        assert visibility >= 6 * lambda_setting(stage, "worker", "lambda_timeout")
+    assert visibility <= 12 * 3600  # SQS's maximum
+
+
+def test_the_dead_letter_queue_keeps_messages_fourteen_days_longer_than_the_work_queue() -> None:
+    dlq = int(resource("DeadLetterQueue")["Properties"]["MessageRetentionPeriod"])
+    work = int(resource("WorkQueue")["Properties"]["MessageRetentionPeriod"])
+    assert dlq == 14 * 24 * 3600
+    assert dlq > work
+
+
+# -- alarms ----------------------------------------------------------------------------------
+
+
+def alarm_on(namespace: str, metric: str, dimension: str, stage: str) -> dict[str, Any]:
+    found = [
+        resolve(a["Properties"], stage)
+        for a in resources_of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == namespace
+        and a["Properties"]["MetricName"] == metric
+        and resolve(a["Properties"]["Dimensions"], stage)[0]["Value"] == dimension
+    ]
+    assert len(found) == 1, f"{len(found)} alarms on {namespace} {metric} {dimension}"
+    return found[0]
+
+
+def test_an_alarm_fires_when_the_dead_letter_queue_is_not_empty() -> None:
+    alarm = alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", "nexus-dev-work-dlq", "dev")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "nexus-dev-work-dlq"}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_an_alarm_fires_on_any_tick_error() -> None:
+    alarm = alarm_on("AWS/Lambda", "Errors", function_name("dev", "tick"), "dev")
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Sum",
+        "GreaterThanThreshold",
+        0,
+    )
+
+
+def test_an_alarm_fires_when_the_tick_has_not_run_for_five_minutes() -> None:
+    alarm = alarm_on("AWS/Lambda", "Invocations", function_name("prod", "tick"), "prod")
+    assert alarm["Statistic"] == "Sum"
+    assert (alarm["Period"], alarm["EvaluationPeriods"]) == (60, 5)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_alarms_fire_on_worker_errors_and_throttles() -> None:
+    for metric in ("Errors", "Throttles"):
+        alarm = alarm_on("AWS/Lambda", metric, function_name("dev", "worker"), "dev")
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_an_alarm_fires_when_the_99th_percentile_run_starts_over_a_second_late() -> None:
+    alarm = alarm_on("NEXUS", "StartLatenessSeconds", "prod", "prod")
+    assert alarm["Dimensions"] == [{"Name": "Stage", "Value": "prod"}]
+    assert (alarm["ExtendedStatistic"], alarm["Period"], alarm["EvaluationPeriods"]) == (
+        "p99",
+        300,
+        1,
+    )
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 1)
+
+
+def test_every_alarm_notifies_the_topic_only_when_one_is_given() -> None:
+    assert template()["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for alarm in resources_of_type("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == expected
+        assert alarm["Properties"]["OKActions"] == expected
+
+
+def test_the_stack_outputs_what_the_deploy_configures_chalice_with() -> None:
+    assert set(template()["Outputs"]) == {
+        "TableName",
+        "QueueUrl",
+        "QueueName",
+        "DlqUrl",
+        "DlqName",
+        "TableArn",
+        "QueueArn",
+        "DlqArn",
+    }
+
+
+def test_every_function_has_a_log_group_with_a_retention() -> None:
+    groups = resources_of_type("AWS::Logs::LogGroup").values()
+    for stage in STAGES:
+        names = {resolve(g["Properties"]["LogGroupName"], stage) for g in groups}
+        assert names == {f"/aws/lambda/{function_name(stage, h)}" for h in HANDLERS}
+        for group in groups:
+            assert resolve(group["Properties"]["RetentionInDays"], stage) > 0
+
+
+# -- the chalice stages ----------------------------------------------------------------------
+
+
+def test_each_stage_serves_the_api_on_the_api_stage_with_its_own_policy_file() -> None:
+    config = chalice_config()
+    assert config["api_gateway_stage"] == "api"
+    assert config["autogen_policy"] is False
+    assert set(config["stages"]) == set(STAGES)
+    for stage in STAGES:
+        assert config["stages"][stage]["iam_policy_file"] == f"policy-{stage}.json"
+        assert isinstance(config["stages"][stage]["xray"], bool)
+
+
+def test_each_stage_points_at_the_resources_its_stack_creates() -> None:
+    for stage in STAGES:
+        env = chalice_config()["stages"][stage]["environment_variables"]
+        assert env["NEXUS_STAGE"] == stage
+        assert env["NEXUS_TABLE"] == resolve(resource("Table")["Properties"]["TableName"], stage)
+        work = resolve(resource("WorkQueue")["Properties"]["QueueName"], stage)
+        dlq = resolve(resource("DeadLetterQueue")["Properties"]["QueueName"], stage)
+        assert env["NEXUS_QUEUE_NAME"] == work
+        assert env["NEXUS_DLQ_NAME"] == dlq
+        assert env["NEXUS_QUEUE_URL"].endswith(f"/{work}")
+        assert env["NEXUS_DLQ_URL"].endswith(f"/{dlq}")
+
+
+def test_every_function_has_its_memory_and_a_timeout_lambda_accepts() -> None:
+    for stage in STAGES:
+        assert set(chalice_config()["stages"][stage]["lambda_functions"]) == set(HANDLERS)
+        for handler in HANDLERS:
+            assert 128 <= lambda_setting(stage, handler, "lambda_memory_size") <= 10240
+            assert 1 <= lambda_setting(stage, handler, "lambda_timeout") <= LAMBDA_MAX_TIMEOUT
+        # API Gateway gives up on a request after 29 s.
+        assert lambda_setting(stage, "api_handler", "lambda_timeout") <= 29
+
+
+def test_the_worker_timeout_covers_the_longest_task_and_its_bookkeeping() -> None:
+    longest = max(registry.get(name).timeout_seconds or 60 for name in registry.names())
+    for stage in STAGES:
+        assert lambda_setting(stage, "worker", "lambda_timeout") >= longest + 30
+
+
+def test_the_packaged_functions_have_the_configured_settings_and_policy(
+    sam_template: Path,
+) -> None:
+    functions = {
+        HANDLER_OF.get(props["Handler"], props["Handler"].removeprefix("app.")): props
+        for props in (
+            r["Properties"]
+            for r in sam_resources(sam_template).values()
+            if r["Type"] == "AWS::Serverless::Function"
+        )
+    }
+    assert set(functions) == set(HANDLERS)
+    tracing = "Active" if chalice_config()["stages"]["dev"]["xray"] else "PassThrough"
+    for handler, props in functions.items():
+        assert props["Timeout"] == lambda_setting("dev", handler, "lambda_timeout")
+        assert props["MemorySize"] == lambda_setting("dev", handler, "lambda_memory_size")
+        assert props["Tracing"] == tracing
+        assert props["Runtime"] == "python3.11"
+    roles = [
+        r["Properties"]
+        for r in sam_resources(sam_template).values()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "lambda.amazonaws.com"}
+    ]
+    assert roles
+    for role in roles:
+        assert [p["PolicyDocument"] for p in role["Policies"]] == [policy("dev")]
+
+
+def test_the_packaged_event_sources_read_the_stacks_queues(sam_template: Path) -> None:
+    queues = {
+        event["Properties"]["Queue"]["Fn::Sub"].rsplit(":", 1)[1]
+        for r in sam_resources(sam_template).values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for event in r["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    }
+    assert queues == {
+        resolve(resource("WorkQueue")["Properties"]["QueueName"], "dev"),
+        resolve(resource("DeadLetterQueue")["Properties"]["QueueName"], "dev"),
+    }
+
+
+# -- the IAM policies ------------------------------------------------------------------------
+
+# How IAM authorises an API call when the action is not named after it.
+AUTHORISED_AS = {
+    ("sqs", "SendMessageBatch"): ("SendMessage",),
+    ("sqs", "DeleteMessageBatch"): ("DeleteMessage",),
+    ("sqs", "ChangeMessageVisibilityBatch"): ("ChangeMessageVisibility",),
+    ("dynamodb", "TransactGetItems"): ("GetItem",),
+}
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+# What Lambda's event source mappings do with the role's permissions, on both queues.
+EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+def deployed_sources() -> list[Path]:
+    return [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]
+
+
+@cache
+def operations(service: str) -> dict[str, str]:
+    """snake_case method name -> API operation, from botocore's model of `service`."""
+    model = botocore.session.get_session().get_service_model(service)
+    return {xform_name(name): name for name in model.operation_names}
+
+
+def called_operations(service: str) -> set[str]:
+    """The operations of `service` the deployed code calls (`<anything>.<operation>(...)`)."""
+    known = operations(service)
+    found = set()
+    for path in deployed_sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in known
+            ):
+                found.add(known[node.func.attr])
+    return found
+
+
+def transaction_item_kinds() -> set[str]:
+    """The kinds of item a transaction of the code writes (`{"Put": {...}}` and so on)."""
+    kinds = set()
+    for path in deployed_sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Dict):
+                for key in node.keys:
+                    if isinstance(key, ast.Constant) and key.value in TRANSACTION_ITEM_ACTIONS:
+                        kinds.add(key.value)
+    return kinds
+
+
+def required_actions(service: str) -> set[str]:
+    actions = set()
+    for operation in called_operations(service):
+        if (service, operation) == ("dynamodb", "TransactWriteItems"):
+            names: tuple[str, ...] = tuple(
+                TRANSACTION_ITEM_ACTIONS[k] for k in transaction_item_kinds()
+            )
+        else:
+            names = AUTHORISED_AS.get((service, operation), (operation,))
+        actions.update(f"{service}:{name}" for name in names)
+    return actions
+
+
+def allowed(stage: str, action: str, arn: str) -> bool:
+    for statement in policy(stage)["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = as_list(statement["Action"])
+        resources_ = as_list(statement["Resource"])
+        if action in actions and arn in resources_:
+            return True
+    return False
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def test_the_code_calls_dynamodb_and_sqs_operations_the_scan_finds() -> None:
+    assert {"GetItem", "UpdateItem", "Query", "TransactWriteItems"} <= called_operations("dynamodb")
+    assert {"SendMessageBatch", "DeleteMessageBatch"} <= called_operations("sqs")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_allows_every_dynamodb_action_the_code_calls_on_the_stage_table(
+    stage: str,
+) -> None:
+    table = f"arn:aws:dynamodb:*:*:table/nexus-{stage}"
+    for action in required_actions("dynamodb"):
+        assert allowed(stage, action, table), action
+    for index in ("by_created", "by_due"):
+        assert allowed(stage, "dynamodb:Query", f"{table}/index/{index}")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_allows_every_sqs_action_the_code_and_its_event_sources_need(
+    stage: str,
+) -> None:
+    work = f"arn:aws:sqs:*:*:nexus-{stage}-work"
+    dlq = f"arn:aws:sqs:*:*:nexus-{stage}-work-dlq"
+    for action in required_actions("sqs") | EVENT_SOURCE_ACTIONS:
+        assert allowed(stage, action, work), action
+    for action in EVENT_SOURCE_ACTIONS:
+        assert allowed(stage, action, dlq), action
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_lets_every_function_write_its_logs_and_traces(stage: str) -> None:
+    for handler in HANDLERS:
+        group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{function_name(stage, handler)}"
+        for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
+            assert allowed(stage, action, f"{group}:*"), (action, group)
+    for action in WILDCARD_ACTIONS:
+        assert allowed(stage, action, "*")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: str) -> None:
+    known = json.loads(
+        resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text()
+    )
+    for statement in policy(stage)["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            service, name = action.split(":")
+            assert "*" not in action, action
+            assert name.lower() in known[service]["Actions"], f"{action} is not an IAM action"
+        for arn in as_list(statement["Resource"]):
+            if arn == "*":
+                assert set(as_list(statement["Action"])) <= WILDCARD_ACTIONS, statement
+            else:
+                assert f"nexus-{stage}" in arn or f"nexus-scheduler-{stage}" in arn, arn
+
+
+def test_the_prod_policy_is_the_dev_policy_for_the_prod_resources() -> None:
+    as_prod = json.dumps(policy("dev")).replace("-dev", "-prod")
+    assert json.loads(as_prod) == policy("prod")

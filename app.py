@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -286,6 +287,10 @@ def tick(event: Any) -> dict[str, Any]:
     return report.as_dict()
 
 
+# SQS's longest visibility timeout: 12 hours.
+MAX_VISIBILITY = 43_200
+
+
 class RetryLater(Exception):
     """Some messages of the batch must come back; the others were deleted already."""
 
@@ -303,9 +308,23 @@ def worker(event: SQSEvent) -> None:
         return
     engine = worker_engine()
 
-    def handle(body: str) -> bool:
+    sqs, queue_url = client("sqs"), get_settings().queue_url
+
+    def handle(record: Any) -> bool:
+        body = record.body
+
+        def hold(seconds: float) -> None:
+            try:
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url,
+                    ReceiptHandle=record.receipt_handle,
+                    VisibilityTimeout=max(1, min(MAX_VISIBILITY, math.ceil(seconds))),
+                )
+            except Exception:  # the queue's own visibility timeout still brings it back
+                log.warning("could not hold a message", extra=run_fields(body), exc_info=True)
+
         try:
-            return engine.process(body)
+            return engine.process(body, hold)
         except Exception:
             log.exception(
                 "could not process a run; it will be delivered again", extra=run_fields(body)
@@ -313,7 +332,7 @@ def worker(event: SQSEvent) -> None:
             return False
 
     with ThreadPoolExecutor(max_workers=len(records)) as pool:
-        done = list(pool.map(handle, [r.body for r in records]))
+        done = list(pool.map(handle, records))
     if all(done):
         return
     finished = [r for r, ok in zip(records, done, strict=True) if ok]

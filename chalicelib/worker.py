@@ -116,8 +116,15 @@ class Worker:
         self._retention = retention
         self._rng = rng
 
-    def process(self, body: str) -> bool:
-        """Handle one message. True: done with it (delete it). False: let it come back."""
+    def process(self, body: str, hold: Callable[[float], None] | None = None) -> bool:
+        """Handle one message. True: done with it (delete it). False: let it come back.
+
+        `hold(seconds)` keeps the message hidden that long. The queue's own visibility
+        timeout must cover the worker's longest invocation (90 minutes here), which is far
+        too long to wait for a dead worker's run: holding the message just past the run's
+        lease makes it come back when a takeover is possible, and not before.
+        """
+        hold = hold or (lambda _seconds: None)
         try:
             message = Message.parse(body)
         except (ValueError, KeyError, TypeError):
@@ -128,6 +135,7 @@ class Worker:
             return True  # deleted with its job, or already over: a duplicate delivery
         wait = (execution.start_at - self._clock()).total_seconds()
         if wait > MAX_EARLY_WAIT:
+            hold(wait)
             return False
         if wait > 0:
             self._sleep(wait)
@@ -159,8 +167,12 @@ class Worker:
         )
         if started is None:
             current = self._store.get_execution(message.job_id, message.run_key)
-            busy = current is not None and current.status == "running"
-            return not busy  # leased by a live worker: come back once the lease is over
+            if current is None or current.status != "running" or current.lease_until is None:
+                return True
+            # Leased by a live worker: come back once the lease is over.
+            hold((current.lease_until - now).total_seconds() + 1)
+            return False
+        hold(timeout + LEASE_MARGIN.total_seconds() + 1)
         if started == "started":
             self._store.job_run_started(job.id)
             self._store.add_to_counters(now, running_executions=1, total_executions=1)

@@ -118,10 +118,12 @@ def test_a_worker_that_dies_mid_task_leaves_a_run_that_completes_once_after_its_
         (run,) = engine.executions(job.id)
         assert run.status == "running"
 
-        # Redelivered while the lease is good: left alone, to come back later.
+        # Redelivered while the lease is good: left alone, and held until the lease ends.
         other = engine.new_worker()
-        assert other.process(body) is False
+        holds: list[float] = []
+        assert other.process(body, holds.append) is False
         assert len(calls) == 1
+        assert holds == [61.0]  # 30 s task timeout + 30 s margin, and a second to spare
 
         # After the lease (30 s timeout + 30 s margin) another worker takes over.
         engine.clock.now += timedelta(seconds=61)

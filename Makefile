@@ -7,7 +7,7 @@ STATE_DIR ?= .local/state
 STAGE ?= dev
 STACK := nexus-$(STAGE)
 
-.PHONY: run test lint typecheck check clean deploy destroy package infra-check aws-cli
+.PHONY: run test lint typecheck check clean bench deploy destroy package infra-check aws-cli
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -23,6 +23,10 @@ run: $(BIN)/.installed
 ## test: every test
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+## bench: every benchmark (under 10 minutes); writes bench/RESULTS.md
+bench: $(BIN)/.installed
+	cd bench && ../$(BIN)/python run_all.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,0 +1,264 @@
+"""Tick scale, AWS requests per run with their cost, and dispatch capacity.
+
+In-process moto for the first two (counts, not wall time: moto's Query walks the whole
+table), stubbed clients for the third (CPU of our own code only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common import ROOT, command, counting, local_env, seed_jobs
+
+# List prices, us-east-1, as published by AWS in 2025 (unchanged into 2026 as far as we
+# know): DynamoDB on-demand after the November 2024 cut, SQS standard, Lambda x86,
+# EventBridge Scheduler.
+PRICE = {
+    "dynamodb_write_unit": 0.625e-6,
+    "dynamodb_read_unit": 0.125e-6,
+    "sqs_request": 0.40e-6,
+    "lambda_request": 0.20e-6,
+    "lambda_gb_second": 0.0000166667,
+    "scheduler_invocation": 1.00e-6,
+}
+PRICES_AS_OF = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024)"
+WORKER_MEMORY_GB = 0.25
+
+
+def setup() -> tuple[Any, Any, str, str]:
+    import os
+
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from local.resources import ensure_queue, ensure_table
+
+    ensure_table(client("dynamodb"), "nexus-bench")
+    url = ensure_queue(client("sqs"), "nexus-bench-work")
+    os.environ["NEXUS_QUEUE_URL"] = url
+    get_settings.cache_clear()
+    return client("dynamodb"), client("sqs"), "nexus-bench", url
+
+
+def tick_scale() -> dict[str, Any]:
+    from moto import mock_aws
+
+    from chalicelib.dispatch import Dispatcher
+    from chalicelib.queue import WorkQueue
+    from chalicelib.store import Store
+
+    rows = []
+    with mock_aws():
+        db, sqs, table, url = setup()
+        dispatcher = Dispatcher(Store(db, table), WorkQueue(sqs, url))
+        now = datetime.now(UTC).replace(microsecond=0)
+        later = now + timedelta(days=1)
+        stored, next_id = 0, 1
+        for size in (1_000, 10_000, 100_000):
+            seed_jobs(db, table, size - stored - 100, first_id=next_id, next_run_at=later)
+            next_id += size - stored - 100
+            seed_jobs(db, table, 100, first_id=next_id, next_run_at=now)
+            next_id += 100
+            stored = size
+            with counting(db, sqs) as counter:
+                report = dispatcher.tick(now)
+            assert report.runs_sent == 100, report
+            rows.append(
+                {
+                    "stored_jobs": size,
+                    "due_runs": 100,
+                    "dynamodb_items_read": counter.items_read,
+                    "aws_calls": counter.total(),
+                }
+            )
+            print(
+                f"tick over {size:>7} stored jobs, 100 due: {counter.items_read} items read, "
+                f"{counter.total()} AWS calls",
+                flush=True,
+            )
+    return {
+        "rows": rows,
+        "items_ratio": rows[-1]["dynamodb_items_read"] / rows[0]["dynamodb_items_read"],
+        "calls_ratio": rows[-1]["aws_calls"] / rows[0]["aws_calls"],
+    }
+
+
+def requests_per_run(runs: int = 200) -> dict[str, Any]:
+    """Every AWS request of `runs` scheduled runs, tick to finished record, split by kind."""
+    from moto import mock_aws
+
+    from chalicelib.dispatch import Dispatcher
+    from chalicelib.queue import WorkQueue
+    from chalicelib.store import Store
+    from chalicelib.tasks import registry
+    from chalicelib.worker import Worker
+
+    with mock_aws():
+        db, sqs, table, url = setup()
+        store, queue = Store(db, table), WorkQueue(sqs, url)
+        now = datetime.now(UTC).replace(microsecond=0)
+        seed_jobs(db, table, runs, first_id=1, next_run_at=now)
+        worker = Worker(store, queue, registry)
+        lambda_invocations = 1  # the tick
+        worker_seconds = 0.0
+        with counting(db, sqs) as counter:
+            Dispatcher(store, queue).tick(now)
+            while True:  # what Lambda's SQS event source does: receive 10, invoke, delete
+                out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+                messages = out.get("Messages", [])
+                if not messages:
+                    break
+                lambda_invocations += 1
+                started = time.perf_counter()
+                for m in messages:
+                    worker.process(m["Body"])
+                worker_seconds += time.perf_counter() - started
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+    calls = counter.calls
+    writes_units = 0
+    reads = writes = 0
+    for name, n in calls.items():
+        if not name.startswith("dynamodb."):
+            continue
+        op = name.split(".", 1)[1]
+        if op in ("GetItem", "Query", "BatchGetItem", "Scan"):
+            reads += n
+        else:
+            writes += n
+            # A transactional write costs two write units per item.
+            writes_units += n * (2 if op == "TransactWriteItems" else 1)
+    sqs_by_op = {k.split(".", 1)[1]: v for k, v in calls.items() if k.startswith("sqs.")}
+    sqs_total = sum(sqs_by_op.values())
+    per_run = {
+        "dynamodb_reads": reads / runs,
+        "dynamodb_items_read": counter.items_read / runs,
+        "dynamodb_writes": writes / runs,
+        "sqs_requests": sqs_total / runs,
+        "sqs_sends": sum(v for k, v in sqs_by_op.items() if k.startswith("Send")) / runs,
+        "sqs_receives": sqs_by_op.get("ReceiveMessage", 0) / runs,
+        "sqs_deletes": sum(v for k, v in sqs_by_op.items() if k.startswith("Delete")) / runs,
+        "lambda_invocations": lambda_invocations / runs,
+    }
+    # moto runs in-process here, so this duration is pessimistic for a real Lambda.
+    gb_seconds = worker_seconds / runs * WORKER_MEMORY_GB
+    cost = 1e6 * (
+        writes_units / runs * PRICE["dynamodb_write_unit"]
+        + counter.items_read / runs * PRICE["dynamodb_read_unit"]
+        + per_run["sqs_requests"] * PRICE["sqs_request"]
+        + per_run["lambda_invocations"] * PRICE["lambda_request"]
+        + gb_seconds * PRICE["lambda_gb_second"]
+    )
+    scheduler = 1e6 * (
+        PRICE["scheduler_invocation"]
+        + PRICE["lambda_request"]
+        + gb_seconds * PRICE["lambda_gb_second"]
+    )
+    print(f"per run: {json.dumps({k: round(v, 3) for k, v in per_run.items()})}")
+    print(f"calls: {dict(calls)}")
+    print(f"cost per million runs: ${cost:.2f} (EventBridge Scheduler + Lambda: ${scheduler:.2f})")
+    return {
+        "per_run": per_run,
+        "calls": dict(calls),
+        "cost_per_million": cost,
+        "scheduler_cost_per_million": scheduler,
+        "prices": PRICE,
+        "prices_as_of": PRICES_AS_OF,
+        "worker_seconds_per_run": worker_seconds / runs,
+    }
+
+
+class _StubDynamo:
+    """Answers the tick's DynamoDB calls from memory: the tick's own CPU, no AWS latency."""
+
+    def __init__(self, jobs: list[Any]) -> None:
+        from chalicelib.store import job_item
+
+        self.items = {f"JOB#{j.id}": job_item(j) for j in jobs}
+        self.index: dict[str, list[dict[str, Any]]] = {}
+        for item in self.items.values():
+            self.index.setdefault(item["due_pk"]["S"], []).append(
+                {k: item[k] for k in ("pk", "sk", "due_pk", "due_sk", "priority")}
+            )
+
+    def query(self, **params: Any) -> dict[str, Any]:
+        shard = params["ExpressionAttributeValues"][":p"]["S"]
+        return {"Items": self.index.get(shard, [])}
+
+    def get_item(self, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {"Item": self.items[Key["pk"]["S"]]}
+
+    def put_item(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    def update_item(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+class _StubSqs:
+    def send_message_batch(self, **_: Any) -> dict[str, Any]:
+        return {"Successful": [], "Failed": []}
+
+
+def dispatch_capacity(due: int = 20_000) -> dict[str, Any]:
+    from chalicelib.dispatch import Dispatcher
+    from chalicelib.models import Job
+    from chalicelib.queue import WorkQueue
+    from chalicelib.store import Store
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = now - timedelta(days=1)
+    jobs = [
+        Job(
+            id=i,
+            name=f"j{i}",
+            job_type="interval",
+            interval_seconds=3600,
+            task_name="nexus.echo",
+            created_at=created,
+            updated_at=created,
+            next_run_at=now,
+        )
+        for i in range(1, due + 1)
+    ]
+    dispatcher = Dispatcher(
+        Store(_StubDynamo(jobs), "t"), WorkQueue(_StubSqs(), "stub"), max_runs_per_tick=10**9
+    )
+    started = time.process_time()
+    report = dispatcher.tick(now)
+    cpu = time.process_time() - started
+    assert report.runs_sent == due, report
+    per_second = due / cpu
+    print(
+        f"dispatch: {due} runs in {cpu:.2f} s of CPU = {per_second:,.0f} runs/s; "
+        f"{per_second * 60:,.0f} runs in a 60 s tick"
+    )
+    return {
+        "runs": due,
+        "cpu_seconds": cpu,
+        "runs_per_cpu_second": per_second,
+        "runs_per_60s_tick": per_second * 60,
+    }
+
+
+if __name__ == "__main__":
+    local_env()
+    import sys
+
+    which = sys.argv[1:] or ["scale", "requests", "capacity"]
+    out: dict[str, Any] = {"command": command()}
+    if "capacity" in which:
+        out["capacity"] = dispatch_capacity()
+    if "requests" in which:
+        out["requests"] = requests_per_run()
+    if "scale" in which:
+        out["scale"] = tick_scale()
+    (ROOT / "bench" / ".out").mkdir(exist_ok=True)
+    (ROOT / "bench" / ".out" / "engine.json").write_text(json.dumps(out, indent=1, default=str))

@@ -1,0 +1,202 @@
+"""On the local stack (make run's server): start precision, and API throughput and latency."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common import ROOT, command
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], ready: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    if ready:
+        for line in proc.stdout:
+            if line.startswith(ready):
+                break
+    return proc
+
+
+def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def call(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> Any:
+    conn.request(
+        method,
+        path,
+        body=None if body is None else json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    data = response.read()
+    if response.status >= 400:
+        raise RuntimeError(f"{method} {path}: {response.status} {data[:200]!r}")
+    return json.loads(data) if data else None
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def precision(jobs: int = 50, interval: int = 5, seconds: int = 36) -> dict[str, Any]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as state:
+        proc = start(
+            ["-m", "local.run", "--port", str(port), "--quiet", "--state-dir", state], "State in"
+        )
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            t0 = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+            ids = []
+            for i in range(jobs):
+                start_at = t0 + timedelta(seconds=i % interval)
+                job = call(
+                    conn,
+                    "POST",
+                    "/api/v1/jobs",
+                    {
+                        "name": f"precision {i}",
+                        "job_type": "interval",
+                        "task_name": "nexus.echo",
+                        "interval_seconds": interval,
+                        "start_time": start_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                )
+                ids.append(job["id"])
+            time.sleep((t0 - datetime.now(UTC)).total_seconds() + seconds)
+            for job_id in ids:
+                call(conn, "POST", f"/api/v1/jobs/{job_id}/pause")
+            time.sleep(3)
+            late: list[float] = []
+            for job_id in ids:
+                for run in call(conn, "GET", f"/api/v1/jobs/{job_id}/executions?limit=500"):
+                    if run["status"] == "completed" and run["trigger"] == "scheduled":
+                        started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
+                        due = datetime.fromisoformat(run["scheduled_for"].replace("Z", "+00:00"))
+                        late.append((started - due).total_seconds())
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    result = {
+        "runs": len(late),
+        "jobs": jobs,
+        "p50_s": percentile(late, 50),
+        "p95_s": percentile(late, 95),
+        "p99_s": percentile(late, 99),
+        "max_s": max(late),
+        "min_s": min(late),
+    }
+    print(
+        "start precision: "
+        + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+        )
+    )
+    return result
+
+
+def measure(
+    conn: http.client.HTTPConnection, method: str, path: str, body: Any = None, n: int = 300
+) -> dict[str, float]:
+    latencies = []
+    started = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        call(conn, method, path, body(i) if callable(body) else body)
+        latencies.append(time.perf_counter() - t)
+    total = time.perf_counter() - started
+    return {
+        "rps": n / total,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+    }
+
+
+def api(n: int = 300) -> dict[str, Any]:
+    port, bare_port = free_port(), free_port()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as state:
+        proc = start(
+            [
+                "-m",
+                "local.run",
+                "--port",
+                str(port),
+                "--quiet",
+                "--no-engine",
+                "--state-dir",
+                state,
+            ],
+            "State in",
+        )
+        bare = start([str(ROOT / "bench" / "bare_app.py"), str(bare_port)], "")
+        try:
+            wait_port(bare_port)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            job = {"job_type": "interval", "interval_seconds": 86400, "task_name": "nexus.echo"}
+            first = None
+            for i in range(200):
+                created = call(conn, "POST", "/api/v1/jobs", {"name": f"api {i}", **job})
+                first = first or created["id"]
+            results["GET /jobs/{id}"] = measure(conn, "GET", f"/api/v1/jobs/{first}", n=n)
+            results["GET /jobs/?limit=100"] = measure(
+                conn, "GET", "/api/v1/jobs/?limit=100", n=n // 3
+            )
+            results["POST /jobs/"] = measure(
+                conn, "POST", "/api/v1/jobs/", lambda i: {"name": f"bench {i}", **job}, n=n
+            )
+            bare_conn = http.client.HTTPConnection("127.0.0.1", bare_port, timeout=30)
+            results["bare Chalice route"] = measure(bare_conn, "GET", "/api/v1/ping", n=n)
+        finally:
+            for p in (proc, bare):
+                p.terminate()
+                p.wait(30)
+    for name, r in results.items():
+        print(
+            f"{name:<22} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+            f"p99 {r['p99_ms']:6.1f} ms"
+        )
+    return results
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["api", "precision"]
+    out: dict[str, Any] = {"command": command()}
+    if "api" in which:
+        out["api"] = api()
+    if "precision" in which:
+        out["precision"] = precision()
+    (ROOT / "bench" / ".out").mkdir(exist_ok=True)
+    (ROOT / "bench" / ".out" / "local.json").write_text(json.dumps(out, indent=1))

@@ -1,0 +1,165 @@
+"""`make bench`: run every benchmark and write bench/RESULTS.md from what they measured."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from common import ROOT
+
+OUT = ROOT / "bench" / ".out"
+SCRIPTS = [
+    ["engine_bench.py", "capacity", "requests", "scale"],
+    ["cold_start.py"],
+    ["local_bench.py", "api", "precision"],
+]
+
+
+def machine() -> str:
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"{platform.machine()}, {cores} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def main() -> None:
+    started = time.monotonic()
+    for script in SCRIPTS:
+        print(f"== {' '.join(script)}", flush=True)
+        subprocess.run([sys.executable, *script], cwd=ROOT / "bench", check=True)
+    engine = json.loads((OUT / "engine.json").read_text())
+    cold = json.loads((OUT / "cold_start.json").read_text())
+    local = json.loads((OUT / "local.json").read_text())
+    scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
+    per_run = req["per_run"]
+    prec, api = local["precision"], local["api"]
+    rows = [
+        (
+            "Tick DynamoDB items read, 1k / 10k / 100k stored jobs, 100 due",
+            " / ".join(str(r["dynamodb_items_read"]) for r in scale["rows"])
+            + f" (ratio {scale['items_ratio']:.2f})",
+            "100k/1k <= 1.1",
+            verdict(scale["items_ratio"] <= 1.1),
+            "items read counted by botocore events",
+            "python bench/engine_bench.py scale",
+        ),
+        (
+            "Tick AWS calls, 1k / 10k / 100k stored jobs, 100 due",
+            " / ".join(str(r["aws_calls"]) for r in scale["rows"])
+            + f" (ratio {scale['calls_ratio']:.2f})",
+            "100k/1k <= 1.1",
+            verdict(scale["calls_ratio"] <= 1.1),
+            "calls counted by botocore events",
+            "python bench/engine_bench.py scale",
+        ),
+        (
+            "DynamoDB writes per run",
+            f"{per_run['dynamodb_writes']:.2f}",
+            "<= 3",
+            verdict(per_run["dynamodb_writes"] <= 3),
+            "200 runs, tick to finished record",
+            "python bench/engine_bench.py requests",
+        ),
+        (
+            "DynamoDB reads per run (requests / items)",
+            f"{per_run['dynamodb_reads']:.2f} / {per_run['dynamodb_items_read']:.2f}",
+            "-",
+            "-",
+            "same run",
+            "python bench/engine_bench.py requests",
+        ),
+        (
+            "SQS requests per run (send / receive / delete)",
+            f"{per_run['sqs_requests']:.3f} ({per_run['sqs_sends']:.3f} / "
+            f"{per_run['sqs_receives']:.3f} / {per_run['sqs_deletes']:.3f})",
+            "<= 0.3",
+            verdict(per_run["sqs_requests"] <= 0.3),
+            "receives and deletes as Lambda's event source makes them, 10 a batch",
+            "python bench/engine_bench.py requests",
+        ),
+        (
+            "Lambda invocations per run",
+            f"{per_run['lambda_invocations']:.3f}",
+            "-",
+            "-",
+            "1 tick + 1 per batch of 10",
+            "python bench/engine_bench.py requests",
+        ),
+        (
+            "AWS cost per million runs",
+            f"${req['cost_per_million']:.2f}",
+            "< $2",
+            verdict(req["cost_per_million"] < 2),
+            f"EventBridge Scheduler + Lambda: ${req['scheduler_cost_per_million']:.2f}; "
+            f"{req['prices_as_of']}",
+            "python bench/engine_bench.py requests",
+        ),
+        (
+            "Start lateness p50 / p95 / p99 / max",
+            f"{prec['p50_s'] * 1000:.0f} / {prec['p95_s'] * 1000:.0f} / "
+            f"{prec['p99_s'] * 1000:.0f} / {prec['max_s'] * 1000:.0f} ms "
+            f"({prec['runs']} runs of {prec['jobs']} jobs)",
+            "p99 <= 1 s (stretch 250 ms)",
+            verdict(prec["p99_s"] <= 1.0),
+            "started_at - scheduled_for on make run's stack",
+            "python bench/local_bench.py precision",
+        ),
+        (
+            "Dispatch capacity (tick CPU, stubbed AWS)",
+            f"{cap['runs_per_cpu_second']:,.0f} runs/s = "
+            f"{cap['runs_per_60s_tick']:,.0f} per 60 s tick",
+            ">= 100,000 per minute",
+            verdict(cap["runs_per_60s_tick"] >= 100_000),
+            "EventBridge Scheduler's default quota: 1,000/s",
+            "python bench/engine_bench.py capacity",
+        ),
+        (
+            "Cold start: import app over import boto3",
+            f"{cold['over_boto3_ms']:.0f} ms ({cold['app_ms']:.0f} vs {cold['boto3_ms']:.0f} ms)",
+            "<= 150 ms",
+            verdict(cold["over_boto3_ms"] <= 150),
+            "python -X importtime, best of 7",
+            "python bench/cold_start.py",
+        ),
+    ]
+    for name, r in api.items():
+        rows.append(
+            (
+                f"API {name}: req/s, p99",
+                f"{r['rps']:.1f} req/s, p99 {r['p99_ms']:.1f} ms",
+                "-",
+                "-",
+                "keep-alive client, one at a time, make run --no-engine",
+                "python bench/local_bench.py api",
+            )
+        )
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}, "
+        f"in {time.monotonic() - started:.0f} s. Counts and ratios come from one run each;",
+        "wall-clock figures are noisy on a shared machine.",
+        "",
+        "| figure | value | goal | | anchor | command |",
+        "|---|---|---|---|---|---|",
+        *[f"| {' | '.join(row)} |" for row in rows],
+        "",
+        "## Where a goal is missed, and why",
+        "",
+        (ROOT / "bench" / "NOTES.md").read_text() if (ROOT / "bench" / "NOTES.md").exists() else "",
+    ]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
+    print((ROOT / "bench" / "RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

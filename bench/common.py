@@ -68,7 +68,8 @@ def seed_jobs(
     from chalicelib.models import Job
     from chalicelib.store import job_item
 
-    created = datetime.now(UTC) - timedelta(days=1)
+    # Off the hour, so that no job has a second run inside the tick's window.
+    created = datetime.now(UTC) - timedelta(days=1, minutes=30)
     batch: list[dict[str, Any]] = []
     for i in range(count):
         job = Job(

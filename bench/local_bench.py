@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ def free_port() -> int:
 
 def start(args: list[str], ready: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
+    env["NEXUS_LOG_LEVEL"] = "WARNING"
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
@@ -33,12 +35,24 @@ def start(args: list[str], ready: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert stdout is not None
     if ready:
-        for line in proc.stdout:
+        for line in stdout:
             if line.startswith(ready):
                 break
+    # Keep reading what it prints: a full pipe would stop the server mid-benchmark.
+    threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
     return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_port(port: int) -> None:
@@ -78,7 +92,9 @@ def precision(jobs: int = 50, interval: int = 5, seconds: int = 36) -> dict[str,
         )
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            t0 = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+            # Creating a job on moto takes most of a second (its transactions copy the table):
+            # start the runs once every job exists.
+            t0 = (datetime.now(UTC) + timedelta(seconds=jobs * 1.5 + 5)).replace(microsecond=0)
             ids = []
             for i in range(jobs):
                 start_at = t0 + timedelta(seconds=i % interval)
@@ -95,7 +111,7 @@ def precision(jobs: int = 50, interval: int = 5, seconds: int = 36) -> dict[str,
                     },
                 )
                 ids.append(job["id"])
-            time.sleep((t0 - datetime.now(UTC)).total_seconds() + seconds)
+            time.sleep(max(0.0, (t0 - datetime.now(UTC)).total_seconds()) + seconds)
             for job_id in ids:
                 call(conn, "POST", f"/api/v1/jobs/{job_id}/pause")
             time.sleep(3)
@@ -107,8 +123,7 @@ def precision(jobs: int = 50, interval: int = 5, seconds: int = 36) -> dict[str,
                         due = datetime.fromisoformat(run["scheduled_for"].replace("Z", "+00:00"))
                         late.append((started - due).total_seconds())
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
     result = {
         "runs": len(late),
         "jobs": jobs,
@@ -181,8 +196,7 @@ def api(n: int = 300) -> dict[str, Any]:
             results["bare Chalice route"] = measure(bare_conn, "GET", "/api/v1/ping", n=n)
         finally:
             for p in (proc, bare):
-                p.terminate()
-                p.wait(30)
+                stop(p)
     for name, r in results.items():
         print(
             f"{name:<22} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "

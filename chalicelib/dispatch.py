@@ -17,6 +17,8 @@ the same runs again: nothing is lost, and the conditional writes keep it from do
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,9 +136,11 @@ class Dispatcher:
         late_tolerance: timedelta = timedelta(seconds=15),
         max_runs_per_tick: int = 50_000,
         retention: timedelta = timedelta(days=90),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._queue = queue
+        self._monotonic = monotonic
         self.window = window
         self.late_tolerance = late_tolerance
         self.max_runs_per_tick = max_runs_per_tick
@@ -149,6 +153,7 @@ class Dispatcher:
         in the index for the next tick.
         """
         report = TickReport()
+        clock = self._clock_from(now)
         entries = self._store.query_due(now + self.window)
         report.due_entries = len(entries)
         entries.sort(key=lambda e: (-e.priority, e.due_at))
@@ -167,7 +172,7 @@ class Dispatcher:
                     if ready is not None:
                         prepared.append(ready)
                 else:
-                    self._send_due_execution(entry, now, report)
+                    self._send_due_execution(entry, clock, report)
             except Exception as exc:  # one bad job must not stop the others
                 fields: dict[str, Any] = {"job_id": entry.job_id}
                 if not entry.is_job:
@@ -175,9 +180,9 @@ class Dispatcher:
                 log.exception("dispatch failed", extra=fields)
                 report.errors.append(f"job {entry.job_id}: {type(exc).__name__}: {exc}")
             if sum(len(p.executions) for p in prepared) >= 10 or len(prepared) >= 25:
-                self._commit(prepared, now, report)
+                self._commit(prepared, clock, report)
                 prepared = []
-        self._commit(prepared, now, report)
+        self._commit(prepared, clock, report)
         _emit_missed(report)
         return report
 
@@ -190,9 +195,17 @@ class Dispatcher:
 
     def _dispatch(self, job_id: int, now: datetime, job: Job | None, report: TickReport) -> None:
         """Prepare and commit one job (what an overlapping tick does with a stale read)."""
+        clock = self._clock_from(now)
         ready = self._prepare(job_id, now, job, report)
         if ready is not None:
-            self._commit([ready], now, report)
+            self._commit([ready], clock, report)
+
+    def _clock_from(self, now: datetime) -> Callable[[], datetime]:
+        """`now`, moved on by the time spent since. A tick with many runs takes seconds to
+        record them; a message's delay is counted from when it is sent, or it shows up late
+        by however long the tick had been running."""
+        origin = self._monotonic()
+        return lambda: now + timedelta(seconds=self._monotonic() - origin)
 
     def _prepare(
         self, job_id: int, now: datetime, job: Job | None, report: TickReport
@@ -230,10 +243,13 @@ class Dispatcher:
             )
         return _Prepared(job, plan, executions)
 
-    def _commit(self, prepared: list[_Prepared], now: datetime, report: TickReport) -> None:
+    def _commit(
+        self, prepared: list[_Prepared], clock: Callable[[], datetime], report: TickReport
+    ) -> None:
         """Send the prepared runs in batches of 10, then claim each job (steps 2 and 3)."""
         if not prepared:
             return
+        now = clock()
         try:
             self._queue.send([e for p in prepared for e in p.executions], now)
         except Exception as exc:
@@ -298,12 +314,14 @@ class Dispatcher:
             + ("the latest of them ran late instead" if ran_late else "none of them ran")
         )
 
-    def _send_due_execution(self, entry: DueEntry, now: datetime, report: TickReport) -> None:
+    def _send_due_execution(
+        self, entry: DueEntry, clock: Callable[[], datetime], report: TickReport
+    ) -> None:
         """A retry whose delay was too long for SQS waited in the index: send it now."""
         execution = self._store.get_execution(entry.job_id, entry.sk)
         if execution is None or execution.status != "pending":
             return
-        self._queue.send([execution], now)
+        self._queue.send([execution], clock())
         if self._store.release_due_execution(entry.job_id, entry.sk):
             report.retries_sent += 1
 

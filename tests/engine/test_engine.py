@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.dispatch import TickReport
+from chalicelib.dispatch import Dispatcher, TickReport
 from chalicelib.queue import message_for
 from chalicelib.tasks import registry
 from tests.engine.conftest import Engine, body_of
@@ -60,6 +60,27 @@ def test_two_ticks_at_once_over_500_due_runs_give_500_executions(engine):
         stored = engine.store.get_job(job.id)
         assert stored.run_count == 1
         assert stored.next_run_at == job.next_run_at + timedelta(hours=1)
+
+
+def test_a_tick_that_spends_seconds_recording_runs_counts_each_delay_from_when_it_is_sent(engine):
+    due = engine.clock.now + timedelta(seconds=30)
+    engine.add_jobs(30, next_run_at=due)
+    # The tick's clock moves 3 s between one batch of sends and the next.
+    elapsed = itertools.count(0, 3)
+    dispatcher = Dispatcher(engine.store, engine.queue, monotonic=lambda: float(next(elapsed)))
+    delays: list[int] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        delays.extend(entry["DelaySeconds"] for entry in params["Entries"])
+
+    engine.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    try:
+        report = dispatcher.tick(engine.clock.now)
+    finally:
+        engine.sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
+    assert report.runs_sent == 30
+    # Ten messages a batch; sent 3, 6 and 9 s into the tick, each due 30 s after it began.
+    assert delays == [27] * 10 + [24] * 10 + [21] * 10
 
 
 def test_the_same_tick_run_twice_sends_nothing_new(engine):

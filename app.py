@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from chalice.app import Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
 from chalicelib.aws import client
+from chalicelib.coalesce import Coalescer
 from chalicelib.config import dlq_name, get_settings, queue_name
 from chalicelib.dispatch import Dispatcher
 from chalicelib.errors import (
@@ -50,6 +52,10 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# How long the worker gathers its runs' counter updates and message holds into one request.
+COALESCE_SECONDS = 1.0
+
+
 @functools.lru_cache(maxsize=1)
 def store() -> Store:
     return Store(client("dynamodb"), get_settings().table_name)
@@ -74,7 +80,9 @@ def jobs() -> service.JobService:
 @functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
     retention = timedelta(days=get_settings().history_days)
-    return Worker(store(), work_queue(), registry, retention=retention)
+    return Worker(
+        store(), work_queue(), registry, retention=retention, counter_linger=COALESCE_SECONDS
+    )
 
 
 # -- one place where domain errors become HTTP --------------------------------------------
@@ -310,44 +318,74 @@ def worker(event: SQSEvent) -> None:
 
     sqs, queue_url = client("sqs"), get_settings().queue_url
 
-    def handle(record: Any) -> bool:
-        body = record.body
+    def send_holds(holds: list[tuple[Any, float]]) -> None:
+        # One request for the batch; the latest hold of a message wins. The wait is counted
+        # from now, so a hold that waited here for its neighbours loses nothing.
+        latest = {
+            record.receipt_handle: (record, until)
+            for record, until in holds
+            if record.receipt_handle not in finished  # deleted at the end of the batch
+        }
+        if not latest:
+            return
+        entries = [
+            {
+                "Id": str(i),
+                "ReceiptHandle": handle,
+                "VisibilityTimeout": max(
+                    1, min(MAX_VISIBILITY, math.ceil(until - time.monotonic()))
+                ),
+            }
+            for i, (handle, (_, until)) in enumerate(latest.items())
+        ]
+        out = sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+        for failure in out.get("Failed") or []:
+            # The queue's own visibility timeout still brings the message back.
+            log.warning("could not hold a message: %s", failure)
 
+    holds: Coalescer[tuple[Any, float]] = Coalescer(send_holds, COALESCE_SECONDS)
+    finished: set[str] = set()
+
+    def handle(record: Any) -> bool:
         def hold(seconds: float) -> None:
-            try:
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url,
-                    ReceiptHandle=record.receipt_handle,
-                    VisibilityTimeout=max(1, min(MAX_VISIBILITY, math.ceil(seconds))),
-                )
-            except Exception:  # the queue's own visibility timeout still brings it back
-                log.warning("could not hold a message", extra=run_fields(body), exc_info=True)
+            holds.add((record, time.monotonic() + seconds))
 
         try:
-            return engine.process(body, hold)
+            ok = engine.process(record.body, hold)
         except Exception:
             log.exception(
-                "could not process a run; it will be delivered again", extra=run_fields(body)
+                "could not process a run; it will be delivered again", extra=run_fields(record.body)
             )
             return False
+        if ok:
+            finished.add(record.receipt_handle)
+        return ok
 
-    with ThreadPoolExecutor(max_workers=len(records)) as pool:
-        done = list(pool.map(handle, records))
+    try:
+        with ThreadPoolExecutor(max_workers=len(records)) as pool:
+            done = list(pool.map(handle, records))
+    finally:
+        engine.flush()
+        holds.flush()
     if all(done):
         return
-    finished = [r for r, ok in zip(records, done, strict=True) if ok]
-    if finished:
-        client("sqs").delete_message_batch(
-            QueueUrl=get_settings().queue_url,
+    handled = [r for r, ok in zip(records, done, strict=True) if ok]
+    if handled:
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
             Entries=[
-                {"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(finished)
+                {"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(handled)
             ],
         )
-    raise RetryLater(f"{len(records) - len(finished)} of {len(records)} runs come back later")
+    raise RetryLater(f"{len(records) - len(handled)} of {len(records)} runs come back later")
 
 
 @app.on_sqs_message(queue=dlq_name(), batch_size=10)
 def dead_letter(event: SQSEvent) -> None:
     """Runs the work queue gave up on: their executions are marked failed."""
-    for record in event:
-        worker_engine().dead_letter(record.body)
+    engine = worker_engine()
+    try:
+        for record in event:
+            engine.dead_letter(record.body)
+    finally:
+        engine.flush()  # Lambda freezes the process once the handler returns

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,6 +46,8 @@ LIST_PARTITION = "JOBS"
 META = "META"
 COUNTERS = "COUNTERS"
 HOURS_IN_STATS = 24
+# Counter items keep each hour's count of started runs in an attribute of this prefix.
+HOUR_PREFIX = "hour#"
 
 _JSON_FIELDS = ("task_args", "task_kwargs", "metadata", "result", "error")
 _TIME_FIELDS = (
@@ -678,59 +680,66 @@ class Store:
         }
 
     def add_to_counters(self, now: datetime, **deltas: int | float) -> None:
-        """Add to the execution counters, in one write.
+        """Add to the execution counters, in one write (see add_counts)."""
+        self.add_counts([(now, deltas)])
 
-        Counters are spread over `COUNTER_SHARDS` items, since every run writes them and one
+    def add_counts(self, entries: Sequence[tuple[datetime, Mapping[str, int | float]]]) -> None:
+        """Add several runs' deltas to the execution counters, summed, in one write.
+
+        Counters are spread over `COUNTER_SHARDS` items, since every run counts and one
         DynamoDB item takes about 1,000 writes a second. `total_executions` is also counted
-        in the item's map of hourly counts (for `last_24h_executions`); hours older than a
-        day are dropped from the map as it is written.
+        by the hour of each entry, in an attribute per hour (for `last_24h_executions`);
+        the hours just older than a day are removed as the item is written.
         """
+        totals: dict[str, int | float] = {}
+        by_hour: dict[str, int | float] = {}
+        for at, deltas in entries:
+            for name, value in deltas.items():
+                totals[name] = totals.get(name, 0) + value
+            if deltas.get("total_executions"):
+                hour = f"{at:%Y-%m-%dT%H}"
+                by_hour[hour] = by_hour.get(hour, 0) + deltas["total_executions"]
+        totals = {k: v for k, v in totals.items() if v}
+        by_hour = {k: v for k, v in by_hour.items() if v}
+        if not totals and not by_hour:
+            return
+        latest = max(at for at, _ in entries)
         shard = random.randrange(COUNTER_SHARDS)
-        names = {f"#{k}": k for k in deltas}
-        values: dict[str, Any] = {f":{k}": {"N": repr(v)} for k, v in deltas.items()}
-        expression = "ADD " + ", ".join(f"#{k} :{k}" for k in deltas)
-        started = deltas.get("total_executions")
-        if started:
-            names.update({"#hours": "hours", "#h": f"{now:%Y-%m-%dT%H}"})
-            values.update({":started": {"N": repr(started)}, ":zero": {"N": "0"}})
-            expression += " SET #hours.#h = if_not_exists(#hours.#h, :zero) + :started"
-            stale = [f"{now - timedelta(hours=h):%Y-%m-%dT%H}" for h in range(25, 31)]
+        adds = {**totals, **{f"{HOUR_PREFIX}{hour}": n for hour, n in by_hour.items()}}
+        names = {f"#a{i}": name for i, name in enumerate(adds)}
+        values: dict[str, Any] = {f":a{i}": {"N": repr(v)} for i, v in enumerate(adds.values())}
+        expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
+        if by_hour:
+            day_before = [latest - timedelta(hours=h) for h in range(25, 49)]
+            stale = [f"{HOUR_PREFIX}{hour:%Y-%m-%dT%H}" for hour in day_before]
             names.update({f"#old{i}": hour for i, hour in enumerate(stale)})
-            expression += " REMOVE " + ", ".join(f"#hours.#old{i}" for i in range(len(stale)))
-        key = {"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{shard}"}}
-        params = {
-            "TableName": self._table,
-            "Key": key,
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        try:
-            self._db.update_item(**params)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ValidationException" or not started:
-                raise
-            # The first count on this shard: its map of hours does not exist yet.
-            self._db.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="SET #hours = if_not_exists(#hours, :empty)",
-                ExpressionAttributeNames={"#hours": "hours"},
-                ExpressionAttributeValues={":empty": {"M": {}}},
-            )
-            self._db.update_item(**params)
+            expression += " REMOVE " + ", ".join(f"#old{i}" for i in range(len(stale)))
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{shard}"}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def read_stats(self, now: datetime) -> dict[str, Any]:
         """Every counter shard, summed: one BatchGetItem of `COUNTER_SHARDS` items."""
         keys = [{"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{i}"}} for i in range(COUNTER_SHARDS)]
         totals: dict[str, Any] = {}
         hours: dict[str, int] = {}
+        oldest = f"{now - timedelta(hours=HOURS_IN_STATS - 1):%Y-%m-%dT%H}"
+        stale: dict[str, list[str]] = {}
         pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
         while pending:
             out = self._db.batch_get_item(RequestItems=pending)
             for raw in out["Responses"].get(self._table, []):
                 for name, value in _load(raw).items():
-                    if name == "hours":
+                    if name.startswith(HOUR_PREFIX):
+                        hour = name[len(HOUR_PREFIX) :]
+                        hours[hour] = hours.get(hour, 0) + value
+                        if hour < oldest:
+                            stale.setdefault(raw["sk"]["S"], []).append(name)
+                    elif name == "hours":  # how earlier versions kept them: one map
                         for hour, count in value.items():
                             hours[hour] = hours.get(hour, 0) + count
                     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -738,7 +747,21 @@ class Store:
             pending = out.get("UnprocessedKeys") or {}
         recent = {f"{now - timedelta(hours=h):%Y-%m-%dT%H}" for h in range(HOURS_IN_STATS)}
         totals["last_24h_executions"] = sum(n for hour, n in hours.items() if hour in recent)
+        self._drop_hours(stale)
         return totals
+
+    def _drop_hours(self, stale: dict[str, list[str]]) -> None:
+        """Hours a shard kept past their day, because no run was counted on it for a while
+        after them (add_counts drops only the day before): removed, so no item grows."""
+        for sk, names in stale.items():
+            for i in range(0, len(names), 50):
+                chunk = names[i : i + 50]
+                self._db.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": META}, "sk": {"S": sk}},
+                    UpdateExpression="REMOVE " + ", ".join(f"#h{j}" for j in range(len(chunk))),
+                    ExpressionAttributeNames={f"#h{j}": n for j, n in enumerate(chunk)},
+                )
 
     # -- helpers ------------------------------------------------------------------------
 

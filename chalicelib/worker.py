@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.coalesce import Coalescer
 from chalicelib.dispatch import execution_id
 from chalicelib.errors import JobNotFound
 from chalicelib.models import Execution, Job
@@ -107,7 +108,10 @@ class Worker:
         sleep: Callable[[float], None] = time.sleep,
         retention: timedelta = timedelta(days=90),
         rng: Callable[[], float] = random.random,
+        counter_linger: float = 0.0,
     ) -> None:
+        """`counter_linger`: how long the stats counters may gather runs before they are
+        written (0: at once). The SQS handler sets it and calls flush() before it returns."""
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -115,6 +119,16 @@ class Worker:
         self._sleep = sleep
         self._retention = retention
         self._rng = rng
+        self._counts: Coalescer[tuple[datetime, dict[str, int | float]]] = Coalescer(
+            store.add_counts, counter_linger
+        )
+
+    def flush(self) -> None:
+        """Write the counts still gathered; the worker calls it before its invocation ends."""
+        self._counts.flush()
+
+    def _count(self, now: datetime, **deltas: int | float) -> None:
+        self._counts.add((now, deltas))
 
     def process(self, body: str, hold: Callable[[float], None] | None = None) -> bool:
         """Handle one message. True: done with it (delete it). False: let it come back.
@@ -175,7 +189,7 @@ class Worker:
         hold(timeout + LEASE_MARGIN.total_seconds() + 1)
         if started == "started":
             self._store.job_run_started(job.id)
-            self._store.add_to_counters(now, running_executions=1, total_executions=1)
+            self._count(now, running_executions=1, total_executions=1)
         fields = {"job_id": job.id, "execution_id": execution.id}
         log.info(
             "run started",
@@ -244,7 +258,7 @@ class Worker:
             )
             return
         self._store.job_run_finished(job.id, record.status, finished_at)
-        self._store.add_to_counters(
+        self._count(
             finished_at,
             running_executions=-1,
             successful_executions=int(error is None),
@@ -340,7 +354,7 @@ class Worker:
         was_running = execution.status == "running"
         if self._store.settle_execution(execution, "failed", "dead-lettered", now, error):
             self._store.job_run_finished(execution.job_id, "failed", now, started=was_running)
-            self._store.add_to_counters(
+            self._count(
                 now,
                 failed_executions=1,
                 running_executions=-int(was_running),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,8 +51,6 @@ def test_a_batch_with_a_run_that_must_wait_deletes_the_others_and_fails_for_that
     assert statuses == {jobs[0].id: "running", jobs[1].id: "completed", jobs[2].id: "completed"}
     # The busy run's message was not deleted, and is held until the other worker's lease
     # ends (an hour here), not the second the receive asked for.
-    import time
-
     time.sleep(1.2)
     assert lambda_event(engine)["Records"] == []
     attributes = engine.sqs.get_queue_attributes(
@@ -73,3 +73,93 @@ def test_execution_records_expire_after_the_retention_period(engine):
     (run,) = engine.executions(job.id)
     assert run.expires_at is not None
     assert run.expires_at - engine.clock.now == timedelta(days=90)
+
+
+class Calls:
+    """AWS calls made by the app's clients, by operation name."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+    def count(self, name: str) -> int:
+        return self.names.count(name)
+
+
+def counting_calls() -> tuple[Calls, list[Any]]:
+    calls = Calls()
+    clients = [app_module.client("dynamodb"), app_module.client("sqs")]
+    for c in clients:
+        c.meta.events.register("before-call", calls)
+    return calls, clients
+
+
+def stop_counting(calls: Calls, clients: list[Any]) -> None:
+    for c in clients:
+        c.meta.events.unregister("before-call", calls)
+
+
+def test_a_batch_of_quick_runs_writes_the_counters_once_and_holds_no_message(engine):
+    engine.add_jobs(10, next_run_at=datetime.now(UTC).replace(microsecond=0))
+    engine.dispatcher.tick(datetime.now(UTC))
+    event = lambda_event(engine)
+    assert len(event["Records"]) == 10
+    calls, clients = counting_calls()
+    try:
+        assert app_module.worker(event, None) is None
+    finally:
+        stop_counting(calls, clients)
+    assert {e.status for e in engine.executions()} == {"completed"}
+    # Per run: start, job started, finish, job finished. The counters: one write for all ten.
+    assert calls.count("UpdateItem") == 10 * 4 + 1
+    # Every run ended before the holds were due: Lambda deletes the batch, nothing to hold.
+    assert calls.count("ChangeMessageVisibility") == 0
+    assert calls.count("ChangeMessageVisibilityBatch") == 0
+    stats = engine.store.read_stats(datetime.now(UTC))
+    assert stats["total_executions"] == 10
+    assert stats["successful_executions"] == 10
+    assert stats.get("running_executions", 0) == 0
+    assert stats["last_24h_executions"] == 10
+
+
+def test_a_batch_of_long_runs_holds_its_messages_in_one_request_and_counts_them_running(engine):
+    engine.add_jobs(
+        3,
+        task_name="nexus.sleep",
+        task_kwargs={"seconds": 2.5},
+        next_run_at=datetime.now(UTC).replace(microsecond=0),
+    )
+    engine.dispatcher.tick(datetime.now(UTC))
+    event = lambda_event(engine)
+    assert len(event["Records"]) == 3
+    calls, clients = counting_calls()
+    handler = threading.Thread(target=app_module.worker, args=(event, None))
+    try:
+        handler.start()
+        time.sleep(1.8)  # past the 1 s linger, while the tasks still sleep
+        running = engine.store.read_stats(datetime.now(UTC))
+        handler.join(10)
+    finally:
+        stop_counting(calls, clients)
+    assert running["running_executions"] == 3
+    assert running["total_executions"] == 3
+    assert calls.count("ChangeMessageVisibilityBatch") == 1
+    assert calls.count("ChangeMessageVisibility") == 0
+    # Held past each run's lease, so a worker that dies leaves it to come back then.
+    out = engine.sqs.receive_message(QueueUrl=engine.queue_url, MaxNumberOfMessages=10)
+    assert out.get("Messages", []) == []
+    after = engine.store.read_stats(datetime.now(UTC))
+    assert after["running_executions"] == 0
+    assert after["successful_executions"] == 3
+
+
+def test_the_dead_letter_handler_has_counted_its_failures_when_it_returns(engine):
+    (job,) = engine.add_jobs(1, next_run_at=datetime.now(UTC).replace(microsecond=0))
+    engine.dispatcher.tick(datetime.now(UTC))
+    event = lambda_event(engine)
+    assert app_module.dead_letter(event, None) is None
+    (run,) = engine.executions(job.id)
+    assert (run.status, run.reason) == ("failed", "dead-lettered")
+    assert engine.store.read_stats(datetime.now(UTC))["failed_executions"] == 1

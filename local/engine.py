@@ -27,8 +27,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 ACCOUNT = "123456789012"
 LAMBDA_BUDGET_SECONDS = 300.0
 DEFAULT_TICK_SECONDS = 60.0
-# Long enough that an idle poller costs little, short enough that stop() returns promptly.
-WAIT_SECONDS = 1
+# How often an idle queue is asked for messages. SQS delays are whole seconds and the tick
+# rounds them down, so a run's message shows up to a second early and the worker waits for
+# its second: a poll this often costs a run nothing.
+POLL_SECONDS = 0.1
 # What a thread waits after a failed receive before trying again, so a dead endpoint does not
 # turn into a busy loop of errors.
 RETRY_PAUSE_SECONDS = 1.0
@@ -188,7 +190,14 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
 
 
 class SqsPoller:
-    """Long-poll a queue on a few threads and hand each batch to an SQS-triggered handler.
+    """Receive a queue's messages and hand each batch to an SQS-triggered handler.
+
+    Like Lambda's event source, it runs up to `concurrency` invocations at once, each with a
+    batch of up to `batch_size` messages. One thread receives and starts an invocation per
+    batch it gets. It does not long-poll: moto's long poll wakes when a message is sent, not
+    when a delayed one becomes visible, so a run sent with a delay would wait up to the whole
+    poll. It asks again at once while the queue has messages to give, and every
+    `poll_seconds` while it has none.
 
     The delete contract is Lambda's: a handler that returns has handled the whole batch, so
     every message of it is deleted; a handler that raises has deleted what it finished itself,
@@ -202,8 +211,9 @@ class SqsPoller:
         queue_url: str,
         *,
         sqs: Any = None,
-        threads: int = 2,
+        concurrency: int = 2,
         batch_size: int = 10,
+        poll_seconds: float = POLL_SECONDS,
         function_name: str = "nexus-local-worker",
     ) -> None:
         if sqs is None:
@@ -213,60 +223,84 @@ class SqsPoller:
         if not 1 <= batch_size <= 10:
             # SQS receives, and deletes in one call, at most 10 messages.
             raise ValueError(f"batch_size must be between 1 and 10, not {batch_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self._sqs = sqs
         self._handler = handler
         self._url = queue_url
         self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
         self._function_name = function_name
         self._region: str = sqs.meta.region_name
         self._arn = ""
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{function_name}-{i}", daemon=True)
-            for i in range(threads)
-        ]
+        self._slots = threading.Semaphore(concurrency)
+        self._invocations: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._receiver = threading.Thread(
+            target=self._run, name=f"{function_name}-receiver", daemon=True
+        )
 
     def start(self) -> SqsPoller:
         self._arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        for thread in self._threads:
-            thread.start()
+        self._receiver.start()
         return self
 
     def request_stop(self) -> None:
-        """Tell the threads to end, without waiting: several pollers then wind down at once."""
+        """Stop receiving, without waiting: several pollers then wind down at once."""
         self._stop.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Each thread notices within one long poll, after the batch it may be handling."""
+        """Stop receiving, and wait for the invocations under way to end."""
         self.request_stop()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        self._receiver.join(timeout)
+        with self._lock:
+            running = list(self._invocations)
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    log.warning("%s is still in its handler; leaving it", thread.name)
+                log.warning("%s is still in its handler; leaving it", thread.name)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._slots.acquire(timeout=self._poll_seconds):
+                continue  # every invocation is busy
             try:
                 out = self._sqs.receive_message(
                     QueueUrl=self._url,
-                    WaitTimeSeconds=WAIT_SECONDS,
                     MaxNumberOfMessages=self._batch_size,
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 )
             except Exception:
+                self._slots.release()
                 if self._stop.is_set():
                     return
                 log.exception("receiving from %s failed", self._url)
                 self._stop.wait(RETRY_PAUSE_SECONDS)
                 continue
             messages = out.get("Messages") or []
-            if messages:
-                self._deliver(messages)
+            if not messages:
+                self._slots.release()
+                self._stop.wait(self._poll_seconds)
+                continue
+            thread = threading.Thread(
+                target=self._invoke, args=(messages,), name=self._function_name, daemon=True
+            )
+            with self._lock:
+                self._invocations.add(thread)
+            thread.start()
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._deliver(messages)
+        finally:
+            with self._lock:
+                self._invocations.discard(threading.current_thread())
+            self._slots.release()
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = sqs_event(messages, self._arn, self._region)

@@ -1,7 +1,8 @@
 """`make run`: the whole system on this machine.
 
-An embedded AWS (moto's ThreadedMotoServer, on 127.0.0.1 only) holds the table and the
-queues; the API is served at http://HOST:PORT/api/v1 through Chalice's own local server.
+An embedded AWS (moto's server, on 127.0.0.1 only, in a child process: local/aws_process.py)
+holds the table and the queues; the API is served at http://HOST:PORT/api/v1 through
+Chalice's own local server.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# Worker invocations at once. On AWS, Lambda adds them as the queue needs (up to the account's
+# concurrency); here a fixed number must cover the busiest second: a batch holds its slot
+# until its last run is over, and each run of it waits for its own second first.
+WORKER_CONCURRENCY = 20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,19 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from moto.server import ThreadedMotoServer
+    from local.aws_process import EmbeddedAws
 
-    # moto's server logs every AWS call it answers; the API's own request log is enough.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # The tick and the workers log their failures rather than raise them: show them, timed.
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.moto_port, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    moto = EmbeddedAws("127.0.0.1", args.moto_port).start()
+    endpoint = moto.endpoint
     queue_name = "nexus-local-work"
     dlq_name = f"{queue_name}-dlq"
     os.environ.update(
@@ -100,13 +102,18 @@ def main(argv: list[str] | None = None) -> int:
             tick = TickLoop(app_module.tick, function_name="nexus-local-tick").start()
             pollers = [
                 SqsPoller(
-                    app_module.worker, queue_url, sqs=sqs, function_name="nexus-local-worker"
+                    app_module.worker,
+                    queue_url,
+                    sqs=sqs,
+                    concurrency=WORKER_CONCURRENCY,
+                    function_name="nexus-local-worker",
                 ),
                 SqsPoller(
                     app_module.dead_letter,
                     dlq_url,
                     sqs=sqs,
-                    threads=1,
+                    concurrency=1,
+                    poll_seconds=1.0,
                     function_name="nexus-local-dead_letter",
                 ),
             ]

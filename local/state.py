@@ -167,7 +167,16 @@ def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str)
 
 
 class Snapshotter:
-    """Snapshot the table every `interval` seconds on a thread, and once more on stop()."""
+    """Snapshot the table on a thread when it has changed, and once more on stop().
+
+    A snapshot reads the whole table, and the embedded AWS serves the engine from the same
+    process: taken every few seconds whatever happens, it would load it in proportion to the
+    history kept. So a snapshot is taken only after a write through `dynamodb` (every part of
+    `make run` writes through that one client), at most every `interval` seconds, and never
+    more often than ten times its own last duration, so it takes at most a tenth of the time.
+    """
+
+    WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
     def __init__(
         self,
@@ -181,8 +190,15 @@ class Snapshotter:
         self._table = table_name
         self._folder = folder
         self._interval = interval
+        self._pause = interval
+        self._changed = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nexus-snapshot", daemon=True)
+        for operation in self.WRITES:
+            dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", self._written)
+
+    def _written(self, **_: Any) -> None:
+        self._changed.set()
 
     def start(self) -> Snapshotter:
         self._thread.start()
@@ -196,12 +212,17 @@ class Snapshotter:
         self._snapshot()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._snapshot()
+        while not self._stop.wait(self._pause):
+            if self._changed.is_set():
+                self._snapshot()
 
     def _snapshot(self) -> None:
+        self._changed.clear()
+        started = time.monotonic()
         try:
             snapshot(self._dynamodb, self._table, self._folder)
         except Exception:
             # The previous snapshot is still whole; the next one will try again.
+            self._changed.set()
             log.exception("snapshot of %s to %s failed", self._table, self._folder)
+        self._pause = max(self._interval, 10 * (time.monotonic() - started))

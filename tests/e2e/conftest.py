@@ -78,6 +78,8 @@ class LocalServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._drain.join(10)
+        self.stdout.close()
         self._drain.join(timeout=5)
         self.stdout.close()
 

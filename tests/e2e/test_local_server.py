@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import request
+import socket
+import time
+
+from tests.e2e.conftest import LocalServer, free_port, request
 
 
 def test_the_api_is_served_under_api_v1_with_keep_alive(conn):
@@ -46,3 +49,20 @@ def test_the_embedded_aws_listens_on_loopback_only(server, banner):
     # moto's ThreadedMotoServer binds every interface unless told otherwise.
     endpoint = banner.split("embedded AWS at ")[1].rstrip(")")
     assert endpoint.startswith("http://127.0.0.1:")
+
+
+def test_the_embedded_aws_ends_with_the_server_even_when_the_server_is_killed(tmp_path):
+    server = LocalServer(free_port(), tmp_path)
+    endpoint = server.banner.split("embedded AWS at ")[1].rstrip(")")
+    host, port = endpoint.removeprefix("http://").split(":")
+    socket.create_connection((host, int(port)), timeout=2).close()  # it answers
+    server.proc.kill()  # no chance to clean up
+    server.stop()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return  # gone with its parent
+        time.sleep(0.2)
+    raise AssertionError(f"the embedded AWS at {endpoint} outlived its killed server")

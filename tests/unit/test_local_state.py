@@ -209,6 +209,26 @@ def test_the_snapshotter_takes_one_last_snapshot_when_it_stops(dynamodb: Any, tm
     assert len((tmp_path / f"{TABLE}.jsonl").read_text().splitlines()) == 4
 
 
+def test_the_snapshotter_reads_the_table_only_after_something_was_written(
+    dynamodb: Any, tmp_path: Path
+):
+    scans: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("scan"))
+    snapshotter = state.Snapshotter(dynamodb, TABLE, tmp_path, interval=0.1).start()
+    try:
+        time.sleep(0.5)
+        assert scans == []  # nothing written: nothing read
+        put_varied_items(dynamodb, 3)
+        assert wait_until(lambda: (tmp_path / f"{TABLE}.jsonl").exists(), 5)
+        time.sleep(0.5)
+        read_after_write = len(scans)
+        time.sleep(0.5)
+        assert len(scans) == read_after_write  # quiet again: no more reads
+    finally:
+        snapshotter.stop()
+    assert len((tmp_path / f"{TABLE}.jsonl").read_text().splitlines()) == 3
+
+
 # -- requeue after a restart -------------------------------------------------------------
 
 
@@ -273,7 +293,7 @@ def test_a_batch_whose_handler_returns_is_deleted_and_arrives_shaped_like_lambda
         records.extend(event["Records"])
         contexts.append(context)
 
-    poller = SqsPoller(handler, url, sqs=sqs, threads=1, function_name="worker").start()
+    poller = SqsPoller(handler, url, sqs=sqs, concurrency=1, function_name="worker").start()
     try:
         assert wait_until(lambda: len(records) == 3, 5)
     finally:
@@ -305,7 +325,7 @@ def test_a_batch_whose_handler_raises_is_left_in_the_queue_and_comes_back(
         receive_counts.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
         raise RuntimeError("the task failed")
 
-    poller = SqsPoller(handler, url, sqs=sqs, threads=1).start()
+    poller = SqsPoller(handler, url, sqs=sqs, concurrency=1).start()
     try:
         # Back after the 1 s visibility timeout, received a second time.
         assert wait_until(lambda: len(receive_counts) >= 2, 5)
@@ -333,7 +353,7 @@ def test_a_handler_that_deletes_what_it_finished_then_raises_gets_only_the_rest_
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
             raise RuntimeError("partial batch")
 
-    poller = SqsPoller(handler, url, sqs=sqs, threads=1).start()
+    poller = SqsPoller(handler, url, sqs=sqs, concurrency=1).start()
     try:
         assert wait_until(lambda: len(bodies) >= 5, 5)
     finally:

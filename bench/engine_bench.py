@@ -25,7 +25,6 @@ PRICE = {
     "scheduler_invocation": 1.00e-6,
 }
 PRICES_AS_OF = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024)"
-WORKER_MEMORY_GB = 0.25
 
 
 def setup() -> tuple[Any, Any, str, str]:
@@ -85,35 +84,61 @@ def tick_scale() -> dict[str, Any]:
     }
 
 
+def worker_memory_gb(stage: str = "prod") -> float:
+    """The worker Lambda's memory, as .chalice/config.json deploys it."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return int(config["stages"][stage]["lambda_functions"]["worker"]["lambda_memory_size"]) / 1024
+
+
 def requests_per_run(runs: int = 200) -> dict[str, Any]:
-    """Every AWS request of `runs` scheduled runs, tick to finished record, split by kind."""
+    """Every AWS request of `runs` scheduled runs, tick to finished record, split by kind.
+
+    The runs go through the deployed handlers, `app.tick` and `app.worker`, with the events
+    Lambda would pass them, so what the handler adds around the engine (message holds,
+    counter writes gathered per batch, deletes) is counted too.
+    """
+    import os
+
     from moto import mock_aws
 
-    from chalicelib.dispatch import Dispatcher
-    from chalicelib.queue import WorkQueue
-    from chalicelib.store import Store
-    from chalicelib.tasks import registry
-    from chalicelib.worker import Worker
+    from local.engine import LambdaContext, scheduled_event, sqs_event
 
     with mock_aws():
         db, sqs, table, url = setup()
-        store, queue = Store(db, table), WorkQueue(sqs, url)
+        os.environ["NEXUS_TABLE"] = table
+        import app as app_module
+
+        for cached in (
+            app_module.store,
+            app_module.work_queue,
+            app_module.dispatcher,
+            app_module.worker_engine,
+        ):
+            cached.cache_clear()
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         now = datetime.now(UTC).replace(microsecond=0)
         seed_jobs(db, table, runs, first_id=1, next_run_at=now)
-        worker = Worker(store, queue, registry)
         lambda_invocations = 1  # the tick
         worker_seconds = 0.0
         with counting(db, sqs) as counter:
-            Dispatcher(store, queue).tick(now)
+            app_module.tick(
+                scheduled_event(time.time(), "arn:aws:events:us-east-1:1:rule/tick", "us-east-1"),
+                LambdaContext("tick", "us-east-1"),
+            )
             while True:  # what Lambda's SQS event source does: receive 10, invoke, delete
-                out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+                out = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+                )
                 messages = out.get("Messages", [])
                 if not messages:
                     break
                 lambda_invocations += 1
                 started = time.perf_counter()
-                for m in messages:
-                    worker.process(m["Body"])
+                app_module.worker(
+                    sqs_event(messages, arn, "us-east-1"), LambdaContext("worker", "us-east-1")
+                )
                 worker_seconds += time.perf_counter() - started
                 sqs.delete_message_batch(
                     QueueUrl=url,
@@ -145,10 +170,11 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         "sqs_sends": sum(v for k, v in sqs_by_op.items() if k.startswith("Send")) / runs,
         "sqs_receives": sqs_by_op.get("ReceiveMessage", 0) / runs,
         "sqs_deletes": sum(v for k, v in sqs_by_op.items() if k.startswith("Delete")) / runs,
+        "sqs_holds": sum(v for k, v in sqs_by_op.items() if k.startswith("Change")) / runs,
         "lambda_invocations": lambda_invocations / runs,
     }
     # moto runs in-process here, so this duration is pessimistic for a real Lambda.
-    gb_seconds = worker_seconds / runs * WORKER_MEMORY_GB
+    gb_seconds = worker_seconds / runs * worker_memory_gb()
     cost = 1e6 * (
         writes_units / runs * PRICE["dynamodb_write_unit"]
         + counter.items_read / runs * PRICE["dynamodb_read_unit"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +85,51 @@ def tick_scale() -> dict[str, Any]:
     }
 
 
+READS = ("GetItem", "Query", "BatchGetItem", "Scan")
+
+
+def kind(params: dict[str, Any]) -> str:
+    """What a DynamoDB request writes: a job (its claim apart), an execution, the counters."""
+    key = params.get("Key") or params.get("Item") or {}
+    sk = key.get("sk", {}).get("S", "")
+    if not sk or ("UpdateExpression" not in params and "Item" not in params):
+        return "read"
+    if sk == "JOB":
+        names = params.get("ExpressionAttributeNames", {}).values()
+        return "claim" if "due_sk" in names else "job"
+    if sk.startswith("RUN#"):
+        return "execution"
+    return "counters"
+
+
+def dynamo_size(value: dict[str, Any]) -> int:
+    """An attribute value's size by DynamoDB's rules (near enough: numbers as their digits)."""
+    ((kind_, v),) = value.items()
+    if kind_ == "S":
+        return len(v.encode())
+    if kind_ == "N":
+        return len(v.lstrip("-").replace(".", "")) // 2 + 1
+    if kind_ in ("BOOL", "NULL"):
+        return 1
+    if kind_ == "M":
+        return 3 + sum(len(k.encode()) + dynamo_size(x) + 1 for k, x in v.items())
+    if kind_ == "L":
+        return 3 + sum(dynamo_size(x) + 1 for x in v)
+    return len(v)
+
+
+def item_sizes(db: Any, table: str) -> dict[str, int]:
+    """The largest job, execution and counter item at the end of the run, in bytes."""
+    largest = {"job": 0, "execution": 0, "counters": 0}
+    for page in db.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            size = sum(len(k.encode()) + dynamo_size(v) for k, v in item.items())
+            sk = item["sk"]["S"]
+            which = "job" if sk == "JOB" else "execution" if sk.startswith("RUN#") else "counters"
+            largest[which] = max(largest[which], size)
+    return largest
+
+
 def worker_memory_gb(stage: str = "prod") -> float:
     """The worker Lambda's memory, as .chalice/config.json deploys it."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -122,6 +168,10 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         seed_jobs(db, table, runs, first_id=1, next_run_at=now)
         lambda_invocations = 1  # the tick
         worker_seconds = 0.0
+        writes: Counter[str] = Counter()
+        db.meta.events.register(
+            "provide-client-params.dynamodb", lambda params, **_: writes.update([kind(params)])
+        )
         with counting(db, sqs) as counter:
             app_module.tick(
                 scheduled_event(time.time(), "arn:aws:events:us-east-1:1:rule/tick", "us-east-1"),
@@ -147,25 +197,29 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
                         for i, m in enumerate(messages)
                     ],
                 )
+        sizes = item_sizes(db, table)
     calls = counter.calls
-    writes_units = 0
-    reads = writes = 0
-    for name, n in calls.items():
-        if not name.startswith("dynamodb."):
-            continue
-        op = name.split(".", 1)[1]
-        if op in ("GetItem", "Query", "BatchGetItem", "Scan"):
-            reads += n
-        else:
-            writes += n
-            # A transactional write costs two write units per item.
-            writes_units += n * (2 if op == "TransactWriteItems" else 1)
+    reads = sum(n for name, n in calls.items() if name.split(".")[-1] in READS)
+    writes_total = sum(
+        n for name, n in calls.items() if name.startswith("dynamodb.") and name[9:] not in READS
+    )
+    # Write units: one per started KB of the item written (the larger of before and after,
+    # here the item as it ends up), plus the `by_due` index entry a claim moves (a delete and
+    # a put there: 2 units).
+    units = {
+        "executions": writes["execution"] * -(-sizes["execution"] // 1024),
+        "jobs": (writes["job"] + writes["claim"]) * -(-sizes["job"] // 1024),
+        "counters": writes["counters"] * -(-sizes["counters"] // 1024),
+        "due index": writes["claim"] * 2,
+    }
+    writes_units = sum(units.values())
     sqs_by_op = {k.split(".", 1)[1]: v for k, v in calls.items() if k.startswith("sqs.")}
     sqs_total = sum(sqs_by_op.values())
     per_run = {
         "dynamodb_reads": reads / runs,
         "dynamodb_items_read": counter.items_read / runs,
-        "dynamodb_writes": writes / runs,
+        "dynamodb_writes": writes_total / runs,
+        "dynamodb_write_units": writes_units / runs,
         "sqs_requests": sqs_total / runs,
         "sqs_sends": sum(v for k, v in sqs_by_op.items() if k.startswith("Send")) / runs,
         "sqs_receives": sqs_by_op.get("ReceiveMessage", 0) / runs,
@@ -189,10 +243,14 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     )
     print(f"per run: {json.dumps({k: round(v, 3) for k, v in per_run.items()})}")
     print(f"calls: {dict(calls)}")
+    print(f"writes by item: {dict(writes)}; item sizes (bytes): {sizes}; write units: {units}")
     print(f"cost per million runs: ${cost:.2f} (EventBridge Scheduler + Lambda: ${scheduler:.2f})")
     return {
         "per_run": per_run,
         "calls": dict(calls),
+        "writes_by_item": dict(writes),
+        "item_sizes": sizes,
+        "write_units": units,
         "cost_per_million": cost,
         "scheduler_cost_per_million": scheduler,
         "prices": PRICE,

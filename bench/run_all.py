@@ -71,8 +71,8 @@ def main() -> None:
             "python bench/engine_bench.py scale",
         ),
         (
-            "DynamoDB writes per run",
-            f"{per_run['dynamodb_writes']:.2f}",
+            "DynamoDB writes per run (requests; write units)",
+            f"{per_run['dynamodb_writes']:.2f}; {per_run['dynamodb_write_units']:.2f} units",
             "<= 3",
             verdict(per_run["dynamodb_writes"] <= 3),
             "200 runs through app.tick and app.worker, tick to finished record",

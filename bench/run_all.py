@@ -41,10 +41,24 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    started = time.monotonic()
-    for script in SCRIPTS:
-        print(f"== {' '.join(script)}", flush=True)
-        subprocess.run([sys.executable, *script], cwd=ROOT / "bench", check=True)
+    """Run every benchmark, then write RESULTS.md; `--report-only` writes it again from the
+    last run's figures (after editing NOTES.md, say), without measuring anything."""
+    if "--report-only" not in sys.argv[1:]:
+        started = time.monotonic()
+        for script in SCRIPTS:
+            print(f"== {' '.join(script)}", flush=True)
+            subprocess.run([sys.executable, *script], cwd=ROOT / "bench", check=True)
+        run = {
+            "finished": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "machine": machine(),
+            "seconds": round(time.monotonic() - started),
+        }
+        (OUT / "run.json").write_text(json.dumps(run))
+    report()
+
+
+def report() -> None:
+    run = json.loads((OUT / "run.json").read_text())
     engine = json.loads((OUT / "engine.json").read_text())
     cold = json.loads((OUT / "cold_start.json").read_text())
     local = json.loads((OUT / "local.json").read_text())
@@ -156,8 +170,8 @@ def main() -> None:
     lines = [
         "# Benchmark results",
         "",
-        f"Made by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}, "
-        f"in {time.monotonic() - started:.0f} s. Counts and ratios come from one run each;",
+        f"Made by `make bench` on {run['finished']}, on {run['machine']}, "
+        f"in {run['seconds']} s. Counts and ratios come from one run each;",
         "wall-clock figures are noisy on a shared machine.",
         "",
         "| figure | value | goal | | anchor | command |",

@@ -363,13 +363,13 @@ def worker(event: SQSEvent) -> None:
 
     try:
         with ThreadPoolExecutor(max_workers=len(records)) as pool:
-            done = list(pool.map(handle, records))
+            list(pool.map(handle, records))
     finally:
         engine.flush()
         holds.flush()
-    if all(done):
-        return
-    handled = [r for r, ok in zip(records, done, strict=True) if ok]
+    handled = [r for r in records if r.receipt_handle in finished]
+    if len(handled) == len(records):
+        return  # Lambda deletes the whole batch
     if handled:
         sqs.delete_message_batch(
             QueueUrl=queue_url,

@@ -65,30 +65,38 @@ def counting(*clients: Any):  # type: ignore[no-untyped-def]
 def seed_jobs(
     db: Any, table: str, count: int, *, first_id: int, next_run_at: datetime | None, **fields: Any
 ) -> None:
-    from chalicelib.models import Job
     from chalicelib.store import job_item
 
     # Off the hour, so that no job has a second run inside the tick's window.
     created = datetime.now(UTC) - timedelta(days=1, minutes=30)
     batch: list[dict[str, Any]] = []
     for i in range(count):
-        job = Job(
-            id=first_id + i,
-            name=f"bench {first_id + i}",
-            job_type="interval",
-            interval_seconds=3600,
-            task_name="nexus.echo",
-            created_at=created,
-            updated_at=created,
-            next_run_at=next_run_at,
-            **fields,
-        )
+        job = bench_job(first_id + i, created=created, next_run_at=next_run_at, **fields)
         batch.append({"PutRequest": {"Item": job_item(job)}})
         if len(batch) == 25:
             db.batch_write_item(RequestItems={table: batch})
             batch = []
     if batch:
         db.batch_write_item(RequestItems={table: batch})
+
+
+def bench_job(
+    job_id: int, *, created: datetime, next_run_at: datetime | None, **fields: Any
+) -> Any:
+    """An hourly echo job, created at `created`, next due at `next_run_at`."""
+    from chalicelib.models import Job
+
+    return Job(
+        id=job_id,
+        name=f"bench {job_id}",
+        job_type="interval",
+        interval_seconds=3600,
+        task_name="nexus.echo",
+        created_at=created,
+        updated_at=created,
+        next_run_at=next_run_at,
+        **fields,
+    )
 
 
 def command() -> str:

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import ROOT, command, counting, local_env, seed_jobs
+from common import ROOT, bench_job, command, counting, local_env, seed_jobs
 
 # List prices, us-east-1, as published by AWS in 2025 (unchanged into 2026 as far as we
 # know): DynamoDB on-demand after the November 2024 cut, SQS standard, Lambda x86,
@@ -293,25 +293,12 @@ class _StubSqs:
 
 def dispatch_capacity(due: int = 20_000) -> dict[str, Any]:
     from chalicelib.dispatch import Dispatcher
-    from chalicelib.models import Job
     from chalicelib.queue import WorkQueue
     from chalicelib.store import Store
 
     now = datetime.now(UTC).replace(microsecond=0)
     created = now - timedelta(days=1)
-    jobs = [
-        Job(
-            id=i,
-            name=f"j{i}",
-            job_type="interval",
-            interval_seconds=3600,
-            task_name="nexus.echo",
-            created_at=created,
-            updated_at=created,
-            next_run_at=now,
-        )
-        for i in range(1, due + 1)
-    ]
+    jobs = [bench_job(i, created=created, next_run_at=now) for i in range(1, due + 1)]
     dispatcher = Dispatcher(
         Store(_StubDynamo(jobs), "t"), WorkQueue(_StubSqs(), "stub"), max_runs_per_tick=10**9
     )

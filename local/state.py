@@ -169,8 +169,8 @@ def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str)
 class Snapshotter:
     """Snapshot the table on a thread when it has changed, and once more on stop().
 
-    A snapshot reads the whole table, and the embedded AWS serves the engine from the same
-    process: taken every few seconds whatever happens, it would load it in proportion to the
+    A snapshot reads the whole table, from the same embedded AWS that serves the API and the
+    engine: taken every few seconds whatever happens, it would load it in proportion to the
     history kept. So a snapshot is taken only after a write through `dynamodb` (every part of
     `make run` writes through that one client), at most every `interval` seconds, and never
     more often than ten times its own last duration, so it takes at most a tenth of the time.

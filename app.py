@@ -9,10 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +17,11 @@ from chalice.app import Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
 from chalicelib.aws import client
-from chalicelib.coalesce import Coalescer
 from chalicelib.config import dlq_name, get_settings, queue_name
-from chalicelib.dispatch import Dispatcher
+from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
+from chalicelib.engine.queue import WorkQueue
+from chalicelib.engine.tick import Dispatcher
+from chalicelib.engine.worker import Worker
 from chalicelib.errors import (
     BadRequest,
     ConcurrentUpdate,
@@ -31,12 +30,11 @@ from chalicelib.errors import (
     JobNotFound,
     NexusError,
     PayloadTooLarge,
+    Unavailable,
 )
 from chalicelib.observability import setup_logging
-from chalicelib.queue import WorkQueue
 from chalicelib.store import Store
 from chalicelib.tasks import registry
-from chalicelib.worker import Worker, run_fields
 
 app = Chalice(app_name="nexus-scheduler")
 setup_logging()  # JSON lines on the "nexus" loggers; NEXUS_LOG_LEVEL, default INFO
@@ -52,13 +50,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# How long the worker gathers its runs' counter updates and message holds into one request.
-COALESCE_SECONDS = 1.0
-
-
 @functools.lru_cache(maxsize=1)
 def store() -> Store:
-    return Store(client("dynamodb"), get_settings().table_name)
+    return Store.over(client("dynamodb"), get_settings().table_name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,15 +68,13 @@ def dispatcher() -> Dispatcher:
 
 @functools.lru_cache(maxsize=1)
 def jobs() -> service.JobService:
-    return service.JobService(store(), registry, dispatcher(), work_queue())
+    return service.JobService(store(), registry, dispatcher(), work_queue(), client("sqs"))
 
 
 @functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
     retention = timedelta(days=get_settings().history_days)
-    return Worker(
-        store(), work_queue(), registry, retention=retention, counter_linger=COALESCE_SECONDS
-    )
+    return Worker(store(), work_queue(), registry, retention=retention, linger=COALESCE_SECONDS)
 
 
 # -- one place where domain errors become HTTP --------------------------------------------
@@ -107,6 +99,10 @@ def _error_response(exc: Exception) -> Response:
         return _json(413, {"detail": str(exc)})
     if isinstance(exc, ConcurrentUpdate):
         return _json(409, {"detail": str(exc)})
+    if isinstance(exc, Unavailable):
+        response = _json(503, {"detail": str(exc)})
+        response.headers["Retry-After"] = "1"
+        return response
     log.exception("unhandled error", exc_info=exc)
     return _json(500, {"detail": "Internal server error"})
 
@@ -222,7 +218,7 @@ def update_job(job_id: str) -> Any:
 @app.route("/v1/jobs/{job_id}", methods=["DELETE"])
 @api
 def delete_job(job_id: str) -> Response:
-    jobs().delete_job(job_id_from(job_id))
+    jobs().delete_job(job_id_from(job_id), now())
     return Response(body="", status_code=204)
 
 
@@ -285,107 +281,41 @@ def preview_schedule() -> Any:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def tick(event: Any) -> dict[str, Any]:
-    """Every minute: send the runs due in the coming minute, and any that are overdue."""
+    """Every minute: send the runs due in the coming minute and any overdue, and sweep.
+
+    A job that fails is logged, counted (`TickJobErrors`) and skipped, and the tick goes on:
+    the invocation does not fail for it, so Lambda's async retries do not repeat the tick.
+    """
     report = dispatcher().tick(now())
     log.info("tick", extra={"tick": report.as_dict()})
-    if report.errors:
-        # Fail the invocation so the error shows in the tick's metrics; the runs that were
-        # sent stay sent, and the next tick retries the rest.
-        raise RuntimeError(f"{len(report.errors)} job(s) failed to dispatch: {report.errors[:5]}")
     return report.as_dict()
-
-
-# SQS's longest visibility timeout: 12 hours.
-MAX_VISIBILITY = 43_200
-
-
-class RetryLater(Exception):
-    """Some messages of the batch must come back; the others were deleted already."""
 
 
 @app.on_sqs_message(queue=queue_name(), batch_size=10)
 def worker(event: SQSEvent) -> None:
-    """Run a batch of runs at once (each waits for its own second).
-
-    Chalice cannot ask Lambda for partial batch responses, so the worker deletes the
-    messages it is done with itself and fails the invocation only for the rest: a task's
-    failure is recorded and retried by NEXUS, and never sends its neighbours back.
-    """
-    records = list(event)
-    if not records:
-        return
-    engine = worker_engine()
-
-    sqs, queue_url = client("sqs"), get_settings().queue_url
-
-    def send_holds(holds: list[tuple[Any, float]]) -> None:
-        # One request for the batch; the latest hold of a message wins. The wait is counted
-        # from now, so a hold that waited here for its neighbours loses nothing.
-        latest = {
-            record.receipt_handle: (record, until)
-            for record, until in holds
-            if record.receipt_handle not in finished  # deleted at the end of the batch
-        }
-        if not latest:
-            return
-        entries = [
-            {
-                "Id": str(i),
-                "ReceiptHandle": handle,
-                "VisibilityTimeout": max(
-                    1, min(MAX_VISIBILITY, math.ceil(until - time.monotonic()))
-                ),
-            }
-            for i, (handle, (_, until)) in enumerate(latest.items())
-        ]
-        out = sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-        for failure in out.get("Failed") or []:
-            # The queue's own visibility timeout still brings the message back.
-            log.warning("could not hold a message: %s", failure)
-
-    holds: Coalescer[tuple[Any, float]] = Coalescer(send_holds, COALESCE_SECONDS)
-    finished: set[str] = set()
-
-    def handle(record: Any) -> bool:
-        def hold(seconds: float) -> None:
-            holds.add((record, time.monotonic() + seconds))
-
-        try:
-            ok = engine.process(record.body, hold)
-        except Exception:
-            log.exception(
-                "could not process a run; it will be delivered again", extra=run_fields(record.body)
-            )
-            return False
-        if ok:
-            finished.add(record.receipt_handle)
-        return ok
-
+    """Run a batch of runs at once, each on its own second (engine.batch)."""
+    context = getattr(event, "context", None)
+    remaining = (
+        (lambda: context.get_remaining_time_in_millis() / 1000.0)
+        if context is not None and hasattr(context, "get_remaining_time_in_millis")
+        else None
+    )
     try:
-        with ThreadPoolExecutor(max_workers=len(records)) as pool:
-            list(pool.map(handle, records))
-    finally:
-        engine.flush()
-        holds.flush()
-    handled = [r for r in records if r.receipt_handle in finished]
-    if len(handled) == len(records):
-        return  # Lambda deletes the whole batch
-    if handled:
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(handled)
-            ],
+        handle_batch(
+            [Record(r.body, r.receipt_handle) for r in event],
+            worker_engine(),
+            work_queue(),
+            client("sqs"),
+            get_settings().queue_url,
+            remaining,
         )
-    raise RetryLater(f"{len(records) - len(handled)} of {len(records)} runs come back later")
+    finally:
+        worker_engine().flush()
 
 
 @app.on_sqs_message(queue=dlq_name(), batch_size=10)
 def dead_letter(event: SQSEvent) -> None:
-    """Runs the work queue gave up on: their executions are marked failed."""
+    """Runs the work queue gave up on: their attempts end failed (lifecycle D)."""
     engine = worker_engine()
-    try:
-        for record in event:
-            engine.dead_letter(record.body)
-    finally:
-        engine.flush()  # Lambda freezes the process once the handler returns
+    for record in event:
+        engine.dead_letter(record.body)

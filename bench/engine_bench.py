@@ -45,14 +45,14 @@ def setup() -> tuple[Any, Any, str, str]:
 def tick_scale() -> dict[str, Any]:
     from moto import mock_aws
 
-    from chalicelib.dispatch import Dispatcher
-    from chalicelib.queue import WorkQueue
+    from chalicelib.engine.queue import WorkQueue
+    from chalicelib.engine.tick import Dispatcher
     from chalicelib.store import Store
 
     rows = []
     with mock_aws():
         db, sqs, table, url = setup()
-        dispatcher = Dispatcher(Store(db, table), WorkQueue(sqs, url))
+        dispatcher = Dispatcher(Store.over(db, table), WorkQueue(sqs, url))
         now = datetime.now(UTC).replace(microsecond=0)
         later = now + timedelta(days=1)
         stored, next_id = 0, 1
@@ -169,9 +169,16 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         lambda_invocations = 1  # the tick
         worker_seconds = 0.0
         writes: Counter[str] = Counter()
-        db.meta.events.register(
-            "provide-client-params.dynamodb", lambda params, **_: writes.update([kind(params)])
-        )
+
+        def count_writes(params: dict[str, Any], **_: Any) -> None:
+            # A transaction costs two write units per item it writes, twice a plain write.
+            for entry in params.get("TransactItems", []):
+                ((_action, body),) = entry.items()
+                writes.update({kind(body): 2})
+            if "TransactItems" not in params:
+                writes.update([kind(params)])
+
+        db.meta.events.register("provide-client-params.dynamodb", count_writes)
         with counting(db, sqs) as counter:
             app_module.tick(
                 scheduled_event(time.time(), "arn:aws:events:us-east-1:1:rule/tick", "us-east-1"),
@@ -204,8 +211,8 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         n for name, n in calls.items() if name.startswith("dynamodb.") and name[9:] not in READS
     )
     # Write units: one per started KB of the item written (the larger of before and after,
-    # here the item as it ends up), plus the `by_due` index entry a claim moves (a delete and
-    # a put there: 2 units).
+    # here the item as it ends up), two in a transaction, plus the `by_due` index entry a
+    # claim moves (a delete and a put there: 2 units).
     units = {
         "executions": writes["execution"] * -(-sizes["execution"] // 1024),
         "jobs": (writes["job"] + writes["claim"]) * -(-sizes["job"] // 1024),
@@ -292,15 +299,15 @@ class _StubSqs:
 
 
 def dispatch_capacity(due: int = 20_000) -> dict[str, Any]:
-    from chalicelib.dispatch import Dispatcher
-    from chalicelib.queue import WorkQueue
+    from chalicelib.engine.queue import WorkQueue
+    from chalicelib.engine.tick import Dispatcher
     from chalicelib.store import Store
 
     now = datetime.now(UTC).replace(microsecond=0)
     created = now - timedelta(days=1)
     jobs = [bench_job(i, created=created, next_run_at=now) for i in range(1, due + 1)]
     dispatcher = Dispatcher(
-        Store(_StubDynamo(jobs), "t"), WorkQueue(_StubSqs(), "stub"), max_runs_per_tick=10**9
+        Store.over(_StubDynamo(jobs), "t"), WorkQueue(_StubSqs(), "stub"), max_runs_per_tick=10**9
     )
     started = time.process_time()
     report = dispatcher.tick(now)

@@ -48,3 +48,7 @@ class JobNotFound(NexusError, LookupError):
 
 class ConcurrentUpdate(NexusError):
     """The job changed between our read and our write; the caller may retry (HTTP 409)."""
+
+
+class Unavailable(NexusError):
+    """AWS kept answering "not now" (throttling, a transaction conflict): HTTP 503, retry."""

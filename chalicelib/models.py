@@ -133,18 +133,39 @@ class Job(JobCreate):
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     last_run_status: str | None = None
-    run_count: int = 0
-    # Runs of this job that have started and not finished (a `forbid` job allows one).
-    running_count: int = 0
+    # The runs of this job that hold a slot now: run key -> lease end (ISO text). A `forbid`
+    # job's start takes the slot only while this is empty (engine.lifecycle, transition S1).
+    running: dict[str, str] = Field(default_factory=dict)
+    # Why the tick could not evaluate this job's schedule, if it could not (it skips the job).
+    schedule_error: str | None = None
+    # Set when the job is deleted: its history is removed after (engine.sweep).
+    deleted_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
-    # Bumped on every write: updates are conditional on it (optimistic concurrency).
+    # Bumped on every write the API or a claim makes: updates are conditional on it.
     version: int = 1
+
+    @property
+    def running_count(self) -> int:
+        return len(self.running)
+
+    @property
+    def current_status(self) -> JobStatus:
+        """What the job is doing, from what it holds: never a stored value that can drift."""
+        if not self.is_active:
+            return "paused"
+        if self.running:
+            return "running"
+        if self.last_run_status in ("completed", "failed"):
+            return self.last_run_status  # type: ignore[return-value]
+        return "pending"
 
     def to_api(self) -> dict[str, Any]:
         from chalicelib.timefmt import iso
 
-        out = self.model_dump(exclude={"version", "last_run_status"})
+        out = self.model_dump(exclude={"version", "last_run_status", "running", "deleted_at"})
+        out["status"] = self.current_status
+        out["running_count"] = self.running_count
         for key in (
             "scheduled_time",
             "start_time",
@@ -162,6 +183,7 @@ class Job(JobCreate):
 ExecutionStatus = Literal[
     "pending", "running", "completed", "failed", "missed", "skipped", "dead_lettered"
 ]
+FINAL_STATUSES = frozenset({"completed", "failed", "missed", "skipped", "dead_lettered"})
 Trigger = Literal["scheduled", "manual", "retry"]
 
 
@@ -204,9 +226,13 @@ class Execution(BaseModel):
 
     @property
     def run_key(self) -> str:
-        from chalicelib.store import run_sort_key
+        from chalicelib.store.items import run_key
 
-        return run_sort_key(self.scheduled_for, self.attempt)
+        return run_key(self.scheduled_for, self.attempt)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
 
     def to_api(self) -> dict[str, Any]:
         from chalicelib.timefmt import iso

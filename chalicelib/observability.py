@@ -35,6 +35,9 @@ Metric = Literal[
     "RunsRetried",
     "RunsMissed",
     "StartLatenessSeconds",
+    "TickJobErrors",
+    "SweepRepairs",
+    "TasksStuck",
 ]
 UNITS: Final[dict[Metric, str]] = {
     "RunsStarted": "Count",
@@ -43,6 +46,9 @@ UNITS: Final[dict[Metric, str]] = {
     "RunsRetried": "Count",
     "RunsMissed": "Count",
     "StartLatenessSeconds": "Seconds",
+    "TickJobErrors": "Count",
+    "SweepRepairs": "Count",
+    "TasksStuck": "Count",
 }
 
 # The attributes every LogRecord has; whatever else a record carries came from `extra`.

@@ -5,6 +5,7 @@ The service never reads the clock: every operation that depends on time takes `n
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -13,8 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import schedules, tzmath
 from chalicelib.cron import CronError
-from chalicelib.dispatch import Dispatcher, execution_id
-from chalicelib.errors import FieldError, InvalidInput
+from chalicelib.engine.lifecycle import RESEND_AFTER, execution_id
+from chalicelib.engine.queue import WorkQueue
+from chalicelib.engine.tick import Dispatcher
+from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput
 from chalicelib.models import (
     NON_NULLABLE,
     UPDATABLE,
@@ -27,12 +30,15 @@ from chalicelib.models import (
     ListJobsQuery,
     PreviewRequest,
 )
-from chalicelib.queue import WorkQueue
 from chalicelib.store import Store
+from chalicelib.store.jobs import MAX_TAG_FILTER
 from chalicelib.tasks import TaskRegistry
 from chalicelib.timefmt import iso
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("nexus.api")
+# A write that met a concurrent claim or update is read and made again this many times.
+WRITE_ATTEMPTS = 3
 Loc = tuple[str | int, ...]
 
 SCHEDULE_FIELDS = {
@@ -100,18 +106,20 @@ class JobService:
         registry: TaskRegistry,
         dispatcher: Dispatcher,
         queue: WorkQueue,
+        sqs: Any = None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._dispatcher = dispatcher
         self._queue = queue
+        self._sqs = sqs
 
     def _dispatch_soon(self, job: Job, now: datetime) -> Job:
         """Runs due before the next tick start on time: send them now, as the tick would."""
         due_soon = job.next_run_at is not None and job.next_run_at <= now + self._dispatcher.window
         if job.is_active and due_soon:
             self._dispatcher.dispatch_job(job, now)
-            return self._store.get_job(job.id)
+            return self._store.jobs.get_job(job.id)
         return job
 
     # -- jobs ---------------------------------------------------------------------------
@@ -122,17 +130,17 @@ class JobService:
         request = _normalize_times(request)
         job = Job(
             **request.model_dump(),
-            id=self._store.next_job_id(),
+            id=self._store.jobs.next_job_id(),
             status="pending" if request.is_active else "paused",
             next_run_at=schedule.next_after(now) if request.is_active else None,
             created_at=now,
             updated_at=now,
         )
-        self._store.create_job(job)
+        self._store.jobs.create_job(job)
         return self._dispatch_soon(job, now)
 
     def get_job(self, job_id: int) -> Job:
-        return self._store.get_job(job_id)
+        return self._store.jobs.get_job(job_id)
 
     def update_job(self, job_id: int, body: Any, now: datetime) -> Job:
         if not isinstance(body, dict):
@@ -155,7 +163,18 @@ class JobService:
                     for k in unknown
                 ]
             )
-        before = self._store.get_job(job_id)
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._update_once(job_id, body, now)
+            except ConcurrentUpdate:
+                # The tick claimed the job (or another request changed it) since our read:
+                # read it again and apply the same request to what is there now.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _update_once(self, job_id: int, body: dict[str, Any], now: datetime) -> Job:
+        before = self._store.jobs.get_job(job_id)
         merged = before.model_dump(include=set(UPDATABLE))
         if body.get("job_type", before.job_type) != before.job_type:
             # A new job type starts from a clean schedule: the old type's field does not
@@ -180,24 +199,41 @@ class JobService:
         after = before.model_copy(update=fields)
         after.updated_at = now
         after.version = before.version + 1
+        reschedule = schedule_changed or after.is_active != before.is_active
         if not after.is_active:
             after.status = "paused"
             after.next_run_at = None
-        else:
-            if not before.is_active:
-                after.status = self._resumed_status(before)
-            if schedule_changed or not before.is_active:
-                after.next_run_at = schedule.next_after(now)
-        self._store.replace_job(before, after)
+        elif reschedule:
+            after.next_run_at = schedule.next_after(now)
+            after.schedule_error = None
+        self._store.jobs.replace_job(before, after, reschedule=reschedule)
         return self._dispatch_soon(after, now)
 
-    def delete_job(self, job_id: int) -> None:
-        self._store.delete_job(self._store.get_job(job_id))
+    def delete_job(self, job_id: int, now: datetime) -> None:
+        """Gone from the API at once; its history is removed by the sweep after (bounded
+        work per tick), and nothing a worker writes for it afterwards shows anywhere."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self._store.jobs.mark_deleted(self._store.jobs.get_job(job_id), now)
+                return
+            except ConcurrentUpdate:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
 
     def list_jobs(self, query: dict[str, str]) -> list[Job]:
         q = parse_model(ListJobsQuery, query, ("query",))
         tags = [t.strip() for t in q.tags.split(",") if t.strip()] if q.tags else None
-        return self._store.list_jobs(
+        if tags and len(tags) > MAX_TAG_FILTER:
+            raise InvalidInput(
+                [
+                    FieldError(
+                        ("query", "tags"),
+                        f"at most {MAX_TAG_FILTER} comma-separated tags (got {len(tags)})",
+                        "value_error.too_many",
+                    )
+                ]
+            )
+        return self._store.jobs.list_jobs(
             skip=q.skip, limit=q.limit, is_active=q.is_active, job_type=q.job_type, tags=tags
         )
 
@@ -208,7 +244,16 @@ class JobService:
         return self._set_active(job_id, True, now)
 
     def _set_active(self, job_id: int, active: bool, now: datetime) -> Job:
-        before = self._store.get_job(job_id)
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._set_active_once(job_id, active, now)
+            except ConcurrentUpdate:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _set_active_once(self, job_id: int, active: bool, now: datetime) -> Job:
+        before = self._store.jobs.get_job(job_id)
         if before.is_active == active:
             return before  # pausing a paused job (or resuming a running one) changes nothing
         after = before.model_copy(
@@ -218,18 +263,11 @@ class JobService:
             # Resuming starts from now: the runs missed while paused are not replayed.
             schedule = schedules.compile_schedule(before, anchor=before.created_at)
             after.next_run_at = schedule.next_after(now)
-            after.status = self._resumed_status(before)
         else:
             after.next_run_at = None
-            after.status = "paused"
-        self._store.replace_job(before, after)
+        after.status = after.current_status
+        self._store.jobs.replace_job(before, after, reschedule=True)
         return self._dispatch_soon(after, now)
-
-    @staticmethod
-    def _resumed_status(job: Job) -> Any:
-        if job.last_run_status in ("completed", "failed"):
-            return job.last_run_status
-        return "pending"
 
     def _check(
         self, job: JobCreate, now: datetime, *, anchor: datetime, schedule_changed: bool
@@ -275,7 +313,7 @@ class JobService:
 
     def execute_job(self, job_id: int, body: Any, now: datetime) -> Execution:
         request = parse_model(ExecuteRequest, body if body is not None else {}, ("body",))
-        job = self._store.get_job(job_id)
+        job = self._store.jobs.get_job(job_id)
         execution_time = now.astimezone(UTC)
         task_id = str(uuid.uuid4())
         execution = Execution(
@@ -292,19 +330,28 @@ class JobService:
             created_at=now,
             expires_at=now + self._dispatcher.retention,
         )
-        self._store.put_execution(execution)
-        self._queue.send([execution], now)
+        # P: recorded first, with a resend time, so the run is not lost if the send fails or
+        # this process dies before it: the tick sends it then (lifecycle TR).
+        self._store.runs.put_pending(execution, now + RESEND_AFTER)
+        try:
+            self._queue.send([execution], now)
+        except Exception:
+            log.exception(
+                "sending a manual run failed; the tick sends it within %d s",
+                RESEND_AFTER.total_seconds(),
+                extra={"job_id": job.id, "execution_id": execution.id},
+            )
         return execution
 
     def list_executions(self, job_id: int, query: dict[str, str]) -> list[Execution]:
         q = parse_model(ListExecutionsQuery, query, ("query",))
-        self._store.get_job(job_id)  # 404 for an unknown job, not an empty list
-        return self._store.list_executions(job_id, skip=q.skip, limit=q.limit)
+        self._store.jobs.get_job(job_id)  # 404 for an unknown job, not an empty list
+        return self._store.runs.history(job_id, skip=q.skip, limit=q.limit)
 
     # -- statistics ---------------------------------------------------------------------
 
     def overview(self, now: datetime) -> dict[str, Any]:
-        c = self._store.read_stats(now)
+        c = self._store.counters.read(now)
         total_jobs = int(c.get("total_jobs", 0))
         active_jobs = int(c.get("active_jobs", 0))
         durations = int(c.get("duration_count", 0))
@@ -315,10 +362,29 @@ class JobService:
             "total_executions": int(c.get("total_executions", 0)),
             "successful_executions": int(c.get("successful_executions", 0)),
             "failed_executions": int(c.get("failed_executions", 0)),
-            "running_executions": int(c.get("running_executions", 0)),
+            "running_executions": self._running(),
             "average_duration": (float(c.get("duration_sum", 0)) / durations if durations else 0.0),
             "last_24h_executions": int(c.get("last_24h_executions", 0)),
         }
+
+    def _running(self) -> int:
+        """Runs a worker holds now: the work queue's messages in flight, as SQS counts them.
+
+        A running run's message stays in flight (hidden) until its run is over, and no other
+        message does for more than the second a run waits for its start, so this is the
+        count without a write per run to keep it.
+        """
+        if self._sqs is None or self._queue.url is None:
+            return 0
+        try:
+            out = self._sqs.get_queue_attributes(
+                QueueUrl=self._queue.url,
+                AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
+            )
+        except Exception:
+            log.warning("could not read the work queue's in-flight count", exc_info=True)
+            return 0
+        return int(out.get("Attributes", {}).get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
 # -- previews (no storage) --------------------------------------------------------------

@@ -19,13 +19,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chalicelib.models import Execution
-from chalicelib.queue import WorkQueue
-from chalicelib.store import _from_item
+from chalicelib.engine.lifecycle import task_id
+from chalicelib.engine.queue import WorkQueue
+from chalicelib.models import Execution, Job
+from chalicelib.schedules import compile_schedule
+from chalicelib.store import RunStore, from_item
+from chalicelib.store.counters import Counters
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +142,23 @@ def _write_batch(dynamodb: Any, table_name: str, requests: list[dict[str, Any]])
             pause = min(pause * 2, 2.0)
 
 
-def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str) -> int:
-    """Send again the message of every pending or running execution; returns how many.
+# A scheduled run sent before a restart, with no record yet, is sent again if it is this
+# recent (the worker records it missed if it is past its job's grace by then).
+REPLAY_SECONDS = 600
 
-    The previous process's queue went with it, so without this a restored run that had not
-    finished would stay pending forever. The messages go through the engine's own WorkQueue,
-    so they are the ones it sends (`message_for`), delayed the same way until the attempt's
-    time when that is still ahead.
+
+def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str) -> int:
+    """Send again the message of every run the previous process had not finished; how many.
+
+    The previous process's queue went with it. Without this, a restored pending or running
+    attempt would never start again, and a scheduled run that was sent but not yet started
+    (its message was its only record: engine.lifecycle) would be lost: those are the
+    occurrences just before each active job's `next_run_at` that have no record. The messages
+    go through the engine's own WorkQueue, delayed the same way until their time.
     """
+    now = datetime.now(UTC)
     unfinished = [
-        Execution.model_validate(_from_item(raw))
+        Execution.model_validate(from_item(raw))
         for raw in _scan(
             dynamodb,
             table_name,
@@ -161,9 +171,44 @@ def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str)
             },
         )
     ]
+    unfinished += _scheduled_in_flight(dynamodb, table_name, now)
     if unfinished:
-        WorkQueue(sqs, queue_url).send(unfinished, datetime.now(UTC))
+        WorkQueue(sqs, queue_url).send(unfinished, now)
     return len(unfinished)
+
+
+def _scheduled_in_flight(dynamodb: Any, table_name: str, now: datetime) -> list[Execution]:
+    runs = RunStore(dynamodb, table_name, Counters(dynamodb, table_name))
+    found = []
+    for raw in _scan(
+        dynamodb,
+        table_name,
+        FilterExpression="sk = :job AND is_active = :true AND attribute_exists(next_run_at)",
+        ExpressionAttributeValues={":job": {"S": "JOB"}, ":true": {"BOOL": True}},
+    ):
+        job = Job.model_validate(from_item(raw))
+        if job.next_run_at is None or job.deleted_at is not None:
+            continue
+        since = max(job.created_at, now - timedelta(seconds=REPLAY_SECONDS))
+        schedule = compile_schedule(job, anchor=job.created_at)
+        recorded = {r.scheduled_for for r in runs.between(job.id, since, job.next_run_at)}
+        t = schedule.next_after(since)
+        while t is not None and t < job.next_run_at and len(found) < 10_000:
+            if t not in recorded:
+                found.append(
+                    Execution(
+                        id=f"{job.id}-replay",
+                        job_id=job.id,
+                        status="pending",
+                        trigger="scheduled",
+                        scheduled_for=t,
+                        task_id=task_id(job.id, t),
+                        task_name=job.task_name,
+                        created_at=now,
+                    )
+                )
+            t = schedule.next_after(t)
+    return found
 
 
 class Snapshotter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ def sleep(ctx: RunContext, seconds: float = 1.0, **_: Any) -> dict[str, Any]:
     seconds = float(seconds)
     if not 0 <= seconds <= MAX_SLEEP:
         raise ValueError(f"seconds must be between 0 and {MAX_SLEEP}")
-    time.sleep(seconds)
+    ctx.sleep(seconds)
     return {"slept": seconds}
 
 

@@ -6,8 +6,9 @@ came from a request, so a job definition cannot make a worker run arbitrary code
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,18 @@ class RunContext:
     scheduled_for: datetime
     execution_id: str
     attempt: int
+    # Set when the run must stop: its timeout passed. A task that waits should wait on it
+    # (`ctx.sleep`), so it stops within a second; until it has stopped, its retry waits.
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, or raise TaskCancelled as soon as the run is cancelled."""
+        if self.cancelled.wait(seconds):
+            raise TaskCancelled("the run was cancelled (its timeout passed) while it slept")
+
+
+class TaskCancelled(Exception):
+    """The run was asked to stop, and its task stopped."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ NEXUS_FIELDS = {
     "last_run_at",
     "created_at",
     "updated_at",
-    "run_count",
+    "running_count",
+    "last_run_status",
 }
 
 
@@ -74,7 +75,7 @@ def test_the_contract_example_job_is_created_as_it_stands(api, contract_job):
         assert job[key] == value, key
     assert isinstance(job["id"], int)
     assert job["status"] == "pending"
-    assert job["run_count"] == 0
+    assert job["running_count"] == 0
     assert job["last_run_at"] is None
     for key in ("next_run_at", "created_at", "updated_at"):
         assert ISO_Z.match(job[key]), (key, job[key])
@@ -445,11 +446,11 @@ def test_a_change_that_raced_another_is_409_and_changes_nothing(api):
     from chalicelib.store import Store
 
     job = create(api)
-    store = Store(client("dynamodb"), get_settings().table_name)
+    store = Store.over(client("dynamodb"), get_settings().table_name).jobs
     seen = store.get_job(job["id"])
     assert api.put(f"/v1/jobs/{job['id']}", {"priority": 9}).status_code == 200
     stale = seen.model_copy(update={"name": "lost update", "version": seen.version + 1})
     with pytest.raises(ConcurrentUpdate, match="retry"):
-        store.replace_job(seen, stale)
+        store.replace_job(seen, stale, reschedule=False)
     stored = api.get(f"/v1/jobs/{job['id']}").json
     assert (stored["name"], stored["priority"]) == ("job", 9)

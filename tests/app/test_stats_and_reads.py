@@ -98,22 +98,38 @@ def test_overview_has_every_contract_field_with_zeroes_at_start(api):
 
 
 def test_overview_reads_execution_counters_and_the_last_24_hourly_buckets(api):
-    store = Store(client("dynamodb"), get_settings().table_name)
+    store = Store.over(client("dynamodb"), get_settings().table_name)
     now = datetime.now(UTC)
-    store.add_to_counters(
-        now - timedelta(hours=30),
-        total_executions=5,
-        successful_executions=5,
-        duration_sum=50,
-        duration_count=5,
+    store.counters.add(
+        store.counters.run_delta(
+            [
+                (
+                    now - timedelta(hours=30),
+                    dict(
+                        total_executions=5,
+                        successful_executions=5,
+                        duration_sum=50,
+                        duration_count=5,
+                    ),
+                )
+            ]
+        )
     )
-    store.add_to_counters(
-        now - timedelta(hours=2),
-        total_executions=3,
-        failed_executions=1,
-        successful_executions=2,
-        duration_sum=1.5,
-        duration_count=3,
+    store.counters.add(
+        store.counters.run_delta(
+            [
+                (
+                    now - timedelta(hours=2),
+                    dict(
+                        total_executions=3,
+                        failed_executions=1,
+                        successful_executions=2,
+                        duration_sum=1.5,
+                        duration_count=3,
+                    ),
+                )
+            ]
+        )
     )
     stats = api.get("/v1/jobs/stats/overview").json
     assert stats["total_executions"] == 8
@@ -164,9 +180,8 @@ def test_the_overview_reads_the_same_items_whatever_is_stored(api, reads):
     job = create(api)
     for _ in range(20):
         api.post(f"/v1/jobs/{job['id']}/execute")
-    Store(client("dynamodb"), get_settings().table_name).add_to_counters(
-        datetime.now(UTC), total_executions=20
-    )
+    counters = Store.over(client("dynamodb"), get_settings().table_name).counters
+    counters.add(counters.run_delta([(datetime.now(UTC), {"total_executions": 20})]))
     reads.items = reads.calls = 0
     api.get("/v1/jobs/stats/overview")
     assert reads.calls == empty[0] == 1

@@ -58,7 +58,11 @@ def test_a_date_job_5_s_ahead_runs_once_within_a_second_of_its_time(conn):
     assert at(run["scheduled_for"]) == when
     assert 0 <= lateness(run) < 1.0, run
     _status, stored = request(conn, "GET", f"/api/v1/jobs/{job['id']}")
-    assert (stored["status"], stored["next_run_at"], stored["run_count"]) == ("completed", None, 1)
+    assert (stored["status"], stored["next_run_at"], stored["last_run_status"]) == (
+        "completed",
+        None,
+        "completed",
+    )
 
 
 def test_a_2_s_interval_job_runs_on_its_seconds_without_duplicates_and_stops_when_paused(conn):

@@ -12,12 +12,12 @@ import pytest
 
 from chalicelib.aws import client
 from chalicelib.config import get_settings
-from chalicelib.dispatch import Dispatcher
+from chalicelib.engine.queue import WorkQueue
+from chalicelib.engine.tick import Dispatcher
+from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
-from chalicelib.queue import WorkQueue
-from chalicelib.store import Store, job_item
+from chalicelib.store import Store, execution_from_item, job_item
 from chalicelib.tasks import registry
-from chalicelib.worker import Worker
 
 
 class Clock:
@@ -37,12 +37,18 @@ class Engine:
         self.db = client("dynamodb")
         self.sqs = client("sqs")
         self.queue_url = settings.queue_url
-        self.store = Store(self.db, settings.table_name)
+        self.store = Store.over(self.db, settings.table_name)
         self.queue = WorkQueue(self.sqs, settings.queue_url)
         self.clock = Clock(datetime.now(UTC).replace(microsecond=0))
         self.dispatcher = Dispatcher(self.store, self.queue)
         self.worker = self.new_worker()
         self._next_id = 1
+
+    def job(self, job_id: int) -> Job:
+        return self.store.jobs.get_job(job_id)
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.counters.read(self.clock.now)
 
     def new_worker(self) -> Worker:
         return Worker(
@@ -73,7 +79,7 @@ class Engine:
             self._next_id += 1
         items = [{"PutRequest": {"Item": job_item(job)}} for job in jobs]
         for i in range(0, len(items), 25):
-            self.db.batch_write_item(RequestItems={self.store._table: items[i : i + 25]})
+            self.db.batch_write_item(RequestItems={self.store.table_name: items[i : i + 25]})
         return jobs
 
     def receive(self) -> list[str]:
@@ -98,20 +104,14 @@ class Engine:
     def executions(self, job_id: int | None = None) -> list[Execution]:
         """All execution records (a Scan: fine in a test, never in the product)."""
         items = []
-        params: dict[str, Any] = {"TableName": self.store._table}
+        params: dict[str, Any] = {"TableName": self.store.table_name}
         while True:
             out = self.db.scan(**params)
             items += out["Items"]
             if "LastEvaluatedKey" not in out:
                 break
             params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
-        from chalicelib.store import _from_item
-
-        runs = [
-            Execution.model_validate(_from_item(i))
-            for i in items
-            if i["sk"]["S"].startswith("RUN#")
-        ]
+        runs = [execution_from_item(i) for i in items if i["sk"]["S"].startswith("RUN#")]
         return [r for r in runs if job_id is None or r.job_id == job_id]
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.dispatch import Dispatcher, TickReport
-from chalicelib.queue import message_for
+from chalicelib.engine.queue import message_for
+from chalicelib.engine.tick import Dispatcher, TickReport
+from chalicelib.engine.worker import DONE, Later
 from chalicelib.tasks import registry
 from tests.engine.conftest import Engine, body_of
 
@@ -43,22 +44,22 @@ def test_two_ticks_at_once_over_500_due_runs_give_500_executions(engine):
     atomic against a concurrent one, as DynamoDB does, so threads would test moto.)
     """
     jobs = engine.add_jobs(500)
-    seen_by_b = [engine.store.get_job(job.id) for job in jobs]
+    seen_by_b = [engine.job(job.id) for job in jobs]
     report_a = engine.dispatcher.tick(engine.clock.now)
     report_b = TickReport()
     for job in seen_by_b:
         engine.dispatcher._dispatch(job.id, engine.clock.now, job, report_b)
     assert (report_a.jobs_dispatched, report_a.runs_sent) == (500, 500)
     assert (report_b.jobs_dispatched, report_b.claims_lost) == (0, 500)
-    runs = engine.executions()
-    assert len(runs) == 500
-    assert len({(r.job_id, r.scheduled_for) for r in runs}) == 500
     # B sent its 500 messages again: the worker turns the duplicates into no-ops.
     assert settle(engine) == 1000
+    runs = engine.executions()
+    assert len({(r.job_id, r.scheduled_for) for r in runs}) == len(runs) == 500
     assert statuses(engine) == Counter({"completed": 500})
+    assert engine.stats()["total_executions"] == 500
     for job in jobs[:20]:
-        stored = engine.store.get_job(job.id)
-        assert stored.run_count == 1
+        stored = engine.job(job.id)
+        assert stored.last_run_status == "completed"
         assert stored.next_run_at == job.next_run_at + timedelta(hours=1)
 
 
@@ -88,17 +89,18 @@ def test_the_same_tick_run_twice_sends_nothing_new(engine):
     first = engine.dispatcher.tick(engine.clock.now)
     second = engine.dispatcher.tick(engine.clock.now)
     assert (first.runs_sent, second.runs_sent) == (10, 0)
-    assert len(engine.executions()) == 10
+    assert len(engine.receive()) == 10
 
 
 def test_a_tick_that_died_before_claiming_is_repeated_without_doubling(engine):
     (job,) = engine.add_jobs(1)
-    # The dying tick recorded and sent the run, but never advanced next_run_at.
-    engine.store.put_execution(engine.dispatcher._execution(job, job.next_run_at, job.next_run_at))
+    # The dying tick sent the run, but never advanced next_run_at.
+    engine.queue.send(
+        [engine.dispatcher._execution(job, job.next_run_at, job.next_run_at)], job.next_run_at
+    )
     report = engine.dispatcher.tick(engine.clock.now)
     assert report.runs_sent == 1
-    assert len(engine.executions(job.id)) == 1
-    assert settle(engine) == 1  # the repeat's message; the dead tick's was never sent
+    assert settle(engine) == 2  # the dead tick's message and the repeat's
     assert statuses(engine, job.id) == Counter({"completed": 1})
 
 
@@ -108,11 +110,10 @@ def test_every_message_delivered_twice_gives_no_extra_execution(engine):
     bodies = engine.receive()
     assert len(bodies) == 20
     for body in bodies + bodies:
-        assert engine.worker.process(body) is True
+        assert engine.worker.process(body) is DONE
     assert statuses(engine) == Counter({"completed": 20})
-    stats = engine.store.read_stats(engine.clock.now)
+    stats = engine.stats()
     assert stats["total_executions"] == stats["successful_executions"] == 20
-    assert stats["running_executions"] == 0
 
 
 def test_a_worker_that_dies_mid_task_leaves_a_run_that_completes_once_after_its_lease(engine):
@@ -139,16 +140,14 @@ def test_a_worker_that_dies_mid_task_leaves_a_run_that_completes_once_after_its_
         (run,) = engine.executions(job.id)
         assert run.status == "running"
 
-        # Redelivered while the lease is good: left alone, and held until the lease ends.
+        # Redelivered while the lease is good: left alone, to come back when the lease ends.
         other = engine.new_worker()
-        holds: list[float] = []
-        assert other.process(body, holds.append) is False
+        assert other.process(body) == Later(61.0)  # 30 s timeout + 30 s margin, and a second
         assert len(calls) == 1
-        assert holds == [61.0]  # 30 s task timeout + 30 s margin, and a second to spare
 
         # After the lease (30 s timeout + 30 s margin) another worker takes over.
         engine.clock.now += timedelta(seconds=61)
-        assert other.process(body) is True
+        assert other.process(body) is DONE
         (run,) = engine.executions(job.id)
         assert (run.status, run.result) == ("completed", "done")
 
@@ -157,14 +156,15 @@ def test_a_worker_that_dies_mid_task_leaves_a_run_that_completes_once_after_its_
         thread.join(5)
         (run,) = engine.executions(job.id)
         assert (run.status, run.result) == ("completed", "done")
-        stored = engine.store.get_job(job.id)
-        assert (stored.run_count, stored.running_count, stored.status) == (1, 0, "completed")
+        stored = engine.job(job.id)
+        assert (stored.running_count, stored.current_status) == (0, "completed")
+        assert engine.stats()["total_executions"] == 1
     finally:
         release.set()
         registry._tasks.pop("test.hangs_first_time", None)
 
 
-def test_a_tick_down_for_ten_minutes_runs_the_latest_occurrence_once_and_records_the_rest(
+def test_a_tick_down_for_ten_minutes_runs_what_is_inside_the_grace_and_records_the_rest(
     engine,
 ):
     now = engine.clock.now.replace(second=30)
@@ -178,20 +178,17 @@ def test_a_tick_down_for_ten_minutes_runs_the_latest_occurrence_once_and_records
         next_run_at=minute - timedelta(minutes=10),
     )
     report = engine.dispatcher.tick(now)
-    # Occurrences from minute-10 to minute-1 (ten) were missed; `minute` itself is 30 s late,
-    # beyond a tick's ordinary lateness (15 s), and is the latest: it runs, once, late.
-    assert report.runs_missed == 10
-    runs = sorted(engine.executions(job.id), key=lambda e: e.scheduled_for)
-    missed = [r for r in runs if r.status == "missed"]
-    pending = [r.scheduled_for for r in runs if r.status == "pending"]
-    assert len(missed) == 1
-    assert missed[0].missed_count == 10
-    assert missed[0].scheduled_for == minute - timedelta(minutes=10)
-    assert missed[0].missed_until == minute - timedelta(minutes=1)
-    assert "10 run(s)" in (missed[0].reason or "")
-    assert "ran late" in (missed[0].reason or "")
-    assert pending == [minute, minute + timedelta(minutes=1)]
-    assert engine.store.get_job(job.id).next_run_at == minute + timedelta(minutes=2)
+    # The grace is 300 s: minute-10 to minute-5 are later than it (missed, one record each);
+    # minute-4 to minute-1 are late but inside it, and run, in order, with the window's two.
+    assert report.runs_missed == 6
+    missed = sorted(r.scheduled_for for r in engine.executions(job.id) if r.status == "missed")
+    assert missed == [minute - timedelta(minutes=m) for m in range(10, 4, -1)]
+    assert report.runs_sent == 6
+    # Visible now: the five already due; minute+1 is delayed until its time.
+    sent = sorted(body_of(b)["scheduled_for"] for b in engine.receive())
+    expected = [minute + timedelta(minutes=m) for m in range(-4, 1)]
+    assert sent == [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in expected]
+    assert engine.job(job.id).next_run_at == minute + timedelta(minutes=2)
 
 
 def test_after_downtime_longer_than_the_grace_nothing_runs_late(engine):
@@ -204,12 +201,12 @@ def test_after_downtime_longer_than_the_grace_nothing_runs_late(engine):
         interval_seconds=None,
         cron_expression="*/5 * * * *",
         misfire_grace_seconds=30,
-        next_run_at=minute - timedelta(minutes=20),
+        next_run_at=minute - timedelta(minutes=22),
     )
     engine.dispatcher.tick(now)
     runs = engine.executions(job.id)
-    assert [r.status for r in runs if r.scheduled_for < now] == ["missed"]
-    assert next(r for r in runs if r.status == "missed").missed_count >= 4
+    assert [r.status for r in runs] == ["missed"] * 5
+    assert engine.receive() == []
 
 
 def test_a_paused_job_is_never_dispatched(engine):
@@ -217,14 +214,14 @@ def test_a_paused_job_is_never_dispatched(engine):
     (_paused,) = engine.add_jobs(1, is_active=False, status="paused")
     report = engine.dispatcher.tick(engine.clock.now)
     assert report.due_entries == 1
-    assert {e.job_id for e in engine.executions()} == {active.id}
+    assert {body_of(b)["job_id"] for b in engine.receive()} == {active.id}
 
 
 def test_runs_already_queued_when_a_job_is_paused_are_skipped_not_run(engine):
     (job,) = engine.add_jobs(1)
     engine.dispatcher.tick(engine.clock.now)
-    before = engine.store.get_job(job.id)
-    engine.store.replace_job(
+    before = engine.job(job.id)
+    engine.store.jobs.replace_job(
         before,
         before.model_copy(
             update={
@@ -234,6 +231,7 @@ def test_runs_already_queued_when_a_job_is_paused_are_skipped_not_run(engine):
                 "version": before.version + 1,
             }
         ),
+        reschedule=True,
     )
     settle(engine)
     (run,) = engine.executions(job.id)
@@ -247,18 +245,18 @@ def test_higher_priority_goes_first_when_a_tick_cannot_send_everything(engine):
     engine.dispatcher.max_runs_per_tick = 5
     report = engine.dispatcher.tick(engine.clock.now)
     assert report.deferred == 5
-    assert {e.job_id for e in engine.executions()} == {j.id for j in high}
+    assert {body_of(b)["job_id"] for b in engine.receive()} == {j.id for j in high}
     report = engine.dispatcher.tick(engine.clock.now)
-    assert {e.job_id for e in engine.executions()} == {j.id for j in high + low}
+    assert {body_of(b)["job_id"] for b in engine.receive()} == {j.id for j in low}
 
 
 def test_an_interval_shorter_than_the_window_gets_every_occurrence(engine):
     (job,) = engine.add_jobs(1, interval_seconds=2)
-    engine.dispatcher.tick(engine.clock.now)
-    times = sorted(e.scheduled_for for e in engine.executions(job.id))
+    sent = sent_bodies(engine, lambda: engine.dispatcher.tick(engine.clock.now))
+    times = sorted(datetime.fromisoformat(body_of(b)["scheduled_for"]) for b in sent)
     assert len(times) == 31  # now, now+2 s, ..., now+60 s
     assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(times))
-    assert engine.store.get_job(job.id).next_run_at == times[-1] + timedelta(seconds=2)
+    assert engine.job(job.id).next_run_at == times[-1] + timedelta(seconds=2)
 
 
 def test_a_failing_task_is_retried_with_backoff_then_fails(engine):
@@ -279,7 +277,8 @@ def test_a_failing_task_is_retried_with_backoff_then_fails(engine):
     runs = sorted(engine.executions(job.id), key=lambda e: e.attempt)
     assert [(r.attempt, r.status) for r in runs] == [(1, "failed"), (2, "failed"), (3, "failed")]
     assert all(r.error and r.error["type"] == "TaskFailed" for r in runs)
-    assert engine.store.get_job(job.id).status == "failed"
+    assert engine.job(job.id).current_status == "failed"
+    assert engine.stats()["failed_executions"] == 3
 
 
 def test_a_retry_longer_than_sqs_can_delay_waits_in_the_index(engine):
@@ -301,15 +300,19 @@ def test_a_dead_lettered_run_is_marked_failed(engine):
     engine.worker.dead_letter(body)
     (run,) = engine.executions(job.id)
     assert (run.status, run.reason) == ("failed", "dead-lettered")
-    assert engine.store.get_job(job.id).last_run_status == "failed"
+    assert engine.job(job.id).last_run_status == "failed"
+    assert engine.stats()["failed_executions"] == 1
 
 
 def test_a_forbid_job_skips_a_run_that_comes_due_while_the_last_one_runs(engine):
     (job,) = engine.add_jobs(1, interval_seconds=2, concurrency_policy="forbid")
     engine.dispatcher.tick(engine.clock.now)
-    engine.store.job_run_started(job.id)  # a run of this job is still going
+    # A run of this job is still going.
+    engine.store.jobs.take_slot(
+        job, "RUN#earlier#001", engine.clock.now + timedelta(minutes=5), engine.clock.now
+    )
     bodies = sorted(engine.receive(), key=lambda b: body_of(b)["scheduled_for"])
-    engine.worker.process(bodies[0])
+    assert engine.worker.process(bodies[0]) is DONE
     (first,) = [e for e in engine.executions(job.id) if e.scheduled_for == job.next_run_at]
     assert first.status == "skipped"
     assert "forbid" in (first.reason or "")
@@ -326,9 +329,24 @@ def test_a_date_job_ends_with_its_run_and_leaves_the_index(engine, outcome, stat
     )
     engine.dispatcher.tick(engine.clock.now)
     settle(engine)
-    stored = engine.store.get_job(job.id)
-    assert (stored.status, stored.next_run_at, stored.run_count) == (status, None, 1)
-    assert engine.store.query_due(engine.clock.now + timedelta(days=365)) == []
+    stored = engine.job(job.id)
+    assert (stored.current_status, stored.next_run_at) == (status, None)
+    assert engine.store.jobs.query_due(engine.clock.now + timedelta(days=365)) == []
+
+
+def sent_bodies(engine: Engine, action: Any) -> list[str]:
+    """The message bodies sent to SQS while `action` runs (delayed ones included)."""
+    bodies: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        bodies.extend(entry["MessageBody"] for entry in params["Entries"])
+
+    engine.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    try:
+        action()
+    finally:
+        engine.sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
+    return bodies
 
 
 def json_message(execution: Any) -> str:

@@ -16,8 +16,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.engine.queue import message_for
 from chalicelib.models import Execution
-from chalicelib.queue import message_for
 from chalicelib.store import Store
 from local import state
 from local.engine import SqsPoller, TickLoop, next_boundary
@@ -237,10 +237,10 @@ def test_requeue_sends_one_message_per_pending_or_running_execution_and_none_for
         db = fresh_table()
         sqs = boto3.client("sqs", region_name=REGION)
         url = queue(sqs)
-        store = Store(db, TABLE)
+        store = Store.over(db, TABLE)
         unfinished = [execution(1, "pending"), execution(2, "running", attempt=2)]
         for e in [*unfinished, execution(3, "completed"), execution(4, "failed")]:
-            assert store.put_execution(e)
+            assert store.runs.start_new(e)
         # A job item has a status too; only executions are runs to send again.
         db.put_item(
             TableName=TABLE,
@@ -261,7 +261,7 @@ def test_a_requeued_run_that_is_not_due_yet_is_delayed_until_it_is():
         sqs = boto3.client("sqs", region_name=REGION)
         url = queue(sqs)
         soon = datetime.now(UTC) + timedelta(minutes=5)
-        Store(db, TABLE).put_execution(execution(1, "pending", scheduled_for=soon))
+        Store.over(db, TABLE).runs.start_new(execution(1, "pending", scheduled_for=soon))
 
         assert state.requeue_unfinished(db, sqs, TABLE, url) == 1
 

@@ -254,6 +254,7 @@ def test_a_tick_emits_runs_missed_only_when_runs_were_missed(
     report = engine.dispatcher.tick(now)
     captured = capsys.readouterr()
     (line,) = emf_lines(captured.out)
-    assert line["RunsMissed"] == report.runs_missed >= 9
+    # Those later than the 300 s grace: five or six, by the second the test runs at.
+    assert line["RunsMissed"] == report.runs_missed >= 5
     missed_log = next(x for x in json_lines(captured.err) if x["message"] == "runs missed")
     assert missed_log["job_id"] == late.id and missed_log["execution_id"].startswith(f"{late.id}-")

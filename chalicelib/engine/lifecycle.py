@@ -1,0 +1,85 @@
+"""The run life cycle: every state a run attempt can be in, every transition, the one write
+that makes it, and what happens when the process dies right after it.
+
+A run is identified by `(job_id, scheduled_for)`; each attempt of it by the attempt number
+too, and its record lives at that identity (store.items.run_key). Every transition below is
+ONE conditional write on that record (or on the job, named), so making it twice changes
+nothing, and every step after it is resumable: a redelivered message, the next tick or the
+sweep finishes what a dead process left undone. Nothing is ever dropped because a step
+"looks done": a message is deleted only after the last step it owes.
+
+States of an attempt::
+
+     (no record) ──S0──▶ running ──F1──▶ completed | failed ──F3──▶ (attempt+1: pending)
+          │                 │  ▲
+          ├──SK/MS──▶ skipped | missed        S3 (lease over: taken over)
+          │                                   │
+     pending ──S2──▶ running ─────────────────┘
+          └──SK/D──▶ skipped | failed (dead-lettered)
+
+- *(no record)*: a scheduled run's message is in the queue; the message is its pending state,
+  so a scheduled run costs no pending write. A repeat tick sends the message again; S0 keeps
+  one.
+- `pending`: a manual run or a retry, recorded before its message is sent (P), and kept in
+  the due index until it starts, so a message that was never sent is sent by the tick (TR).
+- `running`: a worker holds its lease (`lease_owner`, `lease_until`).
+- final: `completed`, `failed`, `skipped`, `missed`. A final record is never rewritten.
+- attempt 0 at the first run of a range is the record of runs missed without ever being sent.
+
+| step | who | the write (its condition) | if the process dies after it |
+|---|---|---|---|
+| TM | tick | put `missed` at each run past its grace (none) | next tick: puts fail, it goes on |
+| T1 | tick | send the window's runs to SQS (no write) | next tick sends again; S0 dedups |
+| T2 | tick | job: `next_run_at` on, `version`+1 (unchanged) | done: the runs are in the queue |
+| P | API | put `pending` + due entry (none there) | the tick sends it (TR) |
+| TR | tick | send; move the due entry on (still unfinished) | next tick again; S2 dedups |
+| SK | worker | put / settle `skipped` (none / `pending`) | message back: final, R |
+| MS | worker | put / settle `missed` (none / `pending`) | message back: final, R |
+| S1 | worker | job: `running[key] = lease` (forbid: no other) | message back: the slot is its own |
+| S0 | worker | put `running` + lease (none there) | lease over, message back: S3 |
+| S2 | worker | `pending` -> `running` + lease, out of due index | lease over, message back: S3 |
+| S3 | worker | `running` -> `running`, new owner (lease over) | lease over, message back: S3 |
+| F1 | worker | outcome + counters, one transaction (our lease) | message back, final: R |
+| F2 | worker | job: slot out, last run (only moves forward) | message back: R repeats F2, F3 |
+| F3 | worker | retry: P, then send it with its delay | message back: R, P no-op, send |
+| R | worker | on a final record: F2, then F3 if it may retry | message back: R again |
+| D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
+
+Counters are added in F1's transaction (and D's, and never elsewhere for runs), so the stats
+equal what the history shows. A job's `status` is computed from its slots and its last run,
+never stored, so it cannot disagree with them.
+
+Overlap: a `forbid` job's S1 is the check and the claim at once; a slot whose lease is over
+(its worker died and its message went to the dead-letter queue) is freed by the next S1
+that meets it. A task that overruns its timeout is asked to stop (`RunContext.cancelled`);
+until its thread has really stopped, its lease (and slot) are renewed, so neither a takeover
+nor its retry can start beside it (worker.run_task).
+
+Misfires: a run is missed only when it would start later than its job's
+`misfire_grace_seconds` after its time; a late or missing tick sends everything still inside
+the grace, in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+# A pending attempt not started this long after it was (to be) sent is sent again.
+RESEND_AFTER = timedelta(seconds=120)
+# How long past a lease a running attempt's worker is presumed dead.
+LEASE_MARGIN = timedelta(seconds=30)
+# The tick sends at most this many runs of one job in one tick.
+MAX_RUNS_PER_JOB = 1_000
+
+
+def execution_id(job_id: int, scheduled_for: datetime, attempt: int) -> str:
+    """The public id of one attempt: `<job>-<scheduled_for>Z-<attempt>`."""
+    stamp = scheduled_for.strftime("%Y%m%dT%H%M%S")
+    if scheduled_for.microsecond:
+        stamp += f".{scheduled_for.microsecond:06d}"
+    return f"{job_id}-{stamp}Z-{attempt}"
+
+
+def task_id(job_id: int, scheduled_for: datetime) -> str:
+    """The id a scheduled run carries into its task (stable across its attempts)."""
+    return f"{job_id}:{scheduled_for:%Y%m%dT%H%M%SZ}"

@@ -1,0 +1,361 @@
+"""The tick: send the runs due soon, record the ones missed, claim them (lifecycle TM, T1, T2).
+
+Plan first (pure: `plan_runs`), then act (I/O: `Dispatcher`). For each due job, in this
+order, so that a crash at any point loses nothing and a repeat changes nothing:
+
+1. TM: record a `missed` run at the identity of each occurrence later than its grace, on
+   condition that the run has no record (a worker may have started it: then it is not
+   missed); occurrences past the first MAX_RUNS_PER_JOB are counted in one range record;
+2. T1: send each run that is still inside its grace to SQS with `DelaySeconds` up to its time
+   (a repeat sends a duplicate, which the worker's conditional start turns into a no-op);
+3. T2: claim: advance the job's `next_run_at` on condition that it is unchanged.
+
+A tick that dies anywhere leaves `next_run_at` where it was, so the next tick plans the same
+runs again. A dead tick can only have sent runs among the first MAX_RUNS_PER_JOB from
+`next_run_at`, the same runs the next tick handles one by one, so a run is never both sent and
+counted in a range.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, task_id
+from chalicelib.engine.queue import WorkQueue
+from chalicelib.errors import InvalidInput
+from chalicelib.models import Execution, Job
+from chalicelib.observability import emit_metrics
+from chalicelib.schedules import Schedule, compile_schedule
+from chalicelib.store import Store
+
+log = logging.getLogger("nexus.dispatch")
+
+# Occurrences that a long outage left behind are counted, not walked forever.
+MAX_CATCH_UP_SCAN = 100_000
+# A job whose stored schedule cannot be evaluated is tried again this much later.
+DEFER_BROKEN_JOB = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one job needs from this tick."""
+
+    runs: list[datetime]
+    next_run_at: datetime | None
+    # Occurrences later than the grace, among the first MAX_RUNS_PER_JOB: recorded one by one.
+    missed: list[datetime] = field(default_factory=list)
+    # Occurrences later than the grace past those: one range record.
+    range_first: datetime | None = None
+    range_last: datetime | None = None
+    range_count: int = 0
+    # True when the outage was so long that the count stopped at MAX_CATCH_UP_SCAN.
+    range_capped: bool = False
+
+
+def plan_runs(
+    job: Job,
+    schedule: Schedule,
+    now: datetime,
+    window_end: datetime,
+    *,
+    max_runs: int = MAX_RUNS_PER_JOB,
+) -> RunPlan:
+    """The runs of `job` from its `next_run_at` to `window_end`, split by the misfire rule.
+
+    A run is missed only when it is later than the job's `misfire_grace_seconds`: everything
+    still inside the grace runs, in order, however late the tick is.
+    """
+    t = job.next_run_at
+    if t is None:
+        return RunPlan([], None)
+    cutoff = now - timedelta(seconds=job.misfire_grace_seconds)
+    runs: list[datetime] = []
+    missed: list[datetime] = []
+    while t is not None and t <= window_end and len(runs) + len(missed) < max_runs:
+        (missed if t < cutoff else runs).append(t)
+        t = schedule.next_after(t)
+    range_first = range_last = None
+    count, capped = 0, False
+    if t is not None and t < cutoff:
+        range_first = t
+        while t is not None and t < cutoff:
+            count += 1
+            range_last = t
+            if count >= MAX_CATCH_UP_SCAN:
+                capped = True
+                t = schedule.next_after(cutoff - timedelta(microseconds=1))
+                break
+            t = schedule.next_after(t)
+    return RunPlan(
+        runs=runs,
+        next_run_at=t,
+        missed=missed,
+        range_first=range_first,
+        range_last=range_last,
+        range_count=count,
+        range_capped=capped,
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    job: Job
+    plan: RunPlan
+    executions: list[Execution]
+
+
+@dataclass
+class TickReport:
+    due_entries: int = 0
+    jobs_dispatched: int = 0
+    runs_sent: int = 0
+    runs_missed: int = 0
+    claims_lost: int = 0
+    retries_sent: int = 0
+    deferred: int = 0
+    jobs_failed: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def repaired(self, kind: str, n: int = 1) -> None:
+        self.repairs[kind] = self.repairs.get(kind, 0) + n
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        queue: WorkQueue,
+        *,
+        window: timedelta = timedelta(seconds=60),
+        max_runs_per_tick: int = 50_000,
+        retention: timedelta = timedelta(days=90),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._monotonic = monotonic
+        self.window = window
+        self.max_runs_per_tick = max_runs_per_tick
+        self.retention = retention
+
+    def tick(self, now: datetime) -> TickReport:
+        """Send every run due before `now + window`, overdue ones included, and have the
+        sweep look at what is due for repair (engine.sweep).
+
+        Higher priority first: if a tick has more due runs than it may send, the rest stay
+        in the index for the next tick. A job that fails is logged, counted and skipped: one
+        bad job never stops the others.
+        """
+        from chalicelib.engine.sweep import Sweep
+
+        report = TickReport()
+        clock = self._clock_from(now)
+        entries = self._store.jobs.query_due(now + self.window)
+        report.due_entries = len(entries)
+        entries.sort(key=lambda e: (-e.priority, e.due_at))
+        sweep = Sweep(self._store, self._queue, report)
+        prepared: list[_Prepared] = []
+        for entry in entries:
+            queued = sum(len(p.executions) for p in prepared)
+            if report.runs_sent + queued >= self.max_runs_per_tick:
+                report.deferred += 1
+                continue
+            try:
+                if entry.is_job:
+                    ready = self._prepare(entry.job_id, now, None, report, sweep)
+                    if ready is not None:
+                        prepared.append(ready)
+                elif entry.due_at <= now:
+                    sweep.attempt_due(entry, clock)
+            except Exception as exc:
+                self._failed(entry.job_id, exc, report, run_key=None if entry.is_job else entry.sk)
+            if sum(len(p.executions) for p in prepared) >= 10 or len(prepared) >= 25:
+                self._commit(prepared, clock, report)
+                prepared = []
+        self._commit(prepared, clock, report)
+        self._emit(report)
+        return report
+
+    def dispatch_job(self, job: Job, now: datetime) -> int:
+        """Send the runs of `job` due before the next tick; the API calls this on changes."""
+        report = TickReport()
+        self._dispatch(job.id, now, job, report)
+        self._emit(report)
+        return report.runs_sent
+
+    def _dispatch(self, job_id: int, now: datetime, job: Job | None, report: TickReport) -> None:
+        """Prepare and commit one job (what an overlapping tick does with a stale read)."""
+        clock = self._clock_from(now)
+        ready = self._prepare(job_id, now, job, report, None)
+        if ready is not None:
+            self._commit([ready], clock, report)
+
+    def _failed(
+        self, job_id: int, exc: Exception, report: TickReport, run_key: str | None = None
+    ) -> None:
+        fields: dict[str, Any] = {"job_id": job_id}
+        if run_key:
+            fields["run_key"] = run_key
+        log.exception("dispatch failed", extra=fields)
+        report.jobs_failed += 1
+        report.errors.append(f"job {job_id}: {type(exc).__name__}: {exc}")
+
+    def _clock_from(self, now: datetime) -> Callable[[], datetime]:
+        """`now`, moved on by the time spent since. A tick with many runs takes seconds to
+        record them; a message's delay is counted from when it is sent, or it shows up late
+        by however long the tick had been running."""
+        origin = self._monotonic()
+        return lambda: now + timedelta(seconds=self._monotonic() - origin)
+
+    def _prepare(
+        self,
+        job_id: int,
+        now: datetime,
+        job: Job | None,
+        report: TickReport,
+        sweep: Any,
+    ) -> _Prepared | None:
+        """Plan one job's runs and record the missed ones (TM)."""
+        if job is None:
+            # The index may be stale; the table is not.
+            job = self._store.jobs.find_job(job_id)
+            if job is None:
+                return None
+        if job.deleted_at is not None:
+            if sweep is not None:
+                sweep.purge(job, now)
+            return None
+        window_end = now + self.window
+        if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
+            return None
+        try:
+            schedule = compile_schedule(job, anchor=job.created_at)
+            plan = plan_runs(job, schedule, now, window_end)
+        except (InvalidInput, ValueError, OverflowError) as exc:
+            message = f"the stored schedule cannot be evaluated: {exc}"
+            log.error(message, extra={"job_id": job.id})
+            report.jobs_failed += 1
+            report.errors.append(f"job {job.id}: {message}")
+            self._store.jobs.defer(job, now + DEFER_BROKEN_JOB, message)
+            return None
+        missed = 0
+        for t in plan.missed:
+            if self._store.runs.put_final(self._missed(job, t, now)):
+                missed += 1
+        if plan.range_first is not None:
+            missed += self._store.runs.record_missed_range(self._missed_range(job, plan, now))
+        if missed:
+            report.runs_missed += missed
+            first = plan.missed[0] if plan.missed else plan.range_first
+            assert first is not None
+            log.warning(
+                "runs missed",
+                extra={
+                    "job_id": job.id,
+                    "execution_id": execution_id(job.id, first, 1 if plan.missed else 0),
+                    "status": "missed",
+                    "missed_count": missed,
+                },
+            )
+        executions = [self._execution(job, t, now) for t in plan.runs]
+        return _Prepared(job, plan, executions)
+
+    def _commit(
+        self, prepared: list[_Prepared], clock: Callable[[], datetime], report: TickReport
+    ) -> None:
+        """Send the prepared runs in batches of 10 (T1), then claim each job (T2)."""
+        if not prepared:
+            return
+        now = clock()
+        try:
+            self._queue.send([e for p in prepared for e in p.executions], now)
+        except Exception as exc:
+            # Nothing is claimed: the next tick finds the same runs and sends them again.
+            for p in prepared:
+                self._failed(p.job.id, exc, report)
+            return
+        for p in prepared:
+            if self._store.jobs.claim(p.job, p.plan.next_run_at):
+                report.jobs_dispatched += 1
+                report.runs_sent += len(p.executions)
+                if p.plan.next_run_at is None and not p.executions and p.plan.missed:
+                    # A one-off whose only run was missed is over, and did not succeed.
+                    self._store.jobs.run_finished(p.job.id, None, "failed", now)
+            else:
+                report.claims_lost += 1
+
+    def _execution(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
+        return Execution(
+            id=execution_id(job.id, scheduled_for, 1),
+            job_id=job.id,
+            status="pending",
+            trigger="scheduled",
+            scheduled_for=scheduled_for,
+            attempt=1,
+            task_id=task_id(job.id, scheduled_for),
+            task_name=job.task_name,
+            task_args=job.task_args,
+            task_kwargs=job.task_kwargs,
+            created_at=now,
+            expires_at=now + self.retention,
+        )
+
+    def _missed(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
+        return self._execution(job, scheduled_for, now).model_copy(
+            update={
+                "status": "missed",
+                "completed_at": now,
+                "missed_count": 1,
+                "task_args": [],
+                "task_kwargs": {},
+                "reason": (
+                    f"not sent within its misfire grace ({job.misfire_grace_seconds} s): "
+                    f"the scheduler was {(now - scheduled_for).total_seconds():.0f} s late"
+                ),
+            }
+        )
+
+    def _missed_range(self, job: Job, plan: RunPlan, now: datetime) -> Execution:
+        assert plan.range_first is not None and plan.range_last is not None
+        count = f"at least {plan.range_count}" if plan.range_capped else str(plan.range_count)
+        return Execution(
+            id=execution_id(job.id, plan.range_first, 0),
+            job_id=job.id,
+            status="missed",
+            trigger="scheduled",
+            scheduled_for=plan.range_first,
+            attempt=0,
+            task_id=task_id(job.id, plan.range_first),
+            task_name=job.task_name,
+            created_at=now,
+            completed_at=now,
+            missed_count=plan.range_count,
+            missed_until=plan.range_last,
+            reason=(
+                f"{count} run(s) from {plan.range_first:%Y-%m-%dT%H:%M:%SZ} to "
+                f"{plan.range_last:%Y-%m-%dT%H:%M:%SZ} were not sent within their misfire "
+                f"grace ({job.misfire_grace_seconds} s)"
+            ),
+            expires_at=now + self.retention,
+        )
+
+    @staticmethod
+    def _emit(report: TickReport) -> None:
+        metrics: dict[Any, float] = {}
+        if report.runs_missed > 0:
+            metrics["RunsMissed"] = report.runs_missed
+        if report.jobs_failed:
+            metrics["TickJobErrors"] = report.jobs_failed
+        if report.repairs:
+            metrics["SweepRepairs"] = sum(report.repairs.values())
+        if metrics:
+            emit_metrics(metrics)

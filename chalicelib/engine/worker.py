@@ -1,0 +1,731 @@
+"""The worker: take one run attempt through the life cycle (engine.lifecycle, S*, F*, R, D).
+
+Messages arrive at least once (SQS may deliver twice; a dead worker's message comes back;
+the tick may send a run again). Every step is conditional on the attempt's record, so a run
+takes effect once, and a message that finds its attempt over finishes what is left (R)
+instead of being dropped.
+
+`process` answers what to do with the message: `DONE` (delete it) or `Later(seconds)` (send
+it again to come back then: a run not due yet, or leased by a live worker). A task's failure
+is an outcome, not an error: it is recorded and retried through the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
+from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
+from chalicelib.models import Execution, Job
+from chalicelib.observability import Metric, emit_metrics
+from chalicelib.store import FinalWrite, Store
+from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
+
+log = logging.getLogger("nexus.worker")
+
+DEFAULT_TASK_TIMEOUT = 60.0
+MAX_RETRY_DELAY = timedelta(hours=24)
+RESULT_CAP = 16 * 1024
+# A message may arrive up to a second before its run (SQS delays are whole seconds); the
+# worker waits out the rest. One that comes much earlier is sent again with a delay.
+MAX_EARLY_WAIT = 2.0
+# An `allow` job shows a run in its slots (and so as `running`) once it has run this long:
+# a run over sooner than that would cost a write to show for less than a second.
+SHOW_RUNNING_AFTER = 1.0
+# While a cancelled task has not stopped, its lease is renewed this often, for this long.
+RENEW_EVERY = 10.0
+RENEW_FOR = timedelta(seconds=60)
+# Below this much of the invocation's time left, a task that will not stop ends the process.
+STUCK_BUDGET_SECONDS = 15.0
+
+
+class TaskTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Later:
+    """Send the message again, to come back in `seconds`."""
+
+    seconds: float
+
+
+DONE = True
+Verdict = bool | Later
+
+
+@dataclass(frozen=True)
+class Message:
+    job_id: int
+    run_key: str
+    scheduled_for: datetime
+    attempt: int
+    trigger: str
+    not_before: datetime | None
+
+    @classmethod
+    def parse(cls, body: str) -> Message:
+        data = json.loads(body)
+        scheduled_for = _instant(data["scheduled_for"])
+        attempt = int(data.get("attempt", 1))
+        return cls(
+            job_id=int(data["job_id"]),
+            run_key=str(data["run_key"]),
+            scheduled_for=scheduled_for,
+            attempt=attempt,
+            trigger=str(data.get("trigger") or ("scheduled" if attempt == 1 else "retry")),
+            not_before=_instant(data["not_before"]) if data.get("not_before") else None,
+        )
+
+    @property
+    def start_at(self) -> datetime:
+        return self.not_before or self.scheduled_for
+
+
+def _instant(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
+
+
+def run_fields(body: str) -> dict[str, Any]:
+    """`job_id` and `execution_id` of a run's message, for logs; empty if it is not one."""
+    try:
+        message = Message.parse(body)
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {
+        "job_id": message.job_id,
+        "execution_id": execution_id(message.job_id, message.scheduled_for, message.attempt),
+    }
+
+
+def retry_delay(job: Job, attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
+    """The wait before attempt `attempt + 1`: `retry_delay`, doubled per retry with backoff,
+    plus up to 10% jitter so that jobs failing together do not retry in lockstep."""
+    base = float(job.retry_delay)
+    if job.retry_backoff:
+        base *= 2 ** (attempt - 1)
+    delay = timedelta(seconds=base * (1 + 0.1 * rng()))
+    return min(delay, MAX_RETRY_DELAY)
+
+
+def _capped_result(value: Any) -> Any:
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value))
+    if len(text) <= RESULT_CAP:
+        return json.loads(text)
+    return {"truncated": True, "preview": text[: RESULT_CAP - 100]}
+
+
+def exit_if_on_lambda(reason: str) -> None:
+    """A task thread that will not stop cannot be killed; the process can. On Lambda, end
+    the sandbox (Lambda starts a new one), so the thread cannot wake in a later invocation
+    beside the run's takeover. Elsewhere the worker keeps watching it instead."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        log.critical("ending the process: %s", reason)
+        logging.shutdown()
+        os._exit(70)
+
+
+class GroupCommit:
+    """Final records of the runs that finish together, written in one transaction.
+
+    A final record is written with the counters it adds to (F1), in a transaction, which
+    costs two write units an item: ten runs of a batch finishing together cost one counter
+    write, not ten. Each caller waits for its own record's answer. `linger` 0 writes each at
+    once in the caller's thread.
+    """
+
+    def __init__(self, store: Store, linger: float, active: Callable[[], int]) -> None:
+        self._store = store
+        self._linger = linger
+        self._active = active
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[FinalWrite, threading.Event, list[Any]]] = []
+        self._timer: threading.Timer | None = None
+
+    def commit(self, write: FinalWrite) -> bool:
+        if self._linger <= 0:
+            return bool(self._store.runs.commit([write])[0])
+        done, answer = threading.Event(), list[Any]()
+        with self._lock:
+            self._waiting.append((write, done, answer))
+            everyone = len(self._waiting) >= self._active()
+            if self._timer is None and not everyone:
+                self._timer = threading.Timer(self._linger, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if everyone:
+            self.flush()
+        done.wait()
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return bool(answer[0])
+
+    def nudge(self) -> None:
+        """Write what waits if everyone still in flight is waiting."""
+        with self._lock:
+            ready = bool(self._waiting) and len(self._waiting) >= self._active()
+        if ready:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if not waiting:
+            return
+        try:
+            results: list[Any] = list(self._store.runs.commit([w for w, _, _ in waiting]))
+        except BaseException as exc:
+            results = [exc] * len(waiting)
+        for (_, done, answer), result in zip(waiting, results, strict=True):
+            answer.append(result)
+            done.set()
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        queue: WorkQueue,
+        registry: TaskRegistry,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+        retention: timedelta = timedelta(days=90),
+        rng: Callable[[], float] = random.random,
+        linger: float = 0.0,
+        on_stuck: Callable[[str], None] = exit_if_on_lambda,
+        show_running_after: float = SHOW_RUNNING_AFTER,
+    ) -> None:
+        """`linger`: how long a final record may wait for those of other runs of the batch
+        to be written with them (0: at once)."""
+        self._store = store
+        self._queue = queue
+        self._registry = registry
+        self._clock = clock
+        self._sleep = sleep
+        self._retention = retention
+        self._rng = rng
+        self._on_stuck = on_stuck
+        self._show_running_after = show_running_after
+        # Messages being processed now: a final record waits (up to `linger`) for the others'.
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self._final = GroupCommit(store, linger, lambda: self._in_flight)
+
+    def flush(self) -> None:
+        """Write any final records still gathered (none, once every process() returned)."""
+        self._final.flush()
+
+    # -- the message --------------------------------------------------------------------------
+
+    def process(
+        self,
+        body: str,
+        hold: Callable[[float], None] | None = None,
+        remaining: Callable[[], float] | None = None,
+    ) -> Verdict:
+        """Handle one message. `hold(seconds)` keeps it hidden that long while its run goes
+        on, so it comes back when a takeover is possible, and not before. `remaining()` is
+        how many seconds the invocation has left."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            return self._process(body, hold or (lambda _seconds: None), remaining)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+            # A record waiting for this message's may now be the last: write them.
+            self._final.nudge()
+
+    def _process(
+        self,
+        body: str,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Verdict:
+        try:
+            message = Message.parse(body)
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping a message that is not a NEXUS run: %.200s", body)
+            return DONE
+        record = self._store.runs.get(message.job_id, message.run_key)
+        if record is not None and record.is_final:
+            self._resume(record)  # R: a repeat, or a worker that died after F1
+            return DONE
+        if record is None and message.trigger != "scheduled":
+            return DONE  # a pending attempt's record went with its job
+        start_at = record.start_at if record is not None else message.start_at
+        wait = (start_at - self._clock()).total_seconds()
+        if wait > MAX_EARLY_WAIT:
+            return Later(wait)
+        if wait > 0:
+            self._sleep(wait)
+        now = self._clock()
+        job = self._store.jobs.find_job(message.job_id)
+        if job is None or job.deleted_at is not None:
+            return DONE  # nothing is written for a deleted job
+        if record is not None and record.status == "running":
+            assert record.lease_until is not None
+            if record.lease_until > now:
+                return Later((record.lease_until - now).total_seconds() + 1)
+        if record is None or record.status == "pending":
+            reason = self._reason_not_to_run(job, message, record, now)
+            if reason is not None:
+                self._not_run(job, message, record, now, *reason)
+                return DONE
+        return self._start_and_run(job, message, record, now, hold, remaining)
+
+    def _reason_not_to_run(
+        self, job: Job, message: Message, record: Execution | None, now: datetime
+    ) -> tuple[str, str] | None:
+        trigger = record.trigger if record is not None else message.trigger
+        if trigger != "manual" and not job.is_active:
+            return "skipped", "the job was paused before this run started"
+        late = (now - message.scheduled_for).total_seconds()
+        if trigger == "scheduled" and late > job.misfire_grace_seconds:
+            return (
+                "missed",
+                f"started {late:.0f} s after its time, later than its misfire grace "
+                f"({job.misfire_grace_seconds} s)",
+            )
+        return None
+
+    def _not_run(
+        self,
+        job: Job,
+        message: Message,
+        record: Execution | None,
+        now: datetime,
+        status: str,
+        reason: str,
+    ) -> None:
+        """SK / MS: the attempt ends without running."""
+        if record is None:
+            made = self._store.runs.put_final(
+                self._scheduled_execution(job, message, now).model_copy(
+                    update={"status": status, "reason": reason, "completed_at": now}
+                )
+            )
+        else:
+            made = self._store.runs.commit(
+                [self._store.runs.settlement(record, status, reason, now)]
+            )[0]
+        if made:
+            log.info(
+                "run %s: %s",
+                status,
+                reason,
+                extra={
+                    "job_id": job.id,
+                    "execution_id": execution_id(job.id, message.scheduled_for, message.attempt),
+                    "status": status,
+                    "reason": reason,
+                },
+            )
+            if status == "missed":
+                emit_metrics({"RunsMissed": 1}, job_id=job.id)
+
+    def _scheduled_execution(self, job: Job, message: Message, now: datetime) -> Execution:
+        return Execution(
+            id=execution_id(job.id, message.scheduled_for, message.attempt),
+            job_id=job.id,
+            status="pending",
+            trigger="scheduled",
+            scheduled_for=message.scheduled_for,
+            attempt=message.attempt,
+            task_id=task_id(job.id, message.scheduled_for),
+            task_name=job.task_name,
+            task_args=job.task_args,
+            task_kwargs=job.task_kwargs,
+            created_at=now,
+            expires_at=now + self._retention,
+        )
+
+    # -- start, run, finish -------------------------------------------------------------------
+
+    def _start_and_run(
+        self,
+        job: Job,
+        message: Message,
+        record: Execution | None,
+        now: datetime,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Verdict:
+        execution = record or self._scheduled_execution(job, message, now)
+        task = self._task(execution)
+        timeout = (task.timeout_seconds if task else None) or DEFAULT_TASK_TIMEOUT
+        lease_until = now + timedelta(seconds=timeout) + LEASE_MARGIN
+        owner = uuid.uuid4().hex
+        key = execution.run_key
+        # S1: a `forbid` job's slot is taken before the run starts: the check and the claim
+        # are one write. (An `allow` job's slot only shows the run, so it waits: see below.)
+        if job.concurrency_policy == "forbid" and not self._store.jobs.take_slot(
+            job, key, lease_until, now
+        ):
+            self._not_run(
+                job,
+                message,
+                record,
+                now,
+                "skipped",
+                "the previous run was still running (concurrency_policy is forbid)",
+            )
+            return DONE
+        running = execution.model_copy(
+            update={
+                "status": "running",
+                "started_at": now,
+                "lease_owner": owner,
+                "lease_until": lease_until,
+            }
+        )
+        if record is None:
+            how = "started" if self._store.runs.start_new(running) else None  # S0
+        elif record.status == "pending":
+            how = (
+                "started"
+                if self._store.runs.start_pending(record, now, lease_until, owner)
+                else None
+            )
+        else:
+            how = (
+                "taken_over"
+                if self._store.runs.take_over(record, now, lease_until, owner)
+                else None
+            )
+        if how is None:
+            # Another delivery got there first: see where it stands now.
+            current = self._store.runs.get(message.job_id, message.run_key)
+            if current is not None and current.is_final:
+                self._resume(current)
+                return DONE
+            if current is not None and current.status == "running" and current.lease_until:
+                return Later(max(1.0, (current.lease_until - now).total_seconds() + 1))
+            return Later(1.0)
+        hold(timeout + LEASE_MARGIN.total_seconds() + 1)
+        fields = {"job_id": job.id, "execution_id": execution.id}
+        log.info(
+            "run started",
+            extra={
+                **fields,
+                "how": how,
+                "trigger": execution.trigger,
+                "attempt": execution.attempt,
+            },
+        )
+        started_metrics: dict[Metric, float] = {"RunsStarted": 1}
+        if how == "started" and execution.trigger == "scheduled":
+            lateness = (now - execution.scheduled_for).total_seconds()
+            started_metrics["StartLatenessSeconds"] = round(max(lateness, 0.0), 3)
+        emit_metrics(started_metrics, **fields)
+        finished = self._run(job, running, task, timeout, owner, now, hold, remaining)
+        if finished is not None:
+            self._resume(finished, job)
+        return DONE
+
+    def _task(self, execution: Execution) -> Any:
+        try:
+            return self._registry.get(execution.task_name)
+        except UnknownTask:
+            return None
+
+    def _run(
+        self,
+        job: Job,
+        execution: Execution,
+        task: Any,
+        timeout: float,
+        owner: str,
+        started_at: datetime,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Execution | None:
+        """Run the task, then F1. The record written, or None if the lease was lost."""
+        context = RunContext(
+            job_id=job.id,
+            scheduled_for=execution.scheduled_for,
+            execution_id=execution.id,
+            attempt=execution.attempt,
+        )
+        shown = _SlotShow(self, job, execution, owner)
+        if job.concurrency_policy == "forbid":
+            shown.taken = True
+        else:
+            shown.after(self._show_running_after)
+        try:
+            if task is None:
+                outcome: dict[str, Any] = {
+                    "error": UnknownTask(execution.task_name, self._registry.names())
+                }
+            else:
+                outcome = self._call(task.func, context, execution, timeout, owner, hold, remaining)
+        finally:
+            shown.cancel()
+        finished_at = self._clock()
+        error = outcome.get("error")
+        record = execution.model_copy(
+            update={
+                "status": "failed" if error is not None else "completed",
+                "completed_at": finished_at,
+                "duration_seconds": round((finished_at - started_at).total_seconds(), 6),
+                "result": None if error is not None else _capped_result(outcome.get("result")),
+                "error": None
+                if error is None
+                else {"type": type(error).__name__, "message": str(error)[:2000]},
+                "lease_owner": None,
+                "lease_until": None,
+            }
+        )
+        deltas: dict[str, int | float] = {
+            "total_executions": 1,
+            "successful_executions": int(error is None),
+            "failed_executions": int(error is not None),
+            "duration_sum": record.duration_seconds or 0.0,
+            "duration_count": 1,
+        }
+        if not self._final.commit(self._store.runs.outcome(record, owner, deltas)):
+            log.warning(
+                "lease lost before the run finished; its new owner records it",
+                extra={"job_id": job.id, "execution_id": execution.id},
+            )
+            if shown.taken and execution.lease_until is not None:
+                self._store.jobs.release_slot(job.id, execution.run_key, execution.lease_until)
+            return None
+        fields = {"job_id": job.id, "execution_id": execution.id}
+        log.info(
+            "run finished",
+            extra={
+                **fields,
+                "status": record.status,
+                "attempt": execution.attempt,
+                "duration_seconds": record.duration_seconds,
+                "error_type": None if record.error is None else record.error["type"],
+            },
+        )
+        emit_metrics({"RunsFailed" if error is not None else "RunsSucceeded": 1}, **fields)
+        return record
+
+    def _call(
+        self,
+        func: Callable[..., Any],
+        context: RunContext,
+        execution: Execution,
+        timeout: float,
+        owner: str,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> dict[str, Any]:
+        """Run the task in a thread, for at most `timeout` seconds.
+
+        A thread cannot be killed. One that overruns is asked to stop (`context.cancelled`);
+        until it has stopped, the attempt's lease (and slot, and message) are renewed, so no
+        takeover and no retry starts beside it. If the invocation is about to end first, the
+        process ends (on Lambda: `on_stuck`), which ends the thread with it.
+        """
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["result"] = func(context, *execution.task_args, **execution.task_kwargs)
+            except BaseException as exc:  # the task's failure is the run's outcome
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name="nexus-task", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if not thread.is_alive():
+            return outcome
+        context.cancelled.set()
+        fields = {"job_id": execution.job_id, "execution_id": execution.id}
+        log.warning("task overran its %g s timeout; asked it to stop", timeout, extra=fields)
+        while thread.is_alive():
+            lease_until = self._clock() + RENEW_FOR
+            self._store.runs.renew(execution, owner, lease_until)
+            self._store.jobs.renew_slot(execution.job_id, execution.run_key, lease_until)
+            hold(RENEW_FOR.total_seconds() + LEASE_MARGIN.total_seconds())
+            if remaining is not None and remaining() < STUCK_BUDGET_SECONDS:
+                emit_metrics({"TasksStuck": 1}, **fields)
+                self._on_stuck(f"task of {execution.id} did not stop after its timeout")
+            thread.join(RENEW_EVERY)
+        return {"error": TaskTimeout(f"the task ran longer than its {timeout:g} s timeout")}
+
+    # -- R: what follows a final record --------------------------------------------------------
+
+    def _resume(self, record: Execution, job: Job | None = None) -> None:
+        """F2 and F3 for a final record: release its slot and record the job's last run,
+        then schedule its retry if it failed and may. Each step is idempotent, so this runs
+        after every F1 and again on every redelivery of a finished attempt's message."""
+        if job is None:
+            job = self._store.jobs.find_job(record.job_id)
+            if job is None or job.deleted_at is not None:
+                return
+        if record.status in ("completed", "failed"):
+            at = record.completed_at or self._clock()
+            self._store.jobs.run_finished(job.id, record.run_key, record.status, at)
+        else:
+            self._store.jobs.release_slot(job.id, record.run_key)
+        if (
+            record.status == "failed"
+            and record.reason != "dead-lettered"
+            and record.attempt >= 1
+            and record.attempt <= job.max_retries
+        ):
+            self._retry(job, record)
+
+    def _retry(self, job: Job, failed: Execution) -> None:
+        """F3: the next attempt, recorded pending (P), then sent with its delay. A repeat
+        finds it recorded and sends it again if it has not started (a duplicate message is
+        harmless; a missing one is not)."""
+        base = failed.completed_at or self._clock()
+        not_before = base + retry_delay(job, failed.attempt, self._rng)
+        attempt = failed.attempt + 1
+        retry = failed.model_copy(
+            update={
+                "id": execution_id(job.id, failed.scheduled_for, attempt),
+                "status": "pending",
+                "trigger": "retry",
+                "attempt": attempt,
+                "created_at": base,
+                "not_before": not_before,
+                "started_at": None,
+                "completed_at": None,
+                "duration_seconds": None,
+                "result": None,
+                "error": None,
+                "reason": None,
+                "lease_owner": None,
+                "lease_until": None,
+                "expires_at": base + self._retention,
+            }
+        )
+        now = self._clock()
+        long_wait = (not_before - now).total_seconds() > MAX_DELAY_SECONDS
+        resend_at = not_before if long_wait else not_before + RESEND_AFTER
+        created = self._store.runs.put_pending(retry, resend_at)
+        if not created:
+            current = self._store.runs.get(job.id, retry.run_key)
+            if current is None or current.status != "pending":
+                return
+            retry = current
+        if not long_wait:
+            self._queue.send([retry], now)  # longer waits: the tick sends it when due (TR)
+        if created:
+            log.info(
+                "retry scheduled",
+                extra={
+                    "job_id": job.id,
+                    "execution_id": retry.id,
+                    "failed_execution_id": failed.id,
+                    "attempt": attempt,
+                    "not_before": not_before,
+                },
+            )
+            emit_metrics({"RunsRetried": 1}, job_id=job.id, execution_id=retry.id)
+
+    # -- D: the dead-letter queue ---------------------------------------------------------
+
+    def dead_letter(self, body: str) -> None:
+        """A message SQS gave up on: its attempt ends failed, so nothing ends silently."""
+        try:
+            message = Message.parse(body)
+        except (ValueError, KeyError, TypeError):
+            log.error("dead-lettered message that is not a NEXUS run: %.200s", body)
+            return
+        now = self._clock()
+        record = self._store.runs.get(message.job_id, message.run_key)
+        job = self._store.jobs.find_job(message.job_id)
+        if job is None or job.deleted_at is not None:
+            return
+        if record is not None and record.is_final:
+            self._resume(record, job)
+            return
+        error = {
+            "type": "DeadLettered",
+            "message": "the work queue gave up on this run after repeated failed deliveries",
+        }
+        deltas: dict[str, int | float] = {"total_executions": 1, "failed_executions": 1}
+        if record is None:
+            failed = self._scheduled_execution(job, message, now).model_copy(
+                update={
+                    "status": "failed",
+                    "reason": "dead-lettered",
+                    "error": error,
+                    "completed_at": now,
+                }
+            )
+            write = self._store.runs.new_final(failed, deltas)
+        elif record.status == "running" and record.lease_until and record.lease_until > now:
+            # A live worker still has it: let the sweep look once its lease is over.
+            self._store.runs.move_resend(
+                record.job_id, record.run_key, record.lease_until + LEASE_MARGIN
+            )
+            return
+        else:
+            write = self._store.runs.settlement(
+                record, "failed", "dead-lettered", now, error, deltas
+            )
+        if self._store.runs.commit([write])[0]:
+            fields = {
+                "job_id": message.job_id,
+                "execution_id": execution_id(
+                    message.job_id, message.scheduled_for, message.attempt
+                ),
+            }
+            log.error("run dead-lettered", extra={**fields, "status": "failed"})
+            emit_metrics({"RunsFailed": 1}, **fields)
+        current = self._store.runs.get(message.job_id, message.run_key)
+        if current is not None and current.is_final:
+            self._resume(current, job)
+
+
+class _SlotShow:
+    """Puts an `allow` job's run in the job's slots once it has run a while, so the job
+    shows `running`; a quick run never pays the write. Cancelled (or waited for) before the
+    run's F2 removes it, so the slot is never put back after its removal."""
+
+    def __init__(self, worker: Worker, job: Job, execution: Execution, owner: str) -> None:
+        self._worker, self._job, self._execution = worker, job, execution
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._cancelled = False
+        self.taken = False
+
+    def after(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._show)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            try:
+                lease = self._execution.lease_until or self._worker._clock()
+                self.taken = self._worker._store.jobs.take_slot(
+                    self._job, self._execution.run_key, lease, self._worker._clock()
+                )
+            except Exception:
+                log.exception("could not show a run as running", extra={"job_id": self._job.id})
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._timer is not None:
+                self._timer.cancel()

@@ -1,0 +1,537 @@
+"""Jobs: the job items, their list index, their due-index entry and their run slots.
+
+Every API write is conditional on the job's `version`; so is the tick's claim, which bumps
+it, so a PUT that read the job before a claim cannot write the claimed `next_run_at` back.
+The engine's own fields (`last_run_*`, `running`) are never written by the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import ConcurrentUpdate, JobNotFound
+from chalicelib.models import UPDATABLE, Job
+from chalicelib.store.counters import Counters
+from chalicelib.store.items import (
+    DUE_INDEX,
+    LIST_INDEX,
+    LIST_PARTITION,
+    META,
+    drain_unprocessed,
+    due_shard,
+    due_sort_key,
+    is_condition_failure,
+    job_from_item,
+    job_item,
+    job_key,
+    load,
+    with_backoff,
+)
+from chalicelib.timefmt import parse_stored, sortable
+
+# Written by the engine only: an API update never touches them, so it cannot undo a run's record.
+ENGINE_FIELDS = frozenset({"last_run_at", "last_run_status", "running", "deleted_at"})
+# A filter expression may be at most 4 KB; a tag filter of this many tags stays far below it.
+MAX_TAG_FILTER = 20
+# An `allow` job shows at most this many runs in its slot map (the item would grow past 1 KB,
+# and every job write costs a write unit per KB); a `forbid` job has at most one.
+MAX_SHOWN_RUNNING = 10
+
+
+class DueEntry:
+    """One entry of the due index: a job's next run, or a run attempt to (re)send."""
+
+    __slots__ = ("due_at", "pk", "priority", "sk")
+
+    def __init__(self, pk: str, sk: str, due_at: datetime, priority: int) -> None:
+        self.pk, self.sk, self.due_at, self.priority = pk, sk, due_at, priority
+
+    @property
+    def job_id(self) -> int:
+        return int(self.pk.removeprefix("JOB#"))
+
+    @property
+    def is_job(self) -> bool:
+        return self.sk == "JOB"
+
+
+class JobStore:
+    def __init__(self, client: Any, table_name: str, counters: Counters) -> None:
+        self._db = client
+        self._table = table_name
+        self._counters = counters
+
+    # -- the API's writes -------------------------------------------------------------------
+
+    def next_job_id(self) -> int:
+        out = with_backoff(
+            lambda: self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": META}, "sk": {"S": "SEQ#JOB"}},
+                UpdateExpression="ADD seq :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            ),
+            what="allocating a job id",
+        )
+        return int(out["Attributes"]["seq"]["N"])
+
+    def get_job(self, job_id: int) -> Job:
+        job = self.find_job(job_id)
+        if job is None or job.deleted_at is not None:
+            raise JobNotFound(job_id)
+        return job
+
+    def find_job(self, job_id: int) -> Job | None:
+        """The job item as stored, a deleted job's tombstone included."""
+        out = with_backoff(
+            lambda: self._db.get_item(
+                TableName=self._table, Key=job_key(job_id), ConsistentRead=True
+            ),
+            what="reading the job",
+        )
+        return job_from_item(out["Item"]) if "Item" in out else None
+
+    def create_job(self, job: Job) -> None:
+        with_backoff(
+            lambda: self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": job_item(job),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    self._counters.job_delta(total_jobs=1, active_jobs=int(job.is_active)),
+                ]
+            ),
+            what="creating the job",
+        )
+
+    def replace_job(self, before: Job, after: Job, *, reschedule: bool) -> None:
+        """Write the caller-owned fields of `after`, only if nobody changed the job since `before`.
+
+        An update, not a put: the engine's fields may change at any moment while a run
+        finishes, and an API write must not undo them. `next_run_at` and the due-index entry
+        are written only when `reschedule` says the schedule or the job's state changed.
+        """
+        item = job_item(after)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":expected": {"N": str(before.version)}}
+        sets, removes = [], []
+        due_fields = {"next_run_at", "due_pk", "due_sk"}
+        for i, (key, value) in enumerate(sorted(item.items())):
+            if key in ("pk", "sk") or key in ENGINE_FIELDS:
+                continue
+            if key in due_fields and not reschedule:
+                continue
+            names[f"#f{i}"] = key
+            values[f":v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+        cleared = {k for k, v in after.model_dump(include=set(UPDATABLE)).items() if v is None}
+        if reschedule:
+            cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error"}
+        for key in sorted(cleared - set(item)):
+            names[f"#r_{key}"] = key
+            removes.append(f"#r_{key}")
+        names["#v"] = "version"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        delta = int(after.is_active) - int(before.is_active)
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": job_key(after.id),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#v = :expected AND attribute_not_exists(deleted_at)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        try:
+            if delta:
+                with_backoff(
+                    lambda: self._db.transact_write_items(
+                        TransactItems=[update, self._counters.job_delta(active_jobs=delta)]
+                    ),
+                    what="updating the job",
+                )
+            else:
+                with_backoff(lambda: self._db.update_item(**update["Update"]), what="updating")
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConcurrentUpdate(
+                    f"job {before.id} changed while this request was being handled; retry it"
+                ) from exc
+            raise
+
+    def mark_deleted(self, job: Job, now: datetime) -> None:
+        """Delete the job as the API sees it, in one write: a tombstone that leaves the list
+        and the counts at once, and is due now so the sweep removes its history (bounded
+        work per tick) and then the tombstone itself."""
+        try:
+            with_backoff(
+                lambda: self._db.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": job_key(job.id),
+                                "UpdateExpression": (
+                                    "SET deleted_at = :now, is_active = :false, "
+                                    "due_pk = :dp, due_sk = :ds ADD version :one "
+                                    "REMOVE list_pk, list_sk, next_run_at"
+                                ),
+                                "ConditionExpression": (
+                                    "version = :expected AND attribute_not_exists(deleted_at)"
+                                ),
+                                "ExpressionAttributeValues": {
+                                    ":now": {"S": sortable(now)},
+                                    ":false": {"BOOL": False},
+                                    ":dp": {"S": due_shard(job.id)},
+                                    ":ds": {"S": due_sort_key(now, job.id)},
+                                    ":one": {"N": "1"},
+                                    ":expected": {"N": str(job.version)},
+                                },
+                            }
+                        },
+                        self._counters.job_delta(total_jobs=-1, active_jobs=-int(job.is_active)),
+                    ]
+                ),
+                what="deleting the job",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConcurrentUpdate(
+                    f"job {job.id} changed while it was being deleted; retry the delete"
+                ) from exc
+            raise
+
+    def reschedule_tombstone(self, job_id: int, when: datetime) -> None:
+        self._update(
+            job_id,
+            "SET due_sk = :ds",
+            "attribute_exists(deleted_at)",
+            {":ds": {"S": due_sort_key(when, job_id)}},
+        )
+
+    def remove_tombstone(self, job_id: int) -> None:
+        try:
+            with_backoff(
+                lambda: self._db.delete_item(
+                    TableName=self._table,
+                    Key=job_key(job_id),
+                    ConditionExpression="attribute_exists(deleted_at)",
+                ),
+                what="removing a deleted job",
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def list_jobs(
+        self,
+        *,
+        skip: int,
+        limit: int,
+        is_active: bool | None = None,
+        job_type: str | None = None,
+        tags: list[str] | None = None,
+    ) -> list[Job]:
+        """Newest first. Reads the index keys of `skip + limit` matching jobs, then the page."""
+        filters: list[str] = []
+        values: dict[str, Any] = {":p": {"S": LIST_PARTITION}}
+        names: dict[str, str] = {}
+        if is_active is not None:
+            filters.append("is_active = :active")
+            values[":active"] = {"BOOL": is_active}
+        if job_type is not None:
+            filters.append("job_type = :type")
+            values[":type"] = {"S": job_type}
+        if tags and len(tags) > MAX_TAG_FILTER:
+            raise ValueError(f"at most {MAX_TAG_FILTER} tags in a filter")
+        for i, tag in enumerate(tags or []):
+            filters.append(f"contains(#tags, :tag{i})")
+            values[f":tag{i}"] = {"S": tag}
+            names["#tags"] = "tags"
+        params: dict[str, Any] = {
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "list_pk = :p",
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "ProjectionExpression": "pk, sk",
+        }
+        if filters:
+            params["FilterExpression"] = " AND ".join(filters)
+        if names:
+            params["ExpressionAttributeNames"] = names
+        wanted = skip + limit
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in query_all(
+                self._db, self._table, page_size=min(wanted, 1000), stop_after=wanted, **params
+            )
+        ]
+        return self._get_jobs(keys[skip:wanted])
+
+    def _get_jobs(self, keys: list[dict[str, Any]]) -> list[Job]:
+        found: dict[str, Job] = {}
+
+        def collect(out: dict[str, Any]) -> None:
+            for raw in out["Responses"].get(self._table, []):
+                job = job_from_item(raw)
+                if job.deleted_at is None:
+                    found[raw["pk"]["S"]] = job
+
+        for start in range(0, len(keys), 100):
+            drain_unprocessed(
+                lambda r: self._db.batch_get_item(RequestItems=r),
+                {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}},
+                "UnprocessedKeys",
+                on_page=collect,
+            )
+        # A job deleted between the index read and the batch read is simply left out.
+        return [found[k["pk"]["S"]] for k in keys if k["pk"]["S"] in found]
+
+    def query_due(self, until: datetime) -> list[DueEntry]:
+        """Everything due at or before `until`, from every shard of the sparse `by_due` index.
+
+        Reads are proportional to what is due, not to what is stored. The index is eventually
+        consistent: callers re-read from the table before they act.
+        """
+        bound = f"{sortable(until)}#~"
+        entries = []
+        for shard in range(8):
+            for raw in query_all(
+                self._db,
+                self._table,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_pk = :p AND due_sk <= :until",
+                ExpressionAttributeValues={":p": {"S": f"DUE#{shard}"}, ":until": {"S": bound}},
+            ):
+                item = load(raw)
+                due_at = parse_stored(item["due_sk"].split("#")[0]) or datetime.min
+                entries.append(
+                    DueEntry(item["pk"], item["sk"], due_at, int(item.get("priority", 5)))
+                )
+        return entries
+
+    # -- the tick's writes ------------------------------------------------------------------
+
+    def claim(self, job: Job, new_next: datetime | None) -> bool:
+        """Advance the job's next run, only if it is still `job.next_run_at` and active (T3).
+
+        Of two ticks that planned the same runs, one advances the job and the other's
+        condition fails. The version moves on, so an API write that read the job before the
+        claim is refused (409, retried by the service) instead of writing the old time back.
+        """
+        assert job.next_run_at is not None
+        names = {"#next": "next_run_at", "#active": "is_active", "#v": "version"}
+        values: dict[str, Any] = {
+            ":old": {"S": sortable(job.next_run_at)},
+            ":true": {"BOOL": True},
+            ":one": {"N": "1"},
+        }
+        if new_next is None:
+            names.update({"#dp": "due_pk", "#ds": "due_sk"})
+            expression = "REMOVE #next, #dp, #ds ADD #v :one"
+        else:
+            names["#ds"] = "due_sk"
+            values[":new"] = {"S": sortable(new_next)}
+            values[":due"] = {"S": due_sort_key(new_next, job.id)}
+            expression = "SET #next = :new, #ds = :due ADD #v :one"
+        return self._update(
+            job.id,
+            expression,
+            "#next = :old AND #active = :true AND attribute_not_exists(deleted_at)",
+            values,
+            names,
+        )
+
+    def defer(self, job: Job, until: datetime, error: str) -> None:
+        """Keep a job the tick cannot evaluate out of the way until `until`, with its error
+        shown on the job; a PUT that fixes the schedule clears it."""
+        self._update(
+            job.id,
+            "SET due_sk = :due, schedule_error = :err",
+            "attribute_exists(due_pk)",
+            {":due": {"S": due_sort_key(until, job.id)}, ":err": {"S": error[:500]}},
+        )
+
+    # -- the worker's writes (transitions S1 and F2 of engine.lifecycle) ---------------------
+
+    def take_slot(self, job: Job, key: str, lease_until: datetime, now: datetime) -> bool:
+        """Put the run `key` in the job's slots. For a `forbid` job only while none is held
+        by another run whose lease is still good: the overlap check and the claim of the
+        slot are one conditional write, so two runs of a `forbid` job never both start."""
+        values: dict[str, Any] = {":lease": {"S": sortable(lease_until)}}
+        names = {"#r": "running", "#k": key}
+        if job.concurrency_policy == "forbid":
+            condition = "attribute_not_exists(#r) OR size(#r) = :zero OR attribute_exists(#r.#k)"
+            values[":zero"] = {"N": "0"}
+        else:
+            condition = "attribute_not_exists(#r) OR size(#r) < :cap OR attribute_exists(#r.#k)"
+            values[":cap"] = {"N": str(MAX_SHOWN_RUNNING)}
+        try:
+            taken = self._update(
+                job.id,
+                "SET #r.#k = :lease",
+                f"attribute_not_exists(deleted_at) AND ({condition})",
+                values,
+                names,
+            )
+        except ClientError as exc:
+            # A path in a map can be set only once the map exists; jobs get an empty one when
+            # they are created, but a job stored before slots existed has none.
+            if "document path" not in str(exc):
+                raise
+            self._update(
+                job.id,
+                "SET #r = if_not_exists(#r, :empty)",
+                "attribute_exists(pk)",
+                {":empty": {"M": {}}},
+                {"#r": "running"},
+            )
+            return self.take_slot(job, key, lease_until, now)
+        if taken or job.concurrency_policy != "forbid":
+            return taken
+        return self._free_stale_slots(job.id, now) and self._update(
+            job.id,
+            "SET #r.#k = :lease",
+            f"attribute_not_exists(deleted_at) AND ({condition})",
+            values,
+            names,
+        )
+
+    def _free_stale_slots(self, job_id: int, now: datetime) -> bool:
+        """Release the slots whose lease is over (their worker died, and nothing finished
+        them); True if any was. Each release is conditional on the lease read, so a slot
+        renewed meanwhile stays."""
+        job = self.find_job(job_id)
+        if job is None:
+            return False
+        freed = False
+        for key, lease in job.running.items():
+            until = parse_stored(lease)
+            if until is not None and until < now:
+                freed |= self._update(
+                    job_id,
+                    "REMOVE #r.#k",
+                    "#r.#k = :lease",
+                    {":lease": {"S": lease}},
+                    {"#r": "running", "#k": key},
+                )
+        return freed
+
+    def renew_slot(self, job_id: int, key: str, lease_until: datetime) -> None:
+        self._update(
+            job_id,
+            "SET #r.#k = :lease",
+            "attribute_exists(#r.#k)",
+            {":lease": {"S": sortable(lease_until)}},
+            {"#r": "running", "#k": key},
+        )
+
+    def run_finished(
+        self, job_id: int, key: str | None, status: str, finished_at: datetime
+    ) -> None:
+        """Release the run's slot and record it as the job's last run (F2).
+
+        Idempotent, so a redelivered message can make it again: removing a slot that is gone
+        changes nothing, and the last run only moves forward in time.
+        """
+        values = {":at": {"S": sortable(finished_at)}, ":st": {"S": status}}
+        forward = "attribute_not_exists(last_run_at) OR last_run_at <= :at"
+        if key is None:
+            self._update(job_id, "SET last_run_at = :at, last_run_status = :st", forward, values)
+            return
+        names = {"#r": "running", "#k": key}
+        try:
+            if self._update(
+                job_id,
+                "SET last_run_at = :at, last_run_status = :st REMOVE #r.#k",
+                forward,
+                values,
+                names,
+            ):
+                return
+        except ClientError as exc:
+            if "document path" not in str(exc):
+                raise
+            # A job stored before slots existed has no slot map: nothing to release.
+            self._update(job_id, "SET last_run_at = :at, last_run_status = :st", forward, values)
+            return
+        self.release_slot(job_id, key)
+
+    def release_slot(self, job_id: int, key: str, lease: datetime | None = None) -> None:
+        """Take `key` out of the job's slots; with `lease`, only if it is still that lease (a
+        worker that lost its run must not take away the slot of the run's new owner)."""
+        names = {"#r": "running", "#k": key}
+        if lease is None:
+            self._update(job_id, "REMOVE #r.#k", "attribute_exists(#r.#k)", {}, names)
+        else:
+            self._update(
+                job_id, "REMOVE #r.#k", "#r.#k = :lease", {":lease": {"S": sortable(lease)}}, names
+            )
+
+    def _update(
+        self,
+        job_id: int,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": job_key(job_id),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        if names:
+            params["ExpressionAttributeNames"] = names
+        try:
+            with_backoff(lambda: self._db.update_item(**params), what="updating the job")
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+
+def query_all(
+    db: Any,
+    table: str,
+    *,
+    page_size: int | None = None,
+    stop_after: int | None = None,
+    **params: Any,
+) -> Iterator[dict[str, Any]]:
+    params["TableName"] = table
+    if page_size:
+        params["Limit"] = page_size
+    seen = 0
+
+    def page() -> dict[str, Any]:
+        out: dict[str, Any] = db.query(**params)
+        return out
+
+    while True:
+        out = with_backoff(page, what="reading")
+        for item in out.get("Items", []):
+            yield item
+            seen += 1
+            if stop_after is not None and seen >= stop_after:
+                return
+        last = out.get("LastEvaluatedKey")
+        if not last:
+            return
+        params["ExclusiveStartKey"] = last

@@ -1,0 +1,452 @@
+"""Run attempts: one item per attempt of a run, at the run's identity (items.run_key).
+
+Each method is one transition of engine.lifecycle, made by one conditional write on the
+attempt's item (or, for a final record, one transaction with the counters it adds to), so a
+repeat of any of them changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.models import Execution
+from chalicelib.store.counters import Counters
+from chalicelib.store.items import (
+    cancellation_codes,
+    drain_unprocessed,
+    due_shard,
+    due_sort_key,
+    dump,
+    error_code,
+    execution_from_item,
+    execution_item,
+    is_condition_failure,
+    job_pk,
+    run_item_key,
+    to_item_fields,
+    with_backoff,
+)
+from chalicelib.store.jobs import query_all
+from chalicelib.timefmt import sortable
+
+# The most items one TransactWriteItems may hold.
+MAX_TRANSACTION_ITEMS = 100
+
+
+class FinalWrite:
+    """One final record to write in a batch transaction: the item and what it counts."""
+
+    def __init__(
+        self, item: dict[str, Any], count_at: datetime, deltas: dict[str, int | float]
+    ) -> None:
+        self.item, self.count_at, self.deltas = item, count_at, deltas
+
+
+class RunStore:
+    def __init__(self, client: Any, table_name: str, counters: Counters) -> None:
+        self._db = client
+        self._table = table_name
+        self._counters = counters
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, job_id: int, key: str) -> Execution | None:
+        out = with_backoff(
+            lambda: self._db.get_item(
+                TableName=self._table, Key=run_item_key(job_id, key), ConsistentRead=True
+            ),
+            what="reading the run",
+        )
+        return execution_from_item(out["Item"]) if "Item" in out else None
+
+    def history(self, job_id: int, *, skip: int, limit: int) -> list[Execution]:
+        """Newest first, from one Query on the job's partition."""
+        wanted = skip + limit
+        items = list(
+            query_all(
+                self._db,
+                self._table,
+                page_size=wanted,
+                stop_after=wanted,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+                ExpressionAttributeValues={":pk": {"S": job_pk(job_id)}, ":run": {"S": "RUN#"}},
+                ScanIndexForward=False,
+            )
+        )
+        return [execution_from_item(raw) for raw in items[skip:wanted]]
+
+    def between(self, job_id: int, first: datetime, last: datetime) -> list[Execution]:
+        """Every record of the runs scheduled from `first` to `last`: one Query, reading only
+        what exists there."""
+        return [
+            execution_from_item(raw)
+            for raw in query_all(
+                self._db,
+                self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                ExpressionAttributeValues={
+                    ":pk": {"S": job_pk(job_id)},
+                    ":a": {"S": f"RUN#{sortable(first)}#"},
+                    ":b": {"S": f"RUN#{sortable(last)}#~"},
+                },
+            )
+        ]
+
+    # -- P: a pending attempt that must be sent (manual runs, retries) ----------------------
+
+    def put_pending(self, execution: Execution, resend_at: datetime) -> bool:
+        """Record a pending attempt, in the due index until it starts: if its message is
+        never sent (a crash, a failed send), the tick sends it at `resend_at`. False if the
+        attempt was recorded already."""
+        return self._put(
+            execution_item(
+                execution,
+                due_pk=due_shard(execution.job_id),
+                due_sk=due_sort_key(resend_at, execution.job_id),
+            ),
+        )
+
+    def move_resend(self, job_id: int, key: str, resend_at: datetime) -> bool:
+        """An unfinished attempt was sent (again), or is still under a live lease: check on
+        it next at `resend_at` (TR)."""
+        return self._update(
+            job_id,
+            key,
+            "SET #dp = :dp, #ds = :ds",
+            "#st IN (:pending, :running)",
+            {"#ds": "due_sk", "#dp": "due_pk", "#st": "status"},
+            {
+                ":dp": {"S": due_shard(job_id)},
+                ":ds": {"S": due_sort_key(resend_at, job_id)},
+                ":pending": {"S": "pending"},
+                ":running": {"S": "running"},
+            },
+        )
+
+    def drop_resend(self, job_id: int, key: str) -> bool:
+        """Take an attempt that is no longer pending out of the due index."""
+        return self._update(
+            job_id,
+            key,
+            "REMOVE #dp, #ds",
+            "attribute_exists(#dp) AND #st <> :pending",
+            {"#ds": "due_sk", "#dp": "due_pk", "#st": "status"},
+            {":pending": {"S": "pending"}},
+        )
+
+    # -- S: start under a lease -------------------------------------------------------------
+
+    def start_new(self, execution: Execution) -> bool:
+        """Create a scheduled run's record as running (S0): its message is its pending state.
+        False if the run has a record already (a duplicate message, or a missed record)."""
+        return self._put(execution_item(execution))
+
+    def put_final(self, execution: Execution) -> bool:
+        """Record a final outcome for a run that has no record (TM, MS, SK on a scheduled
+        run), one that adds to no counter. False if the run has a record already."""
+        return self._put(execution_item(execution))
+
+    def start_pending(
+        self, execution: Execution, now: datetime, lease_until: datetime, owner: str
+    ) -> bool:
+        """pending -> running under a lease, out of the due index (S2)."""
+        return self._update(
+            execution.job_id,
+            execution.run_key,
+            "SET #st = :running, #sa = :now, #lu = :lease, #lo = :owner REMOVE #dp, #ds",
+            "#st = :pending",
+            self._lease_names(),
+            {**self._lease_values(now, lease_until, owner), ":pending": {"S": "pending"}},
+        )
+
+    def take_over(
+        self, execution: Execution, now: datetime, lease_until: datetime, owner: str
+    ) -> bool:
+        """running, lease over (its worker died) -> running under a new lease (S3)."""
+        return self._update(
+            execution.job_id,
+            execution.run_key,
+            "SET #st = :running, #sa = :now, #lu = :lease, #lo = :owner REMOVE #dp, #ds",
+            "#st = :running AND #lu < :now",
+            self._lease_names(),
+            self._lease_values(now, lease_until, owner),
+        )
+
+    def renew(self, execution: Execution, owner: str, lease_until: datetime) -> bool:
+        """Keep the lease of a run that is still going (its task overran, and has not yet
+        stopped): nobody takes it over, and its retry does not start, until it has."""
+        return self._update(
+            execution.job_id,
+            execution.run_key,
+            "SET #lu = :lease",
+            "#st = :running AND #lo = :owner",
+            {"#lu": "lease_until", "#lo": "lease_owner", "#st": "status"},
+            {
+                ":lease": {"S": sortable(lease_until)},
+                ":owner": {"S": owner},
+                ":running": {"S": "running"},
+            },
+        )
+
+    @staticmethod
+    def _lease_names() -> dict[str, str]:
+        return {
+            "#st": "status",
+            "#lu": "lease_until",
+            "#lo": "lease_owner",
+            "#sa": "started_at",
+            "#dp": "due_pk",
+            "#ds": "due_sk",
+        }
+
+    @staticmethod
+    def _lease_values(now: datetime, lease_until: datetime, owner: str) -> dict[str, Any]:
+        return {
+            ":running": {"S": "running"},
+            ":now": {"S": sortable(now)},
+            ":lease": {"S": sortable(lease_until)},
+            ":owner": {"S": owner},
+        }
+
+    # -- F1 and E: final records, with their counts -----------------------------------------
+
+    def outcome(
+        self, execution: Execution, owner: str, deltas: dict[str, int | float]
+    ) -> FinalWrite:
+        """The outcome held in `execution`, written only if `owner` still holds the lease."""
+        fields = {
+            "status": execution.status,
+            "completed_at": execution.completed_at,
+            "duration_seconds": execution.duration_seconds,
+            "result": execution.result,
+            "error": execution.error,
+            "reason": execution.reason,
+        }
+        names, values, sets = self._fields(fields)
+        names.update({"#lo": "lease_owner", "#lu": "lease_until", "#st0": "status"})
+        values.update({":owner": {"S": owner}, ":running": {"S": "running"}})
+        item = {
+            "Update": {
+                "TableName": self._table,
+                "Key": run_item_key(execution.job_id, execution.run_key),
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #lu",
+                "ConditionExpression": "attribute_exists(pk) AND #st0 = :running AND #lo = :owner",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        return FinalWrite(item, execution.started_at or execution.created_at, deltas)
+
+    def settlement(
+        self,
+        execution: Execution,
+        status: str,
+        reason: str,
+        now: datetime,
+        error: dict[str, Any] | None = None,
+        deltas: dict[str, int | float] | None = None,
+    ) -> FinalWrite:
+        """End an attempt that will not run (or will not finish): skipped, missed, failed.
+
+        Only from pending, or from running once its lease is over, so a finished attempt's
+        record is never rewritten.
+        """
+        names, values, sets = self._fields(
+            {"status": status, "reason": reason, "completed_at": now, "error": error}
+        )
+        names.update({"#st0": "status", "#lu": "lease_until", "#dp": "due_pk", "#ds": "due_sk"})
+        values.update(
+            {
+                ":pending": {"S": "pending"},
+                ":running": {"S": "running"},
+                ":now": {"S": sortable(now)},
+            }
+        )
+        item = {
+            "Update": {
+                "TableName": self._table,
+                "Key": run_item_key(execution.job_id, execution.run_key),
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #lu, #dp, #ds",
+                "ConditionExpression": "attribute_exists(pk) AND "
+                "(#st0 = :pending OR (#st0 = :running AND #lu < :now))",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        return FinalWrite(item, execution.started_at or now, deltas or {})
+
+    def new_final(
+        self, execution: Execution, deltas: dict[str, int | float] | None = None
+    ) -> FinalWrite:
+        """A final record for a run that has none yet (a scheduled run skipped or missed
+        before it started): a put, only where nothing is recorded."""
+        item = {
+            "Put": {
+                "TableName": self._table,
+                "Item": execution_item(execution),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        return FinalWrite(item, execution.created_at, deltas or {})
+
+    def commit(self, writes: Sequence[FinalWrite]) -> list[bool]:
+        """Write final records and their counts, all or nothing per transaction.
+
+        A record whose condition fails (a duplicate; a lease lost) is left out and the rest
+        are written again without it, so one stale message never holds up its neighbours.
+        Returns, per write, whether it was made here.
+        """
+        done = [False] * len(writes)
+        pending = list(range(len(writes)))
+        chunk = MAX_TRANSACTION_ITEMS - 1
+        while pending:
+            batch, pending = pending[:chunk], pending[chunk:]
+            while batch:
+                failed = self._transact(batch, writes)
+                if not failed:
+                    for i in batch:
+                        done[i] = True
+                    break
+                batch = [i for n, i in enumerate(batch) if n not in failed]
+        return done
+
+    def _transact(self, batch: list[int], writes: Sequence[FinalWrite]) -> set[int]:
+        """One transaction; the positions (in `batch`) whose condition failed, if it did."""
+        delta = self._counters.run_delta(
+            [(writes[i].count_at, writes[i].deltas) for i in batch if writes[i].deltas]
+        )
+        items = [writes[i].item for i in batch] + ([delta] if delta else [])
+        # The same token makes a repeat after a timeout a no-op rather than a second write.
+        token = uuid.uuid4().hex
+        try:
+            if len(items) == 1 and "Update" in items[0]:
+                with_backoff(lambda: self._db.update_item(**items[0]["Update"]), what="recording")
+            elif len(items) == 1:
+                with_backoff(lambda: self._db.put_item(**items[0]["Put"]), what="recording")
+            else:
+                with_backoff(
+                    lambda: self._db.transact_write_items(
+                        TransactItems=items, ClientRequestToken=token
+                    ),
+                    what="recording runs",
+                )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return {0}
+            if not is_condition_failure(exc):
+                raise
+            codes = cancellation_codes(exc)
+            return {
+                n for n, code in enumerate(codes[: len(batch)]) if code == "ConditionalCheckFailed"
+            }
+        return set()
+
+    # -- the missed-runs range record (M) ---------------------------------------------------
+
+    def record_missed_range(self, record: Execution) -> int:
+        """Write (or extend) the record of a range of missed runs, counted by the first run's
+        identity (attempt 0). Returns how many runs it newly counts: 0 for a repeat."""
+        assert record.missed_count is not None and record.missed_until is not None
+        until = sortable(record.missed_until)
+        if self._put(execution_item(record)):
+            return record.missed_count
+        try:
+            out = with_backoff(
+                lambda: self._db.update_item(
+                    TableName=self._table,
+                    Key=run_item_key(record.job_id, record.run_key),
+                    UpdateExpression="SET missed_count = :n, missed_until = :u, reason = :r",
+                    ConditionExpression="missed_until < :u",
+                    ExpressionAttributeValues={
+                        ":n": {"N": str(record.missed_count)},
+                        ":u": {"S": until},
+                        ":r": {"S": record.reason or ""},
+                    },
+                    ReturnValues="UPDATED_OLD",
+                ),
+                what="recording missed runs",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return 0
+            raise
+        old = int(out.get("Attributes", {}).get("missed_count", {}).get("N", "0"))
+        return record.missed_count - old
+
+    # -- deleting a job's history (sweep) ---------------------------------------------------
+
+    def purge(self, job_id: int, limit: int) -> int:
+        """Delete up to `limit` records of the job's partition except the job item; how many."""
+        keys = []
+        for item in query_all(
+            self._db,
+            self._table,
+            page_size=limit,
+            stop_after=limit,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+            ExpressionAttributeValues={":pk": {"S": job_pk(job_id)}, ":run": {"S": "RUN#"}},
+            ProjectionExpression="pk, sk",
+        ):
+            keys.append({"pk": item["pk"], "sk": item["sk"]})
+        for start in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            drain_unprocessed(
+                lambda r: self._db.batch_write_item(RequestItems=r),
+                {self._table: requests},
+                "UnprocessedItems",
+            )
+        return len(keys)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _fields(fields: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        item = dump(to_item_fields(fields))
+        names = {f"#f{i}": k for i, k in enumerate(item)}
+        values = {f":v{i}": v for i, v in enumerate(item.values())}
+        return names, values, [f"#f{i} = :v{i}" for i in range(len(item))]
+
+    def _put(self, item: dict[str, Any]) -> bool:
+        try:
+            with_backoff(
+                lambda: self._db.put_item(
+                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                ),
+                what="recording the run",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _update(
+        self,
+        job_id: int,
+        key: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": run_item_key(job_id, key),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        try:
+            with_backoff(lambda: self._db.update_item(**params), what="updating the run")
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True

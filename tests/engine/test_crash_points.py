@@ -1,0 +1,281 @@
+"""The crash-point table: for each life cycle, the system dies at every AWS call in turn
+(before the call, and after it landed), then recovers by itself (redeliveries, ticks, the
+sweep), and the invariants hold: one final record per run identity, the configured attempts,
+nothing pending or running, the job's state right, the counters equal to the history.
+
+The number of crash points covered is printed at the end of the test run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.models import Execution, Job
+from chalicelib.tasks import registry
+from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
+from tests.faults import FaultInjector
+
+CRASH_POINTS: dict[str, int] = {}
+Runs = dict[tuple[int, datetime], list[Execution]]
+
+# The system whose clock a slow task moves (tasks cannot see the test).
+CURRENT: list[System] = []
+
+
+@registry.task("test.slow", timeout=60)
+def slow(ctx: Any, seconds: float = 45) -> str:
+    """Takes `seconds` of the system's virtual time."""
+    CURRENT[-1].clock.sleep(seconds)
+    return "slow"
+
+
+@dataclass(frozen=True)
+class LifeCycle:
+    name: str
+    setup: Callable[[System], list[Job]]
+    act: Callable[[System, list[Job]], None]
+    expect: Callable[[System, list[Job], Runs], None]
+
+
+def _date_job(system: System, **fields: Any) -> Job:
+    return system.create_job(
+        job_type="date", scheduled_time=(EPOCH + timedelta(minutes=5)).isoformat(), **fields
+    )
+
+
+def _to_run_time(system: System) -> None:
+    system.clock.now = EPOCH + timedelta(minutes=4, seconds=30)
+    system.next_tick = system.clock.now
+
+
+def _only(runs: Runs) -> list[Execution]:
+    assert len(runs) == 1, runs
+    return next(iter(runs.values()))
+
+
+# -- the life cycles ------------------------------------------------------------------------
+
+
+def _scheduled_success(system: System, jobs: list[Job], runs: Runs) -> None:
+    (attempt,) = _only(runs)
+    assert attempt.status == "completed"
+    assert system.job(jobs[0].id).current_status == "completed"
+
+
+def _failure_with_retries(system: System, jobs: list[Job], runs: Runs) -> None:
+    attempts = _only(runs)
+    assert [a.status for a in attempts] == ["failed"] * 3
+
+
+def _manual_act(system: System, jobs: list[Job]) -> None:
+    system._survive(
+        "api",
+        lambda: system.api.execute_job(jobs[0].id, {"task_kwargs": {"x": 1}}, system.clock.now),
+    )
+
+
+def _manual_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    manual = [a for attempts in runs.values() for a in attempts if a.trigger == "manual"]
+    if not manual:
+        # The API died before it recorded the run: the caller got an error, nothing ran.
+        assert system.deaths.by_part["api"] == 1
+        return
+    (run,) = manual
+    assert (run.status, run.result) == ("completed", {"args": [], "kwargs": {"x": 1}})
+
+
+def _forbid_setup(system: System) -> list[Job]:
+    start = EPOCH + timedelta(minutes=5)
+    return [
+        system.create_job(
+            job_type="interval",
+            interval_seconds=30,
+            start_time=start.isoformat(),
+            end_time=(start + timedelta(seconds=30)).isoformat(),
+            task_name="test.slow",
+            concurrency_policy="forbid",
+        )
+    ]
+
+
+def _forbid_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    assert len(runs) == 2
+    finals = [attempts[-1] for attempts in runs.values()]
+    assert {f.status for f in finals} <= {"completed", "skipped"}
+    done = sorted(
+        ((a.started_at, a.completed_at) for a in finals if a.status == "completed"),
+        key=lambda span: span[0] or EPOCH,
+    )
+    assert done, "a forbid job ran none of its runs"
+    for (_, end), (start, _) in zip(done, done[1:], strict=False):
+        assert end is not None and start is not None and end <= start, "two runs overlapped"
+
+
+def _pause_setup(system: System) -> list[Job]:
+    start = EPOCH + timedelta(minutes=2)
+    return [
+        system.create_job(
+            job_type="interval",
+            interval_seconds=10,
+            start_time=start.isoformat(),
+            end_time=(start + timedelta(seconds=50)).isoformat(),
+        )
+    ]
+
+
+def _pause_act(system: System, jobs: list[Job]) -> None:
+    system.clock.now = EPOCH + timedelta(minutes=1, seconds=30)
+    system.tick()
+    system.next_tick = system.clock.now + timedelta(seconds=60)
+    system._survive("api", lambda: system.api.pause_job(jobs[0].id, system.clock.now))
+    if system.deaths.by_part["api"]:  # the API died: the operator pauses again
+        system._source(lambda: system.api.pause_job(jobs[0].id, system.clock.now))
+
+
+def _pause_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    assert {attempts[-1].status for attempts in runs.values()} <= {"skipped"}
+
+
+def _misfire_setup(system: System) -> list[Job]:
+    job = system.create_job(
+        job_type="interval",
+        interval_seconds=60,
+        start_time=(EPOCH - timedelta(minutes=10)).isoformat(),
+        end_time=(EPOCH + timedelta(seconds=90)).isoformat(),
+    )
+    # The scheduler was down: the job's next run is ten minutes old.
+    stale = job.model_copy(
+        update={"next_run_at": EPOCH - timedelta(minutes=10), "version": job.version + 1}
+    )
+    system.store.jobs.replace_job(job, stale, reschedule=True)
+    return [stale]
+
+
+def _misfire_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    expected = {EPOCH + timedelta(minutes=m) for m in range(-10, 2)}
+    assert {t for (_, t) in runs} == expected, "an occurrence was lost"
+    statuses = {t: attempts[-1].status for (_, t), attempts in runs.items()}
+    assert set(statuses.values()) <= {"missed", "completed"}
+    for t, status in statuses.items():
+        if t < EPOCH - timedelta(seconds=300):
+            assert status == "missed", t
+        if t >= EPOCH:
+            assert status == "completed", t
+
+
+def _long_retry_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    first, second = _only(runs)
+    assert (first.status, second.status) == ("failed", "failed")
+    assert second.started_at and first.completed_at
+    assert second.started_at - first.completed_at >= timedelta(seconds=1000)
+
+
+def _dead_letter_setup(system: System) -> list[Job]:
+    job = _date_job(system)
+    _to_run_time(system)
+    system.tick()
+    system.next_tick = system.clock.now + timedelta(seconds=60)
+    system.clock.now = EPOCH + timedelta(minutes=5)
+    # Five invocations died before they made any call: the queue gives up on the message.
+    for _ in range(5):
+        out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=1)
+        assert out.get("Messages")
+        system.clock.now += timedelta(seconds=VISIBILITY + 1)
+    return [job]
+
+
+def _dead_letter_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    attempts = _only(runs)
+    if system.sqs.duplicate_every_delivery:
+        # The message's twin was delivered as usual, ten minutes late: past the grace.
+        assert [a.status for a in attempts] == ["missed"]
+        return
+    assert [(a.status, a.reason) for a in attempts] == [("failed", "dead-lettered")]
+    assert system.job(jobs[0].id).last_run_status == "failed"
+
+
+def _run_to_time(system: System, jobs: list[Job]) -> None:
+    _to_run_time(system)
+
+
+LIFE_CYCLES = [
+    LifeCycle("scheduled success", lambda s: [_date_job(s)], _run_to_time, _scheduled_success),
+    LifeCycle(
+        "failure with 2 retries",
+        lambda s: [_date_job(s, task_name="nexus.fail", max_retries=2, retry_delay=1)],
+        _run_to_time,
+        _failure_with_retries,
+    ),
+    LifeCycle(
+        "manual run with overrides",
+        lambda s: [s.create_job(job_type="interval", interval_seconds=86400)],
+        _manual_act,
+        _manual_expect,
+    ),
+    LifeCycle("forbid overlap", _forbid_setup, _run_to_time, _forbid_expect),
+    LifeCycle("pause while runs are queued", _pause_setup, _pause_act, _pause_expect),
+    LifeCycle("misfire after downtime", _misfire_setup, lambda s, j: None, _misfire_expect),
+    LifeCycle(
+        "retry longer than 900 s through the index",
+        lambda s: [_date_job(s, task_name="nexus.fail", max_retries=1, retry_delay=1000)],
+        _run_to_time,
+        _long_retry_expect,
+    ),
+    LifeCycle("dead letter", _dead_letter_setup, lambda s, j: None, _dead_letter_expect),
+]
+
+
+@pytest.fixture
+def fresh_aws(aws: None) -> Iterator[Callable[..., System]]:
+    """A new table and queue per call: each crash point starts from nothing."""
+    made = itertools.count(1)
+
+    def make(**options: Any) -> System:
+        system = System(f"crash-{next(made)}", **options)
+        CURRENT.append(system)
+        return system
+
+    yield make
+    CURRENT.clear()
+
+
+def play(system: System, life: LifeCycle, faults: FaultInjector | None) -> list[Job]:
+    jobs = life.setup(system)
+    injector = system.inject(faults or FaultInjector())
+    life.act(system, jobs)
+    system.run()
+    system.stop_faults()
+    # Whatever the fault left undone, the system finishes on its own.
+    system.run(until=timedelta(hours=3))
+    runs = check_invariants(system, jobs)
+    life.expect(system, jobs, runs)
+    return [injector.count, *jobs]  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("life", LIFE_CYCLES, ids=[life.name for life in LIFE_CYCLES])
+@pytest.mark.parametrize("kind", ["crash", "crash_after"])
+def test_a_crash_at_any_aws_call_loses_doubles_and_strands_nothing(fresh_aws, life, kind):
+    baseline = fresh_aws()
+    calls = play(baseline, life, None)[0]
+    assert calls > 0
+    failures = []
+    for n in range(1, calls + 1):
+        system = fresh_aws()
+        try:
+            play(system, life, FaultInjector().inject(n, kind))
+        except AssertionError as exc:
+            failures.append(f"call {n} ({kind}): {exc}")
+    CRASH_POINTS[f"{life.name} / {kind}"] = calls
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("life", LIFE_CYCLES, ids=[life.name for life in LIFE_CYCLES])
+def test_every_message_delivered_twice_changes_nothing(fresh_aws, life):
+    system = fresh_aws(duplicate_every_delivery=True)
+    play(system, life, None)

@@ -120,7 +120,7 @@ class System:
     def deliver(self) -> int:
         """Every visible message of the work queue, one invocation each; how many."""
         handled = 0
-        for _ in range(500):
+        for handled in range(500):
             out = self._source(
                 lambda: self.sqs.receive_message(
                     QueueUrl=self.queue_url, MaxNumberOfMessages=1, AttributeNames=["All"]
@@ -129,7 +129,6 @@ class System:
             messages = out.get("Messages", [])
             if not messages:
                 return handled
-            handled += 1
             records = [Record(m["Body"], m["ReceiptHandle"]) for m in messages]
 
             def invoke(records: list[Record] = records) -> None:

@@ -113,7 +113,7 @@ def _forbid_expect(system: System, jobs: list[Job], runs: Runs) -> None:
         key=lambda span: span[0] or EPOCH,
     )
     assert done, "a forbid job ran none of its runs"
-    for (_, end), (start, _) in zip(done, done[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(done):
         assert end is not None and start is not None and end <= start, "two runs overlapped"
 
 

@@ -1,11 +1,14 @@
-"""The speed-ups make run applies to moto's server change its speed, not its answers."""
+"""What make run changes in moto's server changes its speed, memory and atomicity, not its
+answers."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
@@ -65,3 +68,136 @@ def test_the_visible_messages_are_the_same_with_one_clock_read_per_scan(monkeypa
         after = [m.id for m in queue.messages]
     assert len(before) == 2  # three sent without delay, one of them in flight
     assert after == before
+
+
+def test_a_moto_without_the_dynamodb_hook_stops_the_embedded_aws_from_starting(monkeypatch):
+    from moto.dynamodb.responses import DynamoHandler
+
+    from local.aws_process import serialise_dynamodb
+
+    monkeypatch.delattr(DynamoHandler, "call_action")
+    with pytest.raises(RuntimeError, match="call_action"):
+        serialise_dynamodb()
+
+
+def test_a_moto_routing_dynamodb_past_the_hook_stops_the_embedded_aws_from_starting(monkeypatch):
+    from moto.dynamodb import urls
+    from moto.sqs.responses import SQSResponse
+
+    from local.aws_process import serialise_dynamodb
+
+    monkeypatch.setattr(urls, "url_paths", {"{0}/": SQSResponse.dispatch})
+    with pytest.raises(RuntimeError, match="routes DynamoDB"):
+        serialise_dynamodb()
+
+
+@pytest.fixture
+def untracked_models() -> Iterator[None]:
+    """forget_model_instances for the test; moto's own way back afterwards."""
+    from moto.core.common_models import BaseModel
+
+    from local.aws_process import forget_model_instances
+
+    motos = BaseModel.__dict__["__new__"]
+    forget_model_instances()
+    yield
+    BaseModel.__new__ = motos  # type: ignore[method-assign]
+
+
+def test_moto_makes_its_models_as_before_but_keeps_none_of_them(untracked_models):
+    from moto.dynamodb.models.dynamo_type import Item
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        (got,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        assert got["Body"] == "hello"
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        db.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        assert db.scan(TableName="t")["Items"] == [{"pk": {"S": "a"}, "v": {"N": "1"}}]
+        assert Message.instances_tracked == []  # type: ignore[attr-defined]
+        assert Item.instances_tracked == []  # type: ignore[attr-defined]
+
+
+def test_the_deleted_receipt_handles_kept_are_the_latest_ones():
+    from local.aws_process import RecentHandles
+
+    handles = RecentHandles(limit=3)
+    handles.update(["a", None])
+    handles.update(["b", None])
+    handles.update(["c"])
+    assert len(handles) == 3 and "a" not in handles
+    assert all(h in handles for h in ("b", "c", None))
+
+
+def test_a_message_deleted_twice_is_deleted_twice_without_error(monkeypatch):
+    from moto.sqs.models import Queue
+
+    from local.aws_process import RecentHandles, forget_old_receipt_handles
+
+    monkeypatch.setattr(Queue, "__init__", Queue.__init__)  # moto's back afterwards
+    forget_old_receipt_handles()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        (got,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["q"]
+        assert isinstance(queue.deleted_messages, RecentHandles)
+        assert got["ReceiptHandle"] in queue.deleted_messages
+
+
+def test_reads_of_missing_keys_add_no_partition_and_a_partitions_last_delete_drops_it(
+    monkeypatch,
+):
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    from local.aws_process import drop_empty_partitions
+
+    monkeypatch.setattr(Table, "get_item", Table.get_item)  # moto's back afterwards
+    monkeypatch.setattr(Table, "delete_item", Table.delete_item)
+    drop_empty_partitions()
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName="t",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        table = dynamodb_backends["123456789012"]["us-east-1"].tables["t"]
+        key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
+        assert "Item" not in db.get_item(TableName="t", Key=key)
+        assert dict(table.items) == {}
+        db.put_item(TableName="t", Item=key)
+        db.put_item(TableName="t", Item={**key, "sk": {"S": "2"}})
+        assert db.get_item(TableName="t", Key=key)["Item"] == key
+        db.delete_item(TableName="t", Key=key)
+        assert len(table.items) == 1  # the partition still has an item
+        db.delete_item(TableName="t", Key={**key, "sk": {"S": "2"}})
+        assert dict(table.items) == {}
+        query = db.query(
+            TableName="t",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "p"}},
+        )
+        assert query["Items"] == []
+        with pytest.raises(ClientError, match="ValidationException"):
+            db.get_item(TableName="t", Key={"pk": {"S": "p"}})

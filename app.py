@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from chalice.app import Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
@@ -34,6 +35,7 @@ from chalicelib.errors import (
 )
 from chalicelib.observability import setup_logging
 from chalicelib.store import Store
+from chalicelib.store.items import is_retryable
 from chalicelib.tasks import registry
 
 app = Chalice(app_name="nexus-scheduler")
@@ -99,8 +101,18 @@ def _error_response(exc: Exception) -> Response:
         return _json(413, {"detail": str(exc)})
     if isinstance(exc, ConcurrentUpdate):
         return _json(409, {"detail": str(exc)})
-    if isinstance(exc, Unavailable):
-        response = _json(503, {"detail": str(exc)})
+    if isinstance(exc, Unavailable) or is_retryable(exc) or isinstance(exc, BotoCoreError):
+        # AWS said "not now" (throttling, a conflict) or did not answer in time: nothing was
+        # acknowledged, and the same request may simply be sent again.
+        detail = (
+            str(exc)
+            if isinstance(exc, Unavailable)
+            else (
+                f"the scheduler's storage is busy or did not answer ({type(exc).__name__}); "
+                "retry shortly"
+            )
+        )
+        response = _json(503, {"detail": detail})
         response.headers["Retry-After"] = "1"
         return response
     log.exception("unhandled error", exc_info=exc)

@@ -30,6 +30,7 @@ from chalicelib.models import Execution, Job
 from chalicelib.observability import Metric, emit_metrics
 from chalicelib.store import FinalWrite, Store
 from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
+from chalicelib.timefmt import parse_stored
 
 log = logging.getLogger("nexus.worker")
 
@@ -376,7 +377,7 @@ class Worker:
         key = execution.run_key
         # S1: a `forbid` job's slot is taken before the run starts: the check and the claim
         # are one write. (An `allow` job's slot only shows the run, so it waits: see below.)
-        if job.concurrency_policy == "forbid" and not self._store.jobs.take_slot(
+        if job.concurrency_policy == "forbid" and not self._take_forbid_slot(
             job, key, lease_until, now
         ):
             self._not_run(
@@ -439,6 +440,30 @@ class Worker:
         if finished is not None:
             self._resume(finished, job)
         return DONE
+
+    def _take_forbid_slot(self, job: Job, key: str, lease_until: datetime, now: datetime) -> bool:
+        """S1 for a `forbid` job. If another run holds the slot, look at it: a run whose
+        record is final already (its worker died between F1 and F2, and its message has not
+        come back yet) no longer runs, so its slot is released here and the start goes on.
+        Reads in proportion to the slots held: one."""
+        if self._store.jobs.take_slot(job, key, lease_until, now):
+            return True
+        current = self._store.jobs.find_job(job.id)
+        if current is None:
+            return False
+        released = False
+        for holder, lease in current.running.items():
+            record = self._store.runs.get(job.id, holder)
+            if record is None or not record.is_final:
+                continue
+            self._store.jobs.release_slot(job.id, holder, parse_stored(lease))
+            released = True
+            log.warning(
+                "released the slot of a run that had finished",
+                extra={"job_id": job.id, "execution_id": record.id},
+            )
+            emit_metrics({"SweepRepairs": 1}, job_id=job.id)
+        return released and self._store.jobs.take_slot(job, key, lease_until, now)
 
     def _task(self, execution: Execution) -> Any:
         try:

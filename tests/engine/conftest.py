@@ -135,3 +135,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
         for row, count in sorted(CRASH_POINTS.items()):
             terminalreporter.write_line(f"  {row}: {count} calls")
+
+
+@pytest.fixture
+def system(aws: None) -> Iterator[Any]:
+    """The whole engine on a virtual clock (tests/engine/harness.py)."""
+    from tests.engine.harness import System
+
+    yield System("nexus-system")

@@ -179,7 +179,7 @@ def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str)
 
 def _scheduled_in_flight(dynamodb: Any, table_name: str, now: datetime) -> list[Execution]:
     runs = RunStore(dynamodb, table_name, Counters(dynamodb, table_name))
-    found = []
+    found: list[Execution] = []
     for raw in _scan(
         dynamodb,
         table_name,

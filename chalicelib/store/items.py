@@ -270,3 +270,35 @@ def drain_unprocessed(
         sleep(pause * (1 + random.random()))
         pause = min(pause * 2, 2.0)
     raise Unavailable(f"DynamoDB left part of a batch unprocessed {attempts} times; retry shortly")
+
+
+def conditional_update(
+    db: Any,
+    table: str,
+    key: dict[str, Any],
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    names: dict[str, str] | None = None,
+    *,
+    what: str = "updating",
+) -> bool:
+    """One UpdateItem on an item that exists, if `condition` holds: True if it was made,
+    False if the condition failed (a transition made already, or not allowed now)."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "Key": key,
+        "UpdateExpression": update,
+        "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+    }
+    if values:
+        params["ExpressionAttributeValues"] = values
+    if names:
+        params["ExpressionAttributeNames"] = names
+    try:
+        with_backoff(lambda: db.update_item(**params), what=what)
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True

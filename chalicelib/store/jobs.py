@@ -21,6 +21,7 @@ from chalicelib.store.items import (
     LIST_INDEX,
     LIST_PARTITION,
     META,
+    conditional_update,
     drain_unprocessed,
     due_shard,
     due_sort_key,
@@ -488,23 +489,16 @@ class JobStore:
         values: dict[str, Any],
         names: dict[str, str] | None = None,
     ) -> bool:
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": job_key(job_id),
-            "UpdateExpression": update,
-            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
-        }
-        if values:
-            params["ExpressionAttributeValues"] = values
-        if names:
-            params["ExpressionAttributeNames"] = names
-        try:
-            with_backoff(lambda: self._db.update_item(**params), what="updating the job")
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_update(
+            self._db,
+            self._table,
+            job_key(job_id),
+            update,
+            condition,
+            values,
+            names,
+            what="updating the job",
+        )
 
 
 def query_all(

@@ -18,6 +18,7 @@ from chalicelib.models import Execution
 from chalicelib.store.counters import Counters
 from chalicelib.store.items import (
     cancellation_codes,
+    conditional_update,
     drain_unprocessed,
     due_shard,
     due_sort_key,
@@ -155,26 +156,27 @@ class RunStore:
         self, execution: Execution, now: datetime, lease_until: datetime, owner: str
     ) -> bool:
         """pending -> running under a lease, out of the due index (S2)."""
-        return self._update(
-            execution.job_id,
-            execution.run_key,
-            "SET #st = :running, #sa = :now, #lu = :lease, #lo = :owner REMOVE #dp, #ds",
-            "#st = :pending",
-            self._lease_names(),
-            {**self._lease_values(now, lease_until, owner), ":pending": {"S": "pending"}},
-        )
+        return self._lease(execution, now, lease_until, owner, "#st = :pending")
 
     def take_over(
         self, execution: Execution, now: datetime, lease_until: datetime, owner: str
     ) -> bool:
         """running, lease over (its worker died) -> running under a new lease (S3)."""
+        return self._lease(execution, now, lease_until, owner, "#st = :running AND #lu < :now")
+
+    def _lease(
+        self, execution: Execution, now: datetime, lease_until: datetime, owner: str, when: str
+    ) -> bool:
         return self._update(
             execution.job_id,
             execution.run_key,
             "SET #st = :running, #sa = :now, #lu = :lease, #lo = :owner REMOVE #dp, #ds",
-            "#st = :running AND #lu < :now",
+            when,
             self._lease_names(),
-            self._lease_values(now, lease_until, owner),
+            {
+                **self._lease_values(now, lease_until, owner),
+                **({":pending": {"S": "pending"}} if ":pending" in when else {}),
+            },
         )
 
     def renew(self, execution: Execution, owner: str, lease_until: datetime) -> bool:
@@ -434,19 +436,13 @@ class RunStore:
         names: dict[str, str],
         values: dict[str, Any],
     ) -> bool:
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": run_item_key(job_id, key),
-            "UpdateExpression": update,
-            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
-            "ExpressionAttributeNames": names,
-        }
-        if values:
-            params["ExpressionAttributeValues"] = values
-        try:
-            with_backoff(lambda: self._db.update_item(**params), what="updating the run")
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_update(
+            self._db,
+            self._table,
+            run_item_key(job_id, key),
+            update,
+            condition,
+            values,
+            names,
+            what="updating the run",
+        )

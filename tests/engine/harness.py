@@ -22,23 +22,13 @@ from chalicelib.service import JobService
 from chalicelib.store import Store, execution_from_item
 from chalicelib.tasks import registry
 from local.resources import ensure_queue, ensure_table
+from tests.engine.conftest import Clock
 from tests.faults import Crash, FaultInjector
 from tests.virtual_sqs import VirtualSqs
 
 EPOCH = datetime(2030, 1, 7, 12, 0, 0, tzinfo=UTC)
 TICK = timedelta(seconds=60)
 VISIBILITY = 120
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

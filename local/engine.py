@@ -17,7 +17,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local.chaos import Chaos
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +106,25 @@ class TickLoop:
         function_name: str = "nexus-local-tick",
         rule_name: str = "nexus-tick",
         region: str | None = None,
+        chaos: Chaos | None = None,
     ) -> None:
         self.period = tick_period_from_env() if period is None else period
         if self.period <= 0:
             raise ValueError(f"the tick period must be positive, not {self.period}")
         self._handler = handler
+        # `make chaos` only (local/chaos.py): ticks that may be killed, and a second loop that
+        # calls the same handler a moment after this one, as if the rule had fired twice.
+        self._twin: TickLoop | None = None
+        if chaos is not None:
+            self._handler = chaos.tick_handler(handler, function_name)
+            if chaos.config.second_tick:
+                self._twin = TickLoop(
+                    chaos.tick_handler(handler, f"{function_name}-2", second=True),
+                    period=self.period,
+                    function_name=f"{function_name}-2",
+                    rule_name=rule_name,
+                    region=region,
+                )
         self._function_name = function_name
         self._region = region or _region()
         self._rule_arn = f"arn:aws:events:{self._region}:{ACCOUNT}:rule/{rule_name}"
@@ -116,11 +133,15 @@ class TickLoop:
 
     def start(self) -> TickLoop:
         self._thread.start()
+        if self._twin is not None:
+            self._twin.start()
         return self
 
     def request_stop(self) -> None:
         """Tell the loop to end, without waiting for it: see stop()."""
         self._stop.set()
+        if self._twin is not None:
+            self._twin.request_stop()
 
     def stop(self, timeout: float = 30.0) -> None:
         self.request_stop()
@@ -128,6 +149,8 @@ class TickLoop:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("the tick handler is still running after %.0f s; leaving it", timeout)
+        if self._twin is not None:
+            self._twin.stop(timeout)
 
     def _run(self) -> None:
         self._fire(time.time())
@@ -215,6 +238,7 @@ class SqsPoller:
         batch_size: int = 10,
         poll_seconds: float = POLL_SECONDS,
         function_name: str = "nexus-local-worker",
+        chaos: Chaos | None = None,
     ) -> None:
         if sqs is None:
             from chalicelib.aws import client
@@ -231,6 +255,8 @@ class SqsPoller:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._function_name = function_name
+        # `make chaos` only (local/chaos.py): each batch to two invocations, which may be killed.
+        self._chaos = chaos
         self._region: str = sqs.meta.region_name
         self._arn = ""
         self._stop = threading.Event()
@@ -296,7 +322,10 @@ class SqsPoller:
 
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
         try:
-            self._deliver(messages)
+            if self._chaos is None:
+                self._deliver(messages)
+            else:
+                self._chaos.invoke(self._function_name, messages, lambda: self._deliver(messages))
         finally:
             with self._lock:
                 self._invocations.discard(threading.current_thread())

@@ -22,6 +22,11 @@ sys.path.insert(0, str(ROOT))
 # concurrency); here a fixed number must cover the busiest second: a batch holds its slot
 # until its last run is over, and each run of it waits for its own second first.
 WORKER_CONCURRENCY = 20
+# What stops make run gracefully: a process manager's or CI's SIGTERM, Ctrl-C, a closed
+# terminal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# How long the API's requests under way get to finish once it is told to stop.
+DRAIN_SECONDS = 30.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-engine", action="store_true", help="serve the API only: no tick, no queue workers"
+    )
+    parser.add_argument(
+        "--chaos",
+        default=os.environ.get("NEXUS_CHAOS") or None,
+        metavar="SEED[,NAME=VALUE...]",
+        help="make chaos only: inject faults (local/chaos.py); never on by default",
     )
     args = parser.parse_args(argv)
 
@@ -69,11 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.config import get_settings
     from local.engine import SqsPoller, TickLoop
     from local.resources import ensure_queue, ensure_table
-    from local.state import Snapshotter, requeue_unfinished, restore
+    from local.state import Snapshotter, requeue_unfinished, restore, state_file
 
     try:
         table = os.environ["NEXUS_TABLE"]
         dynamodb, sqs = client("dynamodb"), client("sqs")
+        chaos = None
+        if args.chaos:
+            from local.chaos import Chaos
+
+            chaos = Chaos.from_spec(args.chaos, args.state_dir).install(dynamodb, sqs)
         ensure_table(dynamodb, table)
         queue_url = ensure_queue(sqs, queue_name)
         dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
@@ -82,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()  # read again, now that the queues exist
 
         restored = restore(dynamodb, table, args.state_dir)
+        # From now on the embedded AWS saves the table itself if this process is killed
+        # outright (SIGKILL), with the writes made since the last snapshot.
+        moto.save_on_exit(table, state_file(args.state_dir, table))
         # The previous run's messages went with its embedded AWS. Without the engine nothing
         # would take them, so they are sent on the next start that has one.
         requeued = 0 if args.no_engine else requeue_unfinished(dynamodb, sqs, table, queue_url)
@@ -99,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         tick: TickLoop | None = None
         pollers: list[SqsPoller] = []
         if not args.no_engine:
-            tick = TickLoop(app_module.tick, function_name="nexus-local-tick").start()
+            tick = TickLoop(app_module.tick, function_name="nexus-local-tick", chaos=chaos).start()
             pollers = [
                 SqsPoller(
                     app_module.worker,
@@ -107,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     sqs=sqs,
                     concurrency=WORKER_CONCURRENCY,
                     function_name="nexus-local-worker",
+                    chaos=chaos,
                 ),
                 SqsPoller(
                     app_module.dead_letter,
@@ -115,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     concurrency=1,
                     poll_seconds=1.0,
                     function_name="nexus-local-dead_letter",
+                    chaos=chaos,
                 ),
             ]
             for poller in pollers:
@@ -123,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         def shutdown(*_: object) -> None:
             threading.Thread(target=server.shutdown, daemon=True).start()
 
-        signal.signal(signal.SIGTERM, shutdown)
-        signal.signal(signal.SIGINT, shutdown)
+        for signum in STOP_SIGNALS:
+            # One ignored from the start stays so: `nohup make run` outlives its terminal.
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, shutdown)
         print(
             f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
             flush=True,
@@ -137,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             server.serve_forever()
         finally:
             server.server.server_close()
+            # Every write the API acknowledges must be in the last snapshot: the requests
+            # under way end first (new ones are refused), then the engine, then the snapshot.
+            # The embedded AWS ignores the stop signals, even sent to the whole process
+            # group, and ends only after it (moto.stop below).
+            unfinished = server.drain(DRAIN_SECONDS)
+            if unfinished:
+                logging.warning("%d requests still running after %.0f s", unfinished, DRAIN_SECONDS)
             # Workers and tick first, so the last snapshot comes after their last write. They
             # are all told at once, so their long polls run out together, not one after another.
             engine: list[SqsPoller | TickLoop] = [*pollers, *([tick] if tick else [])]

@@ -1,0 +1,155 @@
+"""make run keeps every write it acknowledged, however it is told to stop.
+
+A process manager or CI sends SIGTERM, to the main process or to its whole process group
+(the embedded AWS's child included); a terminal's Ctrl-C sends SIGINT to the group, and
+closing the terminal SIGHUP. Whichever way, every job the API answered 201 for is there
+after a restart on the same state folder; and so it is when the main process alone is killed
+outright (SIGKILL), by the embedded AWS, which outlives it long enough to save the table.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from tests.e2e import conftest
+from tests.e2e.conftest import LocalServer, free_port, request
+
+JOB = {"name": "kept", "job_type": "interval", "interval_seconds": 3600, "task_name": "nexus.echo"}
+
+
+class GroupServer(LocalServer):
+    """LocalServer in a process group of its own, so that a signal can go to the whole of
+    it, as a terminal or a process manager sends it, without reaching the tests."""
+
+    def __init__(self, port: int, state: Path) -> None:
+        popen = functools.partial(subprocess.Popen, start_new_session=True)
+        with mock.patch.object(conftest.subprocess, "Popen", popen):
+            super().__init__(port, state)
+
+    def signal(self, signum: int, *, group: bool) -> int:
+        """Send signum; wait for the server to end; its exit status."""
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            self.proc.send_signal(signum)
+        return self.proc.wait(timeout=60)
+
+
+def job_status(port: int, job_id: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        return request(conn, "GET", f"/api/v1/jobs/{job_id}")[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["to the group", "to the main process"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
+def test_a_job_created_just_before_a_signal_is_there_after_a_restart(tmp_path, signum, group):
+    port = free_port()
+    first = GroupServer(port, tmp_path)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
+        conn.close()
+        assert status == 201, job
+        assert first.signal(signum, group=group) == 0
+    finally:
+        first.stop()
+
+    second = LocalServer(port, tmp_path)
+    try:
+        assert job_status(port, job["id"]) == 200
+    finally:
+        second.stop()
+
+
+def test_every_job_acknowledged_while_the_group_is_terminated_is_there_after_a_restart(
+    tmp_path,
+):
+    # Writers keep creating jobs while SIGTERM reaches the whole group: each 201 counts, and
+    # a request cut short (refused, reset, or answered 503 while stopping) does not.
+    port = free_port()
+    first = GroupServer(port, tmp_path)
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.01)  # stopping, or stopped: not acknowledged
+                continue
+            finally:
+                conn.close()
+            if status == 201:
+                acknowledged.append(job["id"])
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    try:
+        for writer in writers:
+            writer.start()
+        while len(acknowledged) < 20:
+            time.sleep(0.01)
+        assert first.signal(signal.SIGTERM, group=True) == 0
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(30)
+        first.stop()
+
+    second = LocalServer(port, tmp_path)
+    try:
+        missing = [i for i in acknowledged if job_status(port, i) != 200]
+        assert missing == [], f"{len(missing)} of {len(acknowledged)} acknowledged jobs lost"
+    finally:
+        second.stop()
+
+
+def test_a_job_created_just_before_the_main_process_is_killed_outright_is_there_after_a_restart(
+    tmp_path,
+):
+    port = free_port()
+    first = LocalServer(port, tmp_path)
+    try:
+        endpoint = first.banner.split("embedded AWS at ")[1].rstrip(")")
+        host, moto_port = endpoint.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
+        conn.close()
+        assert status == 201, job
+        first.proc.kill()
+        first.proc.wait()
+        # The embedded AWS saves the table, then stops listening.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, int(moto_port)), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the embedded AWS outlived its parent by 20 s")
+    finally:
+        first.stop()
+
+    second = LocalServer(port, tmp_path)
+    try:
+        assert job_status(port, job["id"]) == 200
+    finally:
+        second.stop()

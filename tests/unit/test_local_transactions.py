@@ -1,0 +1,156 @@
+"""The embedded AWS's transactions undo their own items, not a copy of the whole table, and
+answer exactly as moto's do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb import models
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+
+from local.aws_process import transactions_copy_only_their_items
+
+TABLE = "t"
+
+
+@pytest.fixture
+def restore_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put moto's own transactions back after the test."""
+    monkeypatch.setattr(models, "copy", models.copy)
+    monkeypatch.setattr(
+        DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items
+    )
+
+
+def key(pk: str, sk: str = "A") -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def put(pk: str, condition: str | None = None, **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": TABLE, "Item": {**key(pk), **extra}}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def add(pk: str, condition: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "TableName": TABLE,
+        "Key": key(pk),
+        "UpdateExpression": "ADD n :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Update": op}
+
+
+def delete(pk: str, condition: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": TABLE, "Key": key(pk)}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Delete": op}
+
+
+def check(pk: str, condition: str) -> dict[str, Any]:
+    return {
+        "ConditionCheck": {"TableName": TABLE, "Key": key(pk), "ConditionExpression": condition}
+    }
+
+
+EXISTS, MISSING = "attribute_exists(pk)", "attribute_not_exists(pk)"
+
+TRANSACTIONS = {
+    "all succeed": [put("new", MISSING), add("counter"), delete("old"), check("kept", EXISTS)],
+    "the second fails": [put("new", MISSING), add("counter", MISSING), delete("old")],
+    "the first fails, moto applies the rest": [delete("kept", MISSING), add("counter"), put("new")],
+    "the last fails": [add("counter"), add("fresh"), put("new"), check("nothing", EXISTS)],
+    "an update that creates, then a failure": [add("fresh"), put("old", MISSING)],
+    "one item twice": [add("counter"), put("counter", v={"S": "twice"})],
+    "a missing table": [add("counter"), {"Put": {"TableName": "nope", "Item": key("x")}}],
+    "a put without its sort key": [
+        add("counter"),
+        {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "x"}}}},
+    ],
+}
+
+
+def run(transaction: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    """A fresh table, the transaction on it: its answer, and the table afterwards."""
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for pk in ("old", "kept", "counter"):
+            db.put_item(TableName=TABLE, Item={**key(pk), "n": {"N": "5"}, "m": {"L": [{"S": pk}]}})
+        try:
+            db.transact_write_items(TransactItems=transaction)
+            answer: Any = "ok"
+        except ClientError as exc:
+            answer = (exc.response["Error"], exc.response.get("CancellationReasons"))
+        items = db.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        return answer, sorted(items, key=lambda i: i["pk"]["S"])
+
+
+@pytest.mark.parametrize("name", TRANSACTIONS)
+def test_a_transaction_answers_and_leaves_the_table_as_motos_own_does(restore_moto, name):
+    transaction = TRANSACTIONS[name]
+    motos = run(transaction)
+    transactions_copy_only_their_items()
+    assert run(transaction) == motos
+
+
+def test_a_failed_transaction_puts_back_its_own_items_and_leaves_the_table_in_place(
+    restore_moto,
+):
+    transactions_copy_only_their_items()
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for i in range(100):
+            db.put_item(TableName=TABLE, Item={"pk": {"S": f"item-{i}"}})
+        backend = dynamodb_backends["123456789012"]["us-east-1"]
+        table = backend.tables[TABLE]
+        objects = {k: id(v) for k, v in table.items.items()}
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            db.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "item-1"}, "v": {"N": "1"}}}},
+                    {
+                        "Put": {
+                            "TableName": TABLE,
+                            "Item": {"pk": {"S": "item-2"}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        # The same table, the same objects for the items it did not name: a write made
+        # meanwhile to any of them could not have been undone by the transaction's failure.
+        named = {"item-1", "item-2"}
+        assert backend.tables[TABLE] is table
+        assert {k: id(v) for k, v in table.items.items() if k.value not in named} == {
+            k: v for k, v in objects.items() if k.value not in named
+        }
+        for pk in sorted(named):
+            got = db.get_item(TableName=TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True)
+            assert got["Item"] == {"pk": {"S": pk}}

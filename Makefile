@@ -7,7 +7,7 @@ STATE_DIR ?= .local/state
 STAGE ?= dev
 STACK := nexus-$(STAGE)
 
-.PHONY: run test lint typecheck check clean bench deploy destroy package infra-check aws-cli
+.PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -27,6 +27,10 @@ test: $(BIN)/.installed
 ## bench: every benchmark (under 10 minutes); writes bench/RESULTS.md
 bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python run_all.py
+
+## chaos: a chaos soak on make run (about 6 minutes); fails if a run is doubled, lost or stuck
+chaos: $(BIN)/.installed
+	cd bench && ../$(BIN)/python chaos.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -363,8 +363,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(max(0.0, mark + moment - time.monotonic()))
                 job_id = rng.choice(ids)
                 if what == "execute":
-                    out = api.call("POST", f"/jobs/{job_id}/execute", {})
-                    manual.append(str(out["execution_id"]))
+                    answer = api.call("POST", f"/jobs/{job_id}/execute", {})
+                    manual.append(str(answer["execution_id"]))
                 else:
                     path = rng.choice(
                         [
@@ -457,6 +457,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "runs": result,
         "faults": chaos_report.get("faults", {}),
+        "batches": chaos_report.get("batches"),
+        "invocations": chaos_report.get("invocations", {}),
         "fault_counts": chaos_report.get("counts", {}),
         "api": {"retried": dict(api.retried), "errors_500": len(api.errors_500)},
         "settled": not left,
@@ -504,6 +506,7 @@ def main() -> int:
     print(
         "faults injected: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in faults.items())
+        + f"; {out['batches']} batches received, invocations {out['invocations']}"
         + f"; API retried {out['api']['retried']}"
     )
     print(

@@ -2,7 +2,8 @@
 
 Switched on only by `python -m local.run --chaos SPEC` (or `NEXUS_CHAOS=SPEC`); nothing here is
 imported otherwise. SPEC is a seed, optionally followed by settings:
-`7,aws_errors=0.01,kill=0.004,tick_kill=0.0005,kill_after=0.5,duplicate=1,second_tick=1`.
+`7,aws_errors=0.01,kill=0.0015,tick_kill=0.0005,kill_after=0.5,duplicate=1,second_tick=1`
+(the defaults).
 
 What it does, all of it counted (`Chaos.report`, written to `<state dir>/chaos.json`):
 
@@ -36,7 +37,6 @@ What it does, all of it counted (`Chaos.report`, written to `<state dir>/chaos.j
 from __future__ import annotations
 
 import atexit
-import itertools
 import json
 import logging
 import os
@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -199,7 +199,7 @@ def error_response(model: Any, code: str, status: int) -> tuple[Any, dict[str, A
         {"status_code": status, "headers": headers, "body": body}, model.output_shape
     )
     parsed.setdefault("ResponseMetadata", {}).update(HTTPStatusCode=status, MaxAttemptsReached=True)
-    return AWSResponse("", status, headers, _Raw(body)), parsed
+    return AWSResponse("", status, headers, _Raw(body)), parsed  # type: ignore[arg-type]
 
 
 # The Chaos whose tasks are registered (the registry is the process's; tasks are registered
@@ -449,6 +449,13 @@ class Chaos:
                 "killed_invocations": killed,
                 "second_tick_ticks": counts.get("second_ticks", 0),
             },
+            # Each batch reached the handler twice: batches received, and invocations made.
+            "batches": counts.get("duplicate_batches", 0),
+            "invocations": {
+                k.removeprefix("invocations."): n
+                for k, n in counts.items()
+                if k.startswith("invocations.")
+            },
             "counts": dict(sorted(counts.items())),
         }
 
@@ -517,15 +524,15 @@ Occurrences = Callable[[Mapping[str, Any], datetime, datetime], list[datetime]]
 
 
 def audit(
-    jobs: list[Mapping[str, Any]],
-    runs: list[Mapping[str, Any]],
+    jobs: Sequence[Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
     *,
     stats: Mapping[str, Any] | None = None,
     api_jobs: Mapping[int, Mapping[str, Any]] | None = None,
-    api_runs: Mapping[int, list[Mapping[str, Any]]] | None = None,
+    api_runs: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
     paused_at: Mapping[int, datetime] | None = None,
     occurrences: Occurrences | None = None,
-    executions: list[Mapping[str, Any]] | None = None,
+    executions: Sequence[Mapping[str, Any]] | None = None,
     deaths: Mapping[int, float] | None = None,
     manual: Iterable[str] = (),
 ) -> dict[str, Any]:
@@ -693,22 +700,22 @@ def audit(
             for r in by_job.get(job_id, [])
             if r.get("started_at") and r.get("completed_at") and r["status"] != "skipped"
         )
-        for (_, end, first), (start, _, second) in itertools.pairwise(spans):
-            if start < end:
+        for (started, _, name), (ended, before) in zip(spans[1:], _latest_ends(spans), strict=True):
+            if started < ended:
                 findings["record_overlaps"].append(
-                    f"job {job_id}: {second} started at {start:%H:%M:%S.%f} before {first} "
-                    f"ended at {end:%H:%M:%S.%f}"
+                    f"job {job_id}: {name} started at {started:%H:%M:%S.%f} before {before} "
+                    f"ended at {ended:%H:%M:%S.%f}"
                 )
-        ran = sorted(
+        tasks = sorted(
             (float(e["t0"]), float(e["t1"]), str(e["e"]))
             for e in executions or []
             if int(e["job"]) == job_id
         )
-        for (_, end_t, first), (start_t, _, second) in itertools.pairwise(ran):
-            if start_t < end_t:
+        for (t0, _, name), (t1, before) in zip(tasks[1:], _latest_ends(tasks), strict=True):
+            if t0 < t1:
                 findings["overlaps"].append(
-                    f"job {job_id}: the task of {second} started {end_t - start_t:.3f} s before "
-                    f"the task of {first} ended"
+                    f"job {job_id}: the task of {name} started {t1 - t0:.3f} s before the task "
+                    f"of {before} ended"
                 )
 
     # The job's own view of its runs.
@@ -792,6 +799,14 @@ def audit(
         **{k: len(v) for k, v in findings.items()},
         "findings": findings,
     }
+
+
+def _latest_ends(spans: Sequence[tuple[Any, Any, str]]) -> list[tuple[Any, str]]:
+    """For each span but the last (sorted by start): the latest end so far, and whose."""
+    out: list[tuple[Any, str]] = []
+    for _, end, name in spans[:-1]:
+        out.append((end, name) if not out or end > out[-1][0] else out[-1])
+    return out
 
 
 def r_key(record: Mapping[str, Any]) -> str:

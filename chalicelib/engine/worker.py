@@ -288,8 +288,7 @@ class Worker:
         if record is None or record.status == "pending":
             reason = self._reason_not_to_run(job, message, record, now)
             if reason is not None:
-                self._not_run(job, message, record, now, *reason)
-                return DONE
+                return self._not_run(job, message, record, now, *reason)
         return self._start_and_run(job, message, record, now, hold, remaining)
 
     def _reason_not_to_run(
@@ -315,8 +314,12 @@ class Worker:
         now: datetime,
         status: str,
         reason: str,
-    ) -> None:
-        """SK / MS: the attempt ends without running."""
+    ) -> Verdict:
+        """SK / MS: the attempt ends without running.
+
+        If the write is refused, another delivery of the run got there first: this message
+        is then the run's only way back if that worker dies, so it is deleted only if the
+        run is final by now (R), and otherwise comes back once the run's lease is over."""
         if record is None:
             made = self._store.runs.put_final(
                 self._scheduled_execution(job, message, now).model_copy(
@@ -341,6 +344,17 @@ class Worker:
             )
             if status == "missed":
                 emit_metrics({"RunsMissed": 1}, job_id=job.id)
+            return DONE
+        return self._after_lost_race(message, now)
+
+    def _after_lost_race(self, message: Message, now: datetime) -> Verdict:
+        current = self._store.runs.get(message.job_id, message.run_key)
+        if current is not None and current.is_final:
+            self._resume(current)
+            return DONE
+        if current is not None and current.status == "running" and current.lease_until:
+            return Later(max(1.0, (current.lease_until - now).total_seconds() + 1))
+        return Later(1.0)
 
     def _scheduled_execution(self, job: Job, message: Message, now: datetime) -> Execution:
         return Execution(
@@ -380,7 +394,7 @@ class Worker:
         if job.concurrency_policy == "forbid" and not self._take_forbid_slot(
             job, key, lease_until, now
         ):
-            self._not_run(
+            return self._not_run(
                 job,
                 message,
                 record,
@@ -388,7 +402,9 @@ class Worker:
                 "skipped",
                 "the previous run was still running (concurrency_policy is forbid)",
             )
-            return DONE
+        # The run starts now, after its slot: a forbid run's start never precedes the end
+        # its predecessor recorded before releasing the slot.
+        now = self._clock()
         running = execution.model_copy(
             update={
                 "status": "running",
@@ -413,13 +429,7 @@ class Worker:
             )
         if how is None:
             # Another delivery got there first: see where it stands now.
-            current = self._store.runs.get(message.job_id, message.run_key)
-            if current is not None and current.is_final:
-                self._resume(current)
-                return DONE
-            if current is not None and current.status == "running" and current.lease_until:
-                return Later(max(1.0, (current.lease_until - now).total_seconds() + 1))
-            return Later(1.0)
+            return self._after_lost_race(message, now)
         hold(timeout + LEASE_MARGIN.total_seconds() + 1)
         fields = {"job_id": job.id, "execution_id": execution.id}
         log.info(

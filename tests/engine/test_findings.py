@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.engine.lifecycle import RESEND_AFTER
+from chalicelib.engine.worker import Later
 from chalicelib.errors import ConcurrentUpdate
 from chalicelib.tasks import registry
 from tests.engine.harness import EPOCH, System, check_invariants
@@ -348,3 +349,58 @@ def test_finding_9_deleting_a_job_with_a_long_history_returns_at_once_and_leaves
         ExpressionAttributeValues={":pk": {"S": f"JOB#{job.id}"}},
     )
     assert left["Count"] == 0
+
+
+def test_a_delivery_that_loses_the_race_to_start_keeps_its_message_until_the_run_is_over(system):
+    """Found by the chaos soak: delivery B decided not to run (too late), but delivery A
+    started the run in between; B's write was refused and B deleted its message anyway, so
+    when A died nothing was left to bring the run back."""
+    import boto3
+
+    job = _date_job(system, misfire_grace_seconds=5)
+    _at_run_time(system)
+    system.tick()
+    system.clock.now = EPOCH + timedelta(minutes=5, seconds=10)  # past the grace
+    (body,) = system.sqs.visible(system.queue_url)
+    raw = boto3.client("dynamodb", region_name="us-east-1")
+    scheduled_for = EPOCH + timedelta(minutes=5)
+    started = system.dispatcher._execution(system.job(job.id), scheduled_for, system.clock.now)
+    lease = system.clock.now + timedelta(seconds=90)
+    racing = started.model_copy(
+        update={"status": "running", "lease_owner": "a", "lease_until": lease}
+    )
+
+    def a_starts_first(params: dict[str, Any], **_: Any) -> None:
+        system.db.meta.events.unregister("provide-client-params.dynamodb.PutItem", a_starts_first)
+        from chalicelib.store.items import execution_item
+
+        raw.put_item(TableName=system.store.table_name, Item=execution_item(racing))
+
+    system.db.meta.events.register("provide-client-params.dynamodb.PutItem", a_starts_first)
+    verdict = system.worker.process(body)
+    # B's "missed" was refused: the run is A's, and B's message comes back after A's lease.
+    assert verdict == Later(91.0)
+    (record,) = system.records()
+    assert record.status == "running"
+
+
+def test_a_forbid_run_starts_after_the_slot_it_took(system):
+    job = _date_job(system, concurrency_policy="forbid")
+    _at_run_time(system)
+    system.tick()
+    system.clock.now = EPOCH + timedelta(minutes=5)
+    took_slot_at: list[Any] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        if "#r.#k = :lease" in params.get("UpdateExpression", ""):
+            took_slot_at.append(system.clock.now)
+            system.clock.now += timedelta(seconds=2)  # the slot write took two seconds
+
+    system.db.meta.events.register("provide-client-params.dynamodb.UpdateItem", note)
+    try:
+        system.deliver()
+    finally:
+        system.db.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", note)
+    (record,) = [r for r in system.records() if r.job_id == job.id]
+    assert took_slot_at and record.started_at is not None
+    assert record.started_at >= took_slot_at[0] + timedelta(seconds=2)

@@ -17,6 +17,8 @@ SCRIPTS = [
     ["cold_start.py"],
     ["local_bench.py", "api", "precision"],
 ]
+# The chaos soak exits 1 when an invariant fails: RESULTS.md then says so, and make bench too.
+CHAOS = ["chaos.py"]
 
 
 def machine() -> str:
@@ -48,12 +50,18 @@ def main() -> None:
         for script in SCRIPTS:
             print(f"== {' '.join(script)}", flush=True)
             subprocess.run([sys.executable, *script], cwd=ROOT / "bench", check=True)
+        print(f"== {' '.join(CHAOS)}", flush=True)
+        chaos = subprocess.run([sys.executable, *CHAOS], cwd=ROOT / "bench")
         run = {
             "finished": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "machine": machine(),
             "seconds": round(time.monotonic() - started),
         }
         (OUT / "run.json").write_text(json.dumps(run))
+        report()
+        if chaos.returncode:
+            sys.exit("make bench: the chaos soak failed (bench/.out/chaos.json)")
+        return
     report()
 
 
@@ -62,6 +70,7 @@ def report() -> None:
     engine = json.loads((OUT / "engine.json").read_text())
     cold = json.loads((OUT / "cold_start.json").read_text())
     local = json.loads((OUT / "local.json").read_text())
+    chaos = json.loads((OUT / "chaos.json").read_text())
     scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
     per_run = req["per_run"]
     prec, api = local["precision"], local["api"]
@@ -154,6 +163,40 @@ def report() -> None:
             verdict(cold["over_boto3_ms"] <= 150),
             "python -X importtime, best of 7",
             "python bench/cold_start.py",
+        ),
+    ]
+    soak = chaos["runs"]
+    faults = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in chaos["faults"].items())
+    rows += [
+        (
+            "Chaos soak: runs doubled / lost / stuck",
+            f"{soak['duplicates']} / {soak['lost']} / {soak['stuck']} "
+            f"({chaos['runs_in_soak']} runs of {chaos['jobs']} jobs due in "
+            f"{chaos['seconds']['soak']:.0f} s; {soak['attempts_run']} attempts, "
+            f"{soak['retries']} retries, {soak['task_executions']} task executions)",
+            "0 / 0 / 0 over >= 1,000 runs",
+            verdict(chaos["ok"]),
+            f"faults injected: {faults}",
+            "make chaos",
+        ),
+        (
+            "Chaos soak: other invariants",
+            ", ".join(
+                f"{k.replace('_', ' ')} {soak[k]}"
+                for k in (
+                    "overlaps",
+                    "record_overlaps",
+                    "status_mismatches",
+                    "counter_mismatches",
+                    "api_mismatches",
+                )
+            )
+            + f", API 500s {chaos['api']['errors_500']}",
+            "all 0",
+            verdict(chaos["ok"]),
+            f"start lateness p50 {soak['start_lateness_p50_s']} s, "
+            f"p99 {soak['start_lateness_p99_s']} s; by status {soak['by_status']}",
+            "make chaos",
         ),
     ]
     for name, r in api.items():

@@ -173,8 +173,17 @@ class JobService:
                     raise
         raise AssertionError("unreachable")
 
+    def _current(self, job_id: int, now: datetime) -> Job:
+        """The job as a change made at `now` must see it: with every run due by `now` handled
+        (Dispatcher.catch_up), so that pausing or rescheduling drops no run that was due while
+        the job was active and the tick had not reached yet."""
+        job = self._store.jobs.get_job(job_id)
+        if self._dispatcher.catch_up(job, now):
+            job = self._store.jobs.get_job(job_id)
+        return job
+
     def _update_once(self, job_id: int, body: dict[str, Any], now: datetime) -> Job:
-        before = self._store.jobs.get_job(job_id)
+        before = self._current(job_id, now)
         merged = before.model_dump(include=set(UPDATABLE))
         if body.get("job_type", before.job_type) != before.job_type:
             # A new job type starts from a clean schedule: the old type's field does not
@@ -253,7 +262,7 @@ class JobService:
         raise AssertionError("unreachable")
 
     def _set_active_once(self, job_id: int, active: bool, now: datetime) -> Job:
-        before = self._store.jobs.get_job(job_id)
+        before = self._current(job_id, now)
         if before.is_active == active:
             return before  # pausing a paused job (or resuming a running one) changes nothing
         after = before.model_copy(

@@ -58,6 +58,12 @@ nor its retry can start beside it (worker.run_task).
 Misfires: a run is missed only when it would start later than its job's
 `misfire_grace_seconds` after its time; a late or missing tick sends everything still inside
 the grace, in order.
+
+Changes: a pause, resume or PUT applies from the moment it is made. Before it writes, the
+API handles the runs already due that no tick has reached (Dispatcher.catch_up: TM, T1, T2
+as the tick would), so a run due while the job was active is never dropped by a change; if
+that fails, the change is refused (503) and nothing changes. Such a run, if it has not
+started when the pause lands, is settled `skipped` by its worker (SK) like any queued run.
 """
 
 from __future__ import annotations

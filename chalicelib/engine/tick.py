@@ -27,7 +27,7 @@ from typing import Any
 
 from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, task_id
 from chalicelib.engine.queue import WorkQueue
-from chalicelib.errors import InvalidInput
+from chalicelib.errors import InvalidInput, Unavailable
 from chalicelib.models import Execution, Job
 from chalicelib.observability import emit_metrics
 from chalicelib.schedules import Schedule, compile_schedule
@@ -192,6 +192,27 @@ class Dispatcher:
         self._emit(report)
         return report.runs_sent
 
+    def catch_up(self, job: Job, now: datetime) -> bool:
+        """Handle the runs of `job` due at or before `now` that no tick has handled yet (a late
+        or dead tick): send the ones inside their grace, record the others missed, as the tick
+        would. The API calls this before it pauses or reschedules a job, so that a change made
+        at `now` applies only to runs after `now`, and a run due while the job was active is
+        never dropped by it. True when it wrote (read the job again); raises `Unavailable` when
+        it could not, so the change is refused and nothing is lost."""
+        if not job.is_active or job.next_run_at is None or job.next_run_at > now:
+            return False
+        report = TickReport()
+        ready = self._prepare(job.id, now, job, report, None, until=now)
+        if ready is not None:
+            self._commit([ready], self._clock_from(now), report)
+        self._emit(report)
+        if report.jobs_failed:
+            raise Unavailable(
+                f"job {job.id} has runs due that could not be sent yet "
+                f"({'; '.join(report.errors)[:300]}); retry shortly"
+            )
+        return True
+
     def _dispatch(self, job_id: int, now: datetime, job: Job | None, report: TickReport) -> None:
         """Prepare and commit one job (what an overlapping tick does with a stale read)."""
         clock = self._clock_from(now)
@@ -223,8 +244,11 @@ class Dispatcher:
         job: Job | None,
         report: TickReport,
         sweep: Any,
+        *,
+        until: datetime | None = None,
     ) -> _Prepared | None:
-        """Plan one job's runs and record the missed ones (TM)."""
+        """Plan one job's runs to `until` (default: the tick's window) and record the missed
+        ones (TM)."""
         if job is None:
             # The index may be stale; the table is not.
             job = self._store.jobs.find_job(job_id)
@@ -234,7 +258,7 @@ class Dispatcher:
             if sweep is not None:
                 sweep.purge(job, now)
             return None
-        window_end = now + self.window
+        window_end = now + self.window if until is None else until
         if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
             return None
         try:

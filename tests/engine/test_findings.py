@@ -404,3 +404,61 @@ def test_a_forbid_run_starts_after_the_slot_it_took(system):
     (record,) = [r for r in system.records() if r.job_id == job.id]
     assert took_slot_at and record.started_at is not None
     assert record.started_at >= took_slot_at[0] + timedelta(seconds=2)
+
+
+# -- found by the chaos soak: a change to a job drops no run that was due before it -----------
+
+
+def _overdue_interval_job(system: System) -> tuple[Any, list[Any]]:
+    """A 10 s interval job whose first four runs are due and no tick has reached them."""
+    job = system.create_job(
+        job_type="interval",
+        interval_seconds=10,
+        start_time=(EPOCH + timedelta(minutes=5)).isoformat(),
+    )
+    due = [job.next_run_at + timedelta(seconds=10 * i) for i in range(4)]
+    system.clock.now = due[-1] + timedelta(seconds=5)  # the tick is late
+    system.next_tick = system.clock.now + timedelta(seconds=30)
+    return job, due
+
+
+def test_pausing_a_job_the_tick_has_not_reached_keeps_a_record_of_every_run_due_before(system):
+    job, due = _overdue_interval_job(system)
+    paused_at = system.clock.now
+    system.api.pause_job(job.id, paused_at)
+    system.run()
+    runs = check_invariants(system, [job])
+    before = sorted(t for (_, t) in runs if t <= paused_at)
+    assert before == due
+    # Due while active, not started before the pause: skipped, and said why.
+    assert {runs[(job.id, t)][-1].status for t in due} == {"skipped"}
+
+
+def test_rescheduling_a_job_the_tick_has_not_reached_still_runs_what_was_due_before(system):
+    job, due = _overdue_interval_job(system)
+    changed_at = system.clock.now
+    system.api.update_job(job.id, {"interval_seconds": 3600}, changed_at)
+    system.run()
+    runs = check_invariants(system, [job])
+    assert sorted(t for (_, t) in runs if t <= changed_at) == due
+    assert {runs[(job.id, t)][-1].status for t in due} == {"completed"}
+    # And the new schedule (hourly from the job's start) applies from the change on.
+    assert system.job(job.id).next_run_at == due[0] + timedelta(hours=1)
+
+
+def test_a_pause_that_cannot_send_the_runs_due_before_it_is_refused_and_changes_nothing(system):
+    from chalicelib.errors import Unavailable
+
+    job, due = _overdue_interval_job(system)
+    injector = system.inject(
+        FaultInjector().randomly(1.0, "error", op="SendMessageBatch", code="InternalError")
+    )
+    with pytest.raises(Unavailable):
+        system.api.pause_job(job.id, system.clock.now)
+    system.stop_faults()
+    assert injector.fired
+    stored = system.job(job.id)
+    assert stored.is_active and stored.next_run_at == due[0]
+    system.api.pause_job(job.id, system.clock.now)
+    system.run()
+    assert sorted(t for (_, t) in check_invariants(system, [job])) == due

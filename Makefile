@@ -7,7 +7,8 @@ STATE_DIR ?= .local/state
 STAGE ?= dev
 STACK := nexus-$(STAGE)
 
-.PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli
+.PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli \
+	admin-key
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -24,7 +25,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-## bench: every benchmark (under 10 minutes); writes bench/RESULTS.md
+## bench: every benchmark and the chaos soak (about 12 minutes); writes bench/RESULTS.md
 bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python run_all.py
 
@@ -53,7 +54,8 @@ aws-cli:
 		exit 1; }
 	@case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod, not '$(STAGE)'"; exit 1;; esac
 
-## deploy: the stack (table, queues, alarms), then the Chalice app on it: make deploy STAGE=dev
+## deploy: the stack (table, queues, alarms), then the Chalice app on it, then its API's 401/429
+## answers and stage throttle (NEXUS_API_RATE=100 req/s, NEXUS_API_BURST=200): make deploy STAGE=dev
 deploy: $(BIN)/.installed aws-cli
 	aws cloudformation deploy --stack-name $(STACK) --template-file infra/nexus.yaml \
 		--parameter-overrides Stage=$(STAGE) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
@@ -62,6 +64,13 @@ deploy: $(BIN)/.installed aws-cli
 		| $(BIN)/python -m infra.configure $(STAGE)
 	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
 		$(BIN)/chalice deploy --stage $(STAGE)
+	$(BIN)/python -m infra.gateway $(STAGE)
+
+## admin-key: a new admin key for a deployed stage, printed once: make admin-key STAGE=dev
+##   (KEY_NAME="...", KEY_EXPIRES_AT=2027-01-01T00:00:00Z optional); only the key goes to stdout
+admin-key: $(BIN)/.installed aws-cli
+	@$(BIN)/python -m infra.admin_key --stage $(STAGE) $(if $(KEY_NAME),--name "$(KEY_NAME)") \
+		$(if $(KEY_EXPIRES_AT),--expires-at "$(KEY_EXPIRES_AT)")
 
 ## destroy: the Chalice app, then the stack (prod's table is deletion-protected)
 destroy: $(BIN)/.installed aws-cli

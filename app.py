@@ -6,15 +6,17 @@ base URL is `.../api/v1`. Locally, `local/server.py` serves this same app at the
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
-from chalice.app import Chalice, Rate, Request, Response, SQSEvent
+from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
 from chalicelib.aws import client
@@ -34,8 +36,20 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.observability import setup_logging
+from chalicelib.security.admin import AuditQuery, KeyService
+from chalicelib.security.gate import AuthUnavailable, Gate, RateLimited
+from chalicelib.security.keys import (
+    AUTHORIZER_TTL,
+    Actor,
+    Forbidden,
+    KeyCreate,
+    NotAuthenticated,
+    Principal,
+    Scope,
+)
 from chalicelib.store import Store
 from chalicelib.store.items import is_retryable
+from chalicelib.store.keys import KeyNotFound
 from chalicelib.tasks import registry
 
 app = Chalice(app_name="nexus-scheduler")
@@ -43,8 +57,11 @@ setup_logging()  # JSON lines on the "nexus" loggers; NEXUS_LOG_LEVEL, default I
 log = logging.getLogger("nexus.api")
 
 # Callers may send JSON without a JSON content type (curl -d does): the body is read as
-# JSON whatever the header says.
-CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+# JSON whatever the header says, for these types. `body()` refuses any other with a 415 in
+# the API's error shape; the routes accept every type (ANY_TYPE) so that Chalice does not
+# answer the 415 first in its own shape ({"Code": "UnsupportedMediaType", ...}).
+CONTENT_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded")
+ANY_TYPE = ["*/*"]
 MAX_JSON_DEPTH = 32
 
 
@@ -74,6 +91,16 @@ def jobs() -> service.JobService:
 
 
 @functools.lru_cache(maxsize=1)
+def gate() -> Gate:
+    return Gate(store())
+
+
+@functools.lru_cache(maxsize=1)
+def keys() -> KeyService:
+    return KeyService(store())
+
+
+@functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
     retention = timedelta(days=get_settings().history_days)
     return Worker(store(), work_queue(), registry, retention=retention, linger=COALESCE_SECONDS)
@@ -90,7 +117,27 @@ def _json(status: int, body: Any) -> Response:
     )
 
 
+class UnsupportedMediaType(NexusError):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"Content-Type {content_type} is not supported; send application/json")
+
+
 def _error_response(exc: Exception) -> Response:
+    if isinstance(exc, UnsupportedMediaType):
+        return _json(415, {"detail": str(exc)})
+    if isinstance(exc, NotAuthenticated):
+        response = _json(401, {"detail": str(exc)})
+        response.headers["WWW-Authenticate"] = 'Bearer realm="nexus", error="invalid_token"'
+        return response
+    if isinstance(exc, Forbidden):
+        return _json(403, {"detail": str(exc)})
+    if isinstance(exc, RateLimited):
+        response = _json(429, {"detail": str(exc)})
+        response.headers.update(exc.verdict.headers())
+        response.headers["Retry-After"] = str(exc.verdict.reset_seconds)
+        return response
+    if isinstance(exc, KeyNotFound):
+        return _json(404, {"detail": str(exc)})
     if isinstance(exc, InvalidInput):
         return _json(422, {"detail": [e.as_dict() for e in exc.errors]})
     if isinstance(exc, JobNotFound):
@@ -101,7 +148,11 @@ def _error_response(exc: Exception) -> Response:
         return _json(413, {"detail": str(exc)})
     if isinstance(exc, ConcurrentUpdate):
         return _json(409, {"detail": str(exc)})
-    if isinstance(exc, Unavailable) or is_retryable(exc) or isinstance(exc, BotoCoreError):
+    if (
+        isinstance(exc, (Unavailable, AuthUnavailable))
+        or is_retryable(exc)
+        or isinstance(exc, BotoCoreError)
+    ):
         # AWS said "not now" (throttling, a conflict) or did not answer in time: nothing was
         # acknowledged, and the same request may simply be sent again.
         detail = (
@@ -119,20 +170,89 @@ def _error_response(exc: Exception) -> Response:
     return _json(500, {"detail": "Internal server error"})
 
 
-def api(view: Callable[..., Any]) -> Callable[..., Response]:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            result = view(*args, **kwargs)
-        except NexusError as exc:
-            return _error_response(exc)
-        except Exception as exc:
-            return _error_response(exc)
-        if isinstance(result, Response):
-            return result
-        return _json(200, result)
+@app.authorizer(ttl_seconds=AUTHORIZER_TTL)
+def api_key(auth_request: AuthRequest) -> AuthResponse:
+    """Who the bearer token is: never a refusal here (security.gate), so that every refusal
+    is the app's own 401 in the API's error shape."""
+    context = gate().authorize(auth_request.token, now())
+    return AuthResponse(
+        routes=["*"], principal_id=context.get("key_id", "anonymous"), context=context
+    )
 
-    return wrapper
+
+def api(
+    scope: Scope | None, bucket: str = "api"
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """A route's view: the key's scope and rate limit checked first (`scope` None: an open
+    route), then the view, its domain errors made HTTP, the rate headers on the answer."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            headers: dict[str, str] = {}
+            try:
+                if scope is not None:
+                    context = dict(request().context.get("authorizer") or {})
+                    who, counted = gate().admit(context, scope, now(), bucket)
+                    _principal.set(who)
+                    if counted is not None:
+                        headers = counted.headers()
+                result = view(*args, **kwargs)
+            except Exception as exc:
+                result = _error_response(exc)
+            finally:
+                _principal.set(None)
+            response = result if isinstance(result, Response) else _json(200, result)
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            _allow_origin(response)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+# Headers a browser script may read on a cross-origin answer (CORS hides all but a few).
+EXPOSED_HEADERS = (
+    "X-Next-Cursor, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+)
+
+
+def cors_origins() -> set[str]:
+    """NEXUS_CORS_ORIGINS, read on every request: comma-separated origins, default none."""
+    raw = os.environ.get("NEXUS_CORS_ORIGINS", "")
+    return {origin.strip() for origin in raw.split(",") if origin.strip()}
+
+
+def _allow_origin(response: Response) -> None:
+    """CORS for the listed origins only, never `*`: the API is called with a key, and a page
+    on any other origin must not read its answers."""
+    allowed = cors_origins()
+    if not allowed:
+        return
+    # The answer depends on Origin whenever a list is set, so a cache must key on it even
+    # when this origin gets no CORS header.
+    vary = response.headers.get("Vary")
+    response.headers["Vary"] = f"{vary}, Origin" if isinstance(vary, str) and vary else "Origin"
+    origin = request().headers.get("origin")
+    if origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "principal", default=None
+)
+
+
+def actor() -> Actor:
+    """The key making this request, for the audit trail."""
+    who = _principal.get()
+    assert who is not None, "only called inside a route that checked a key"
+    identity = request().context.get("identity") or {}
+    return Actor(who.key_id, who.key_name, identity.get("sourceIp"))
 
 
 def _reject_constant(name: str) -> Any:
@@ -158,6 +278,10 @@ def request() -> Request:
 def body(optional: bool = False) -> Any:
     """The request's JSON body, within the size cap, or a 400/413 that says why not."""
     raw = request().raw_body or b""
+    # No header reads as JSON, as Chalice does; an empty body has nothing to misread.
+    content_type = request().headers.get("content-type", "application/json")
+    if raw and content_type.split(";")[0].strip().lower() not in CONTENT_TYPES:
+        raise UnsupportedMediaType(content_type.split(";")[0].strip()[:100])
     limit = get_settings().max_body_bytes
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit} bytes")
@@ -174,6 +298,15 @@ def body(optional: bool = False) -> Any:
     if not isinstance(value, dict):
         raise InvalidInput([FieldError(("body",), "must be a JSON object", "type_error.dict")])
     return value
+
+
+def _page(items: list[Any], cursor: str | None) -> Response:
+    """A list's page: the body stays a plain JSON array (the contract's shape); where the
+    next page starts travels in a header."""
+    response = _json(200, items)
+    if cursor:
+        response.headers["X-Next-Cursor"] = cursor
+    return response
 
 
 def query() -> dict[str, str]:
@@ -195,50 +328,53 @@ def job_id_from(raw: str) -> int:
 # -- jobs -----------------------------------------------------------------------------------
 
 
-@app.route("/v1/jobs", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/jobs", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
 def create_job() -> Response:
-    job = jobs().create_job(body(), now())
+    job = jobs().create_job(body(), now(), actor())
     return _json(201, job.to_api())
 
 
-@app.route("/v1/jobs", methods=["GET"])
-@api
-def list_jobs() -> Any:
-    return [job.to_api() for job in jobs().list_jobs(query())]
+@app.route("/v1/jobs", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def list_jobs() -> Response:
+    found, cursor = jobs().list_jobs(query())
+    return _page([job.to_api() for job in found], cursor)
 
 
-@app.route("/v1/jobs/stats/overview", methods=["GET"])
-@api
+@app.route("/v1/jobs/stats/overview", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
 def stats_overview() -> Any:
     return jobs().overview(now())
 
 
-@app.route("/v1/jobs/{job_id}", methods=["GET"])
-@api
+@app.route("/v1/jobs/{job_id}", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
 def get_job(job_id: str) -> Any:
     return jobs().get_job(job_id_from(job_id)).to_api()
 
 
-@app.route("/v1/jobs/{job_id}", methods=["PUT"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/jobs/{job_id}", methods=["PUT"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
 def update_job(job_id: str) -> Any:
     ident = job_id_from(job_id)
-    return jobs().update_job(ident, body(), now()).to_api()
+    return jobs().update_job(ident, body(), now(), actor()).to_api()
 
 
-@app.route("/v1/jobs/{job_id}", methods=["DELETE"])
-@api
+@app.route("/v1/jobs/{job_id}", methods=["DELETE"], authorizer=api_key)
+@api("jobs:write")
 def delete_job(job_id: str) -> Response:
-    jobs().delete_job(job_id_from(job_id), now())
+    jobs().delete_job(job_id_from(job_id), now(), actor())
     return Response(body="", status_code=204)
 
 
-@app.route("/v1/jobs/{job_id}/execute", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route(
+    "/v1/jobs/{job_id}/execute", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key
+)
+@api("jobs:execute", bucket="execute")
 def execute_job(job_id: str) -> Any:
     ident = job_id_from(job_id)
-    execution = jobs().execute_job(ident, body(optional=True), now())
+    execution = jobs().execute_job(ident, body(optional=True), now(), actor())
     return {
         "message": "Job execution started",
         "task_id": execution.task_id,
@@ -246,46 +382,98 @@ def execute_job(job_id: str) -> Any:
     }
 
 
-@app.route("/v1/jobs/{job_id}/pause", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/jobs/{job_id}/pause", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
 def pause_job(job_id: str) -> Any:
-    jobs().pause_job(job_id_from(job_id), now())
+    jobs().pause_job(job_id_from(job_id), now(), actor())
     return {"message": "Job paused"}
 
 
-@app.route("/v1/jobs/{job_id}/resume", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/jobs/{job_id}/resume", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
 def resume_job(job_id: str) -> Any:
-    job = jobs().resume_job(job_id_from(job_id), now())
+    job = jobs().resume_job(job_id_from(job_id), now(), actor())
     return {"message": "Job resumed", "next_run_at": job.to_api()["next_run_at"]}
 
 
-@app.route("/v1/jobs/{job_id}/executions", methods=["GET"])
-@api
+@app.route("/v1/jobs/{job_id}/executions", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
 def job_executions(job_id: str) -> Any:
     ident = job_id_from(job_id)
-    return [e.to_api() for e in jobs().list_executions(ident, query())]
+    found, cursor = jobs().list_executions(ident, query())
+    return _page([e.to_api() for e in found], cursor)
 
 
 # -- schedules ----------------------------------------------------------------------------
 
 
-@app.route("/v1/cron/validate", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/cron/validate", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:read")
 def validate_cron() -> Any:
     return service.validate_cron(body(), now())
 
 
 @app.route("/v1/cron/presets", methods=["GET"])
-@api
+@api(None)
 def cron_presets() -> Any:
     return service.cron_presets()
 
 
-@app.route("/v1/schedules/preview", methods=["POST"], content_types=CONTENT_TYPES)
-@api
+@app.route("/v1/schedules/preview", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:read")
 def preview_schedule() -> Any:
     return service.preview(body(), now())
+
+
+# -- keys and the audit trail ----------------------------------------------------------------
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@app.route("/v1/keys", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("keys:admin")
+def create_key() -> Response:
+    made = keys().create_key(service.parse_model(KeyCreate, body(), ("body",)), actor(), now())
+    response = _json(201, made)
+    response.headers.update(NO_STORE)
+    return response
+
+
+@app.route("/v1/keys", methods=["GET"], authorizer=api_key)
+@api("keys:admin")
+def list_keys() -> Response:
+    response = _json(200, [key.to_api() for key in keys().list_keys()])
+    response.headers.update(NO_STORE)
+    return response
+
+
+@app.route("/v1/keys/{key_id}", methods=["DELETE"], authorizer=api_key)
+@api("keys:admin")
+def revoke_key(key_id: str) -> Response:
+    if not key_id.isalnum() or len(key_id) > 40:
+        raise KeyNotFound(key_id[:40])
+    keys().revoke_key(key_id, actor(), now())
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+def _audit_page(entries: list[Any], cursor: str | None) -> Response:
+    return _page([e.to_api() for e in entries], cursor)
+
+
+@app.route("/v1/jobs/{job_id}/audit", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def job_audit(job_id: str) -> Response:
+    ident = job_id_from(job_id)
+    q = service.parse_model(AuditQuery, query(), ("query",))
+    jobs().get_job(ident)  # 404 for an unknown job
+    return _audit_page(*store().audit.for_job(ident, limit=q.limit, cursor=q.cursor))
+
+
+@app.route("/v1/audit", methods=["GET"], authorizer=api_key)
+@api("keys:admin")
+def audit_trail() -> Response:
+    q = service.parse_model(AuditQuery, query(), ("query",))
+    return _audit_page(*store().audit.all(limit=q.limit, cursor=q.cursor))
 
 
 # -- the engine ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, command
+from common import AUTH, BENCH_KEY, ROOT, command
 
 OUT = ROOT / "bench" / ".out"
 INVARIANTS = (
@@ -77,6 +77,7 @@ class Server:
             NEXUS_TICK_SECONDS=str(tick),
             NEXUS_CHAOS=spec,
             NEXUS_METRICS="off",
+            NEXUS_ADMIN_KEY=BENCH_KEY,
         )
         self.log_path = log_path
         argv = ["-m", "local.run", "--quiet", "--port", str(port), "--state-dir", str(state)]
@@ -155,7 +156,7 @@ class Api:
                     method,
                     "/api/v1" + path,
                     body=None if body is None else json.dumps(body),
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **AUTH},
                 )
                 response = self.conn.getresponse()
                 data = response.read()

@@ -13,6 +13,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The admin key the benchmarks start make run with (NEXUS_ADMIN_KEY) and send.
+BENCH_KEY = "bench-admin-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 
 
 def local_env() -> None:

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import ROOT, command
+from common import AUTH, BENCH_KEY, ROOT, command
 
 
 def free_port() -> int:
@@ -27,6 +27,7 @@ def free_port() -> int:
 def start(args: list[str], ready: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
     env["NEXUS_LOG_LEVEL"] = "WARNING"
+    env["NEXUS_ADMIN_KEY"] = BENCH_KEY
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
@@ -70,7 +71,7 @@ def call(conn: http.client.HTTPConnection, method: str, path: str, body: Any = N
         method,
         path,
         body=None if body is None else json.dumps(body),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **AUTH},
     )
     response = conn.getresponse()
     data = response.read()

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 JobType = Literal["cron", "interval", "date", "calendar"]
 JOB_TYPES: tuple[str, ...] = ("cron", "interval", "date", "calendar")
@@ -108,18 +115,39 @@ class PreviewRequest(ScheduleFields):
     count: Annotated[int, Field(ge=1, le=100)] = 5
 
 
-class ListJobsQuery(_Input):
+# Skipping reads every skipped key: past this many, a list is paged with its cursor.
+MAX_SKIP = 10_000
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class _PageQuery(_Input):
+    """Where a page of a list starts: `skip` items in, or at a cursor from `X-Next-Cursor`."""
+
     model_config = ConfigDict(extra="ignore")
-    skip: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    cursor: Cursor | None = None  # before skip: skip's check reads it
+    skip: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("skip")
+    @classmethod
+    def _shallow_skip(cls, skip: int, info: ValidationInfo) -> int:
+        if skip and info.data.get("cursor"):
+            raise ValueError("must be 0 or left out when a cursor is given")
+        if skip > MAX_SKIP:
+            raise ValueError(
+                f"at most {MAX_SKIP}; page further with the cursor from the previous "
+                "page's X-Next-Cursor header"
+            )
+        return skip
+
+
+class ListJobsQuery(_PageQuery):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     is_active: bool | None = None
     job_type: JobType | None = None
     tags: str | None = None
 
 
-class ListExecutionsQuery(_Input):
-    model_config = ConfigDict(extra="ignore")
-    skip: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+class ListExecutionsQuery(_PageQuery):
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 
@@ -140,6 +168,8 @@ class Job(JobCreate):
     schedule_error: str | None = None
     # Set when the job is deleted: its history is removed after (engine.sweep).
     deleted_at: datetime | None = None
+    # The id of the API key that created the job (`created_by` is the client's own text).
+    created_by_key: str | None = None
     created_at: datetime
     updated_at: datetime
     # Bumped on every write the API or a claim makes: updates are conditional on it.
@@ -161,6 +191,7 @@ class Job(JobCreate):
         return "pending"
 
     def to_api(self) -> dict[str, Any]:
+        from chalicelib.security.secrets import redacted
         from chalicelib.timefmt import iso
 
         out = self.model_dump(exclude={"version", "last_run_status", "running", "deleted_at"})
@@ -177,6 +208,7 @@ class Job(JobCreate):
         ):
             out[key] = iso(getattr(self, key))
         out["last_run_status"] = self.last_run_status
+        out["task_kwargs"] = redacted(self.task_kwargs)  # "***" for credentials in clear
         return out
 
 
@@ -235,6 +267,7 @@ class Execution(BaseModel):
         return self.status in FINAL_STATUSES
 
     def to_api(self) -> dict[str, Any]:
+        from chalicelib.security.secrets import redacted
         from chalicelib.timefmt import iso
 
         out = self.model_dump(exclude={"lease_owner", "expires_at"})
@@ -248,4 +281,6 @@ class Execution(BaseModel):
             "not_before",
         ):
             out[key] = iso(getattr(self, key))
+        # Records since redaction hold "***" already; older ones are redacted here.
+        out["task_kwargs"] = redacted(self.task_kwargs)
         return out

@@ -38,6 +38,8 @@ Metric = Literal[
     "TickJobErrors",
     "SweepRepairs",
     "TasksStuck",
+    "RequestsThrottled",
+    "RateLimitUnavailable",
 ]
 UNITS: Final[dict[Metric, str]] = {
     "RunsStarted": "Count",
@@ -49,6 +51,8 @@ UNITS: Final[dict[Metric, str]] = {
     "TickJobErrors": "Count",
     "SweepRepairs": "Count",
     "TasksStuck": "Count",
+    "RequestsThrottled": "Count",
+    "RateLimitUnavailable": "Count",
 }
 
 # The attributes every LogRecord has; whatever else a record carries came from `extra`.

@@ -30,6 +30,9 @@ from chalicelib.models import (
     ListJobsQuery,
     PreviewRequest,
 )
+from chalicelib.security import secrets
+from chalicelib.security.admin import audit_entry
+from chalicelib.security.keys import Actor
 from chalicelib.store import Store
 from chalicelib.store.jobs import MAX_TAG_FILTER
 from chalicelib.tasks import TaskRegistry
@@ -124,7 +127,16 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def create_job(self, body: Any, now: datetime) -> Job:
+    def _audit(
+        self, action: str, now: datetime, actor: Actor | None, job_id: int, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """The audit entry of a change, as a transaction item of the change's own write (none
+        for the engine's own changes, which have no actor)."""
+        if actor is None:
+            return []
+        return [self._store.audit.put(audit_entry(action, now, actor, job_id=job_id, **fields))]
+
+    def create_job(self, body: Any, now: datetime, actor: Actor | None = None) -> Job:
         request = parse_model(JobCreate, body, ("body",))
         schedule = self._check(request, now, anchor=now, schedule_changed=True)
         request = _normalize_times(request)
@@ -135,14 +147,15 @@ class JobService:
             next_run_at=schedule.next_after(now) if request.is_active else None,
             created_at=now,
             updated_at=now,
+            created_by_key=actor.key_id if actor else None,
         )
-        self._store.jobs.create_job(job)
+        self._store.jobs.create_job(job, self._audit("job.create", now, actor, job.id))
         return self._dispatch_soon(job, now)
 
     def get_job(self, job_id: int) -> Job:
         return self._store.jobs.get_job(job_id)
 
-    def update_job(self, job_id: int, body: Any, now: datetime) -> Job:
+    def update_job(self, job_id: int, body: Any, now: datetime, actor: Actor | None = None) -> Job:
         if not isinstance(body, dict):
             raise InvalidInput([FieldError(("body",), "must be a JSON object", "type_error.dict")])
         nulls = [k for k in body if k in NON_NULLABLE and body[k] is None]
@@ -165,7 +178,7 @@ class JobService:
             )
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return self._update_once(job_id, body, now)
+                return self._update_once(job_id, body, now, actor)
             except ConcurrentUpdate:
                 # The tick claimed the job (or another request changed it) since our read:
                 # read it again and apply the same request to what is there now.
@@ -182,7 +195,9 @@ class JobService:
             job = self._store.jobs.get_job(job_id)
         return job
 
-    def _update_once(self, job_id: int, body: dict[str, Any], now: datetime) -> Job:
+    def _update_once(
+        self, job_id: int, body: dict[str, Any], now: datetime, actor: Actor | None
+    ) -> Job:
         before = self._current(job_id, now)
         merged = before.model_dump(include=set(UPDATABLE))
         if body.get("job_type", before.job_type) != before.job_type:
@@ -191,6 +206,8 @@ class JobService:
             for field in SCHEDULE_FIELDS.values():
                 merged[field] = None
         merged.update(body)
+        if "task_kwargs" in body:  # "***" as the API shows it keeps the job's credential
+            merged["task_kwargs"] = secrets.kept(body["task_kwargs"], before.task_kwargs)
         request = parse_model(JobCreate, merged, ("body",))
         schedule_keys = {
             *SCHEDULE_FIELDS.values(),
@@ -215,21 +232,36 @@ class JobService:
         elif reschedule:
             after.next_run_at = schedule.next_after(now)
             after.schedule_error = None
-        self._store.jobs.replace_job(before, after, reschedule=reschedule)
+        was, became = before.model_dump(mode="json"), after.model_dump(mode="json")
+        # The trail shows credentials as the API does: "***" (security.secrets).
+        was["task_kwargs"] = secrets.redacted(before.task_kwargs)
+        became["task_kwargs"] = secrets.redacted(after.task_kwargs)
+        changes = {
+            k: {"from": was.get(k), "to": became.get(k)}
+            for k in sorted(set(body) & UPDATABLE)
+            if was.get(k) != became.get(k)
+        }
+        audit = self._audit("job.update", now, actor, job_id, changes=changes)
+        self._store.jobs.replace_job(before, after, reschedule=reschedule, also=audit)
         return self._dispatch_soon(after, now)
 
-    def delete_job(self, job_id: int, now: datetime) -> None:
+    def delete_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> None:
         """Gone from the API at once; its history is removed by the sweep after (bounded
         work per tick), and nothing a worker writes for it afterwards shows anywhere."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self._store.jobs.mark_deleted(self._store.jobs.get_job(job_id), now)
+                self._store.jobs.mark_deleted(
+                    self._store.jobs.get_job(job_id),
+                    now,
+                    self._audit("job.delete", now, actor, job_id),
+                )
                 return
             except ConcurrentUpdate:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
 
-    def list_jobs(self, query: dict[str, str]) -> list[Job]:
+    def list_jobs(self, query: dict[str, str]) -> tuple[list[Job], str | None]:
+        """A page of jobs, newest first, and the cursor of the next page (None: the last)."""
         q = parse_model(ListJobsQuery, query, ("query",))
         tags = [t.strip() for t in q.tags.split(",") if t.strip()] if q.tags else None
         if tags and len(tags) > MAX_TAG_FILTER:
@@ -242,26 +274,33 @@ class JobService:
                     )
                 ]
             )
-        return self._store.jobs.list_jobs(
-            skip=q.skip, limit=q.limit, is_active=q.is_active, job_type=q.job_type, tags=tags
+        return self._store.jobs.list_jobs_page(
+            skip=q.skip,
+            limit=q.limit,
+            cursor=q.cursor,
+            is_active=q.is_active,
+            job_type=q.job_type,
+            tags=tags,
         )
 
-    def pause_job(self, job_id: int, now: datetime) -> Job:
-        return self._set_active(job_id, False, now)
+    def pause_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> Job:
+        return self._set_active(job_id, False, now, actor)
 
-    def resume_job(self, job_id: int, now: datetime) -> Job:
-        return self._set_active(job_id, True, now)
+    def resume_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> Job:
+        return self._set_active(job_id, True, now, actor)
 
-    def _set_active(self, job_id: int, active: bool, now: datetime) -> Job:
+    def _set_active(self, job_id: int, active: bool, now: datetime, actor: Actor | None) -> Job:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return self._set_active_once(job_id, active, now)
+                return self._set_active_once(job_id, active, now, actor)
             except ConcurrentUpdate:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _set_active_once(self, job_id: int, active: bool, now: datetime) -> Job:
+    def _set_active_once(
+        self, job_id: int, active: bool, now: datetime, actor: Actor | None
+    ) -> Job:
         before = self._current(job_id, now)
         if before.is_active == active:
             return before  # pausing a paused job (or resuming a running one) changes nothing
@@ -275,7 +314,8 @@ class JobService:
         else:
             after.next_run_at = None
         after.status = after.current_status
-        self._store.jobs.replace_job(before, after, reschedule=True)
+        audit = self._audit("job.resume" if active else "job.pause", now, actor, job_id)
+        self._store.jobs.replace_job(before, after, reschedule=True, also=audit)
         return self._dispatch_soon(after, now)
 
     def _check(
@@ -291,6 +331,11 @@ class JobService:
                     "value_error.task",
                 )
             )
+        else:  # the task's own check of its arguments (Task.validate), e.g. a forbidden URL
+            task = self._registry.get(job.task_name)
+            errors += task.check_arguments(job.task_args, job.task_kwargs, at=("body",))
+        # Secret references: their form, inside the stage's path (security.secrets).
+        errors += secrets.reference_errors(job.task_kwargs, ("body", "task_kwargs"))
         own_field = SCHEDULE_FIELDS[job.job_type]
         for field in SCHEDULE_FIELDS.values():
             if field != own_field and getattr(job, field) is not None:
@@ -320,9 +365,27 @@ class JobService:
 
     # -- runs ---------------------------------------------------------------------------
 
-    def execute_job(self, job_id: int, body: Any, now: datetime) -> Execution:
+    def execute_job(
+        self, job_id: int, body: Any, now: datetime, actor: Actor | None = None
+    ) -> Execution:
         request = parse_model(ExecuteRequest, body if body is not None else {}, ("body",))
         job = self._store.jobs.get_job(job_id)
+        if request.task_kwargs is not None:
+            # A run's own kwargs: references checked, no credential in clear (security.secrets).
+            loc = ("body", "task_kwargs")
+            problems = secrets.override_errors(request.task_kwargs, job.task_kwargs, loc)
+            if problems:
+                raise InvalidInput(problems)
+        overridden = request.task_args is not None or request.task_kwargs is not None
+        if overridden and job.task_name in self._registry:
+            # The task's own check of the arguments this run is asked with (Task.validate).
+            problems = self._registry.get(job.task_name).check_arguments(
+                job.task_args if request.task_args is None else request.task_args,
+                job.task_kwargs if request.task_kwargs is None else request.task_kwargs,
+                at=("body",),
+            )
+            if problems:
+                raise InvalidInput(problems)
         execution_time = now.astimezone(UTC)
         task_id = str(uuid.uuid4())
         execution = Execution(
@@ -335,13 +398,19 @@ class JobService:
             task_id=task_id,
             task_name=job.task_name,
             task_args=job.task_args if request.task_args is None else request.task_args,
-            task_kwargs=job.task_kwargs if request.task_kwargs is None else request.task_kwargs,
+            task_kwargs=secrets.redacted(
+                job.task_kwargs if request.task_kwargs is None else request.task_kwargs
+            ),
             created_at=now,
             expires_at=now + self._dispatcher.retention,
         )
         # P: recorded first, with a resend time, so the run is not lost if the send fails or
         # this process dies before it: the tick sends it then (lifecycle TR).
-        self._store.runs.put_pending(execution, now + RESEND_AFTER)
+        self._store.runs.put_pending(
+            execution,
+            now + RESEND_AFTER,
+            self._audit("job.execute", now, actor, job.id, execution_id=execution.id),
+        )
         try:
             self._queue.send([execution], now)
         except Exception:
@@ -352,10 +421,13 @@ class JobService:
             )
         return execution
 
-    def list_executions(self, job_id: int, query: dict[str, str]) -> list[Execution]:
+    def list_executions(
+        self, job_id: int, query: dict[str, str]
+    ) -> tuple[list[Execution], str | None]:
+        """A page of the job's runs, newest first, and the cursor of the next (None: last)."""
         q = parse_model(ListExecutionsQuery, query, ("query",))
         self._store.jobs.get_job(job_id)  # 404 for an unknown job, not an empty list
-        return self._store.runs.history(job_id, skip=q.skip, limit=q.limit)
+        return self._store.runs.history(job_id, skip=q.skip, limit=q.limit, cursor=q.cursor)
 
     # -- statistics ---------------------------------------------------------------------
 

@@ -18,8 +18,12 @@ from chalice.local import (
     CustomLocalChalice,
     LocalChalice,
     LocalDevServer,
+    LocalGatewayException,
+    NotAuthorizedError,
     ThreadedHTTPServer,
 )
+
+from infra.gateway import GATEWAY_RESPONSES
 
 STAGE = "api"
 # Connections the kernel holds for the server before it accepts them. socketserver's 5 let a
@@ -124,6 +128,16 @@ class StageRequestHandler(ChaliceRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        # A request without an Authorization header, answered as the deployed API Gateway's
+        # gateway response answers it (infra/gateway.py).
+        if isinstance(error, NotAuthorizedError):
+            status, payload, headers = GATEWAY_RESPONSES["UNAUTHORIZED"]
+            body = json.dumps(payload).encode()
+            self._send_http_response(status, {"Content-Type": "application/json", **headers}, body)
+            return
+        super()._send_error_response(error)
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 

@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"app.py has no {', '.join(missing)} handler: run with --no-engine", flush=True)
             return 2
 
+        from local.keys import bootstrap_admin_key
+
+        try:
+            admin_key, key_origin = bootstrap_admin_key(app_module.keys(), args.state_dir)
+        except ValueError as exc:
+            print(f"NEXUS_ADMIN_KEY cannot be used: {exc}", flush=True)
+            return 2
         server = make_server(app_module.app, args.host, args.port, quiet=args.quiet)
         snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
         tick: TickLoop | None = None
@@ -152,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
             flush=True,
         )
+        if key_origin.startswith("from"):
+            print(f"Admin API key: {key_origin}", flush=True)
+        else:
+            print(f"Admin API key: {admin_key} ({key_origin})", flush=True)
         requeue_note = (
             "engine off" if args.no_engine else f"{requeued} unfinished runs queued again"
         )

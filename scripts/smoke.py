@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Smoke check: the API contract end to end against a running NEXUS.
 
-    python scripts/smoke.py http://127.0.0.1:8000/api/v1        # `make run`
-    python scripts/smoke.py https://xxx.execute-api.../api/v1   # a deployment
+    NEXUS_KEY=<admin key> python scripts/smoke.py http://127.0.0.1:8000/api/v1   # make run
+    NEXUS_KEY=<admin key> python scripts/smoke.py https://xxx.execute-api.../api/v1
+
+It needs an admin key (`make run` prints one; `make admin-key STAGE=dev` makes one for a
+deployment), in NEXUS_KEY or --key. It also checks that the API refuses a request without a
+key (401) and a key without the scope (403), makes a read-only key and revokes it.
 
 Creates jobs named `smoke-...` (one of each type), reads, lists, updates, pauses and resumes
 them, runs one with `nexus.echo` and waits for its result, checks the schedule endpoints, the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -27,8 +32,12 @@ TIMEOUT = 15.0
 
 
 class Client:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, key: str | None) -> None:
         self.base = base_url.rstrip("/")
+        self.key = key
+
+    def with_key(self, key: str | None) -> Client:
+        return Client(self.base, key)
 
     def call(
         self, method: str, path: str, body: Any = None, raw: bytes | None = None
@@ -38,7 +47,11 @@ class Client:
             self.base + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                **({"Authorization": f"Bearer {self.key}"} if self.key else {}),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
@@ -107,6 +120,35 @@ class Smoke:
             expect(job["next_run_at"] is not None, "a new job has a next_run_at")
 
         return step
+
+    def refused_without_a_key(self) -> None:
+        for key in (None, "nxs_000000000000_" + "A" * 43):
+            code, body = self.api.with_key(key).call("GET", "/jobs")
+            expect(code == 401, f"expected 401 with key {key!r}, got {code}: {body}")
+            expect(isinstance(body, dict) and "detail" in body, f"401 body is {body}")
+
+    def scoped_key(self) -> None:
+        made = expect_status(
+            self.api.call("POST", "/keys", {"name": f"smoke-{self.tag}", "scopes": ["jobs:read"]}),
+            201,
+        )
+        expect(made["key"].startswith("nxs_"), "a new key is shown once, starting nxs_")
+        reader = self.api.with_key(made["key"])
+        expect_status(reader.call("GET", "/jobs?limit=1"), 200)
+        code, body = reader.call("POST", "/jobs", {"name": "x"})
+        expect(code == 403 and "jobs:write" in str(body), f"a read-only key wrote: {code} {body}")
+        listed = expect_status(self.api.call("GET", "/keys"), 200)
+        expect(
+            all("key" not in k and "secret_hash" not in k for k in listed),
+            "GET /keys never shows a secret",
+        )
+        expect_status(self.api.call("DELETE", f"/keys/{made['id']}"), 204)
+
+    def audit(self) -> None:
+        job = self.job("cron")
+        trail = expect_status(self.api.call("GET", f"/jobs/{job['id']}/audit"), 200)
+        actions = [entry["action"] for entry in trail]
+        expect("job.create" in actions and "job.update" in actions, f"audit shows {actions}")
 
     def get(self) -> None:
         job = self.job("cron")
@@ -277,6 +319,8 @@ class Smoke:
                     },
                 ),
             )
+            self.check("401 without a key or with an unknown one", self.refused_without_a_key)
+            self.check("a read-only key reads, cannot write, and is revoked", self.scoped_key)
             self.check("get job", self.get)
             self.check("list jobs with filters", self.list_filtered)
             self.check("update job", self.update)
@@ -287,6 +331,7 @@ class Smoke:
             self.check("pause and resume", self.pause_resume)
             self.check("list executions", self.executions)
             self.check("stats overview", self.stats)
+            self.check("audit trail of a job", self.audit)
             self.check("404 on a missing job", self.not_found)
             self.check("422 with loc on an invalid job", self.invalid)
             self.check("400 on malformed JSON", self.malformed)
@@ -302,8 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for the executed run"
     )
+    parser.add_argument(
+        "--key", default=os.environ.get("NEXUS_KEY"), help="an admin key (default: $NEXUS_KEY)"
+    )
     args = parser.parse_args(argv)
-    return Smoke(Client(args.base_url), args.wait).run()
+    if not args.key:
+        parser.error("an admin key is needed: set NEXUS_KEY or pass --key")
+    return Smoke(Client(args.base_url, args.key), args.wait).run()
 
 
 if __name__ == "__main__":

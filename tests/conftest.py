@@ -37,6 +37,8 @@ def _reset_caches() -> None:
         app_module.dispatcher,
         app_module.jobs,
         app_module.worker_engine,
+        app_module.gate,
+        app_module.keys,
     ):
         getter.cache_clear()
 
@@ -66,11 +68,26 @@ def aws() -> Iterator[None]:
         _reset_caches()
 
 
-class Api:
-    """chalice.test.Client with JSON in and out, at the app's route paths (/v1/...)."""
+# The admin key the `api` fixture's requests carry unless a test says otherwise.
+TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef"
 
-    def __init__(self, http: Any) -> None:
+
+def store_admin_key(token: str = TEST_ADMIN_KEY) -> None:
+    from app import keys
+
+    keys().ensure_key(token, "test admin", datetime.now(UTC))
+
+
+class Api:
+    """chalice.test.Client with JSON in and out, at the app's route paths (/v1/...), with
+    an admin key (`key=None` sends no Authorization header; `key="..."` another key)."""
+
+    def __init__(self, http: Any, key: str | None = TEST_ADMIN_KEY) -> None:
         self.http = http
+        self.key = key
+
+    def as_key(self, key: str | None) -> Api:
+        return Api(self.http, key)
 
     def call(
         self,
@@ -80,7 +97,10 @@ class Api:
         raw: bytes | str | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        hdrs = {"Content-Type": "application/json"}
+        if self.key is not None:
+            hdrs["Authorization"] = f"Bearer {self.key}"
+        hdrs.update(headers or {})
         payload = raw if raw is not None else (None if body is None else json.dumps(body))
         response = getattr(self.http, method)(path, headers=hdrs, body=payload)
         response.json = json.loads(response.body) if response.body else None
@@ -108,6 +128,7 @@ def api() -> Iterator[Api]:
     # The Client sets the stage's environment variables from .chalice/config.json.
     with mock_aws(), Client(app) as client:
         _create_resources()
+        store_admin_key()
         yield Api(client.http)
         _reset_caches()
 

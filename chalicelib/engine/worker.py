@@ -28,6 +28,7 @@ from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
 from chalicelib.models import Execution, Job
 from chalicelib.observability import Metric, emit_metrics
+from chalicelib.security import secrets
 from chalicelib.store import FinalWrite, Store
 from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
 from chalicelib.timefmt import parse_stored
@@ -367,7 +368,7 @@ class Worker:
             task_id=task_id(job.id, message.scheduled_for),
             task_name=job.task_name,
             task_args=job.task_args,
-            task_kwargs=job.task_kwargs,
+            task_kwargs=secrets.redacted(job.task_kwargs),
             created_at=now,
             expires_at=now + self._retention,
         )
@@ -510,7 +511,9 @@ class Worker:
                     "error": UnknownTask(execution.task_name, self._registry.names())
                 }
             else:
-                outcome = self._call(task.func, context, execution, timeout, owner, hold, remaining)
+                outcome = self._call(
+                    task.func, context, execution, job, timeout, owner, hold, remaining
+                )
         finally:
             shown.cancel()
         finished_at = self._clock()
@@ -562,6 +565,7 @@ class Worker:
         func: Callable[..., Any],
         context: RunContext,
         execution: Execution,
+        job: Job,
         timeout: float,
         owner: str,
         hold: Callable[[float], None],
@@ -575,12 +579,20 @@ class Worker:
         process ends (on Lambda: `on_stuck`), which ends the thread with it.
         """
         outcome: dict[str, Any] = {}
+        # The record holds the kwargs redacted: the job's values and SSM's secrets go in here
+        # only, and out of what the task returns (security.secrets). SSM's "not now" raises,
+        # as any AWS error here does: the message comes back and the run is taken over (S3).
+        try:
+            arguments = secrets.prepare(execution.task_kwargs, job.task_kwargs)
+        except secrets.SecretError as exc:
+            return {"error": exc}
 
         def target() -> None:
             try:
-                outcome["result"] = func(context, *execution.task_args, **execution.task_kwargs)
+                result = func(context, *execution.task_args, **arguments.kwargs)
+                outcome["result"] = arguments.scrub(result)
             except BaseException as exc:  # the task's failure is the run's outcome
-                outcome["error"] = exc
+                outcome["error"] = arguments.scrub_error(exc)
 
         thread = threading.Thread(target=target, name="nexus-task", daemon=True)
         thread.start()

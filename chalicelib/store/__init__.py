@@ -3,7 +3,10 @@
 - `items`: the key layout, item <-> model mapping, and the AWS error handling they share;
 - `jobs.JobStore`: job items, the list and due indexes, the job's run slots;
 - `runs.RunStore`: run attempts and their final records;
-- `counters.Counters`: the statistics shards.
+- `counters.Counters`: the statistics shards;
+- `keys.KeyStore`: API keys (hashes, never secrets);
+- `audit.AuditLog`: who changed what (written in the change's own transaction);
+- `ratelimit.RateCounter`: per-key request counts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.store.audit import AuditLog
 from chalicelib.store.counters import COUNTER_SHARDS, Counters
 from chalicelib.store.items import (
     DUE_INDEX,
@@ -21,14 +25,19 @@ from chalicelib.store.items import (
     run_key,
 )
 from chalicelib.store.jobs import DueEntry, JobStore
+from chalicelib.store.keys import KeyStore
+from chalicelib.store.ratelimit import RateCounter
 from chalicelib.store.runs import FinalWrite, RunStore
 
 __all__ = [
     "COUNTER_SHARDS",
+    "AuditLog",
     "Counters",
     "DueEntry",
     "FinalWrite",
     "JobStore",
+    "KeyStore",
+    "RateCounter",
     "RunStore",
     "Store",
     "execution_from_item",
@@ -41,11 +50,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Store:
-    """The three stores over one table and one client."""
+    """The stores over one table and one client."""
 
     jobs: JobStore
     runs: RunStore
     counters: Counters
+    keys: KeyStore
+    audit: AuditLog
+    rates: RateCounter
     table_name: str
 
     @classmethod
@@ -55,6 +67,9 @@ class Store:
             jobs=JobStore(client, table_name, counters),
             runs=RunStore(client, table_name, counters),
             counters=counters,
+            keys=KeyStore(client, table_name),
+            audit=AuditLog(client, table_name),
+            rates=RateCounter(client, table_name),
             table_name=table_name,
         )
 

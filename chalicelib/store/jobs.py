@@ -7,13 +7,13 @@ The engine's own fields (`last_run_*`, `running`) are never written by the API.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import ConcurrentUpdate, JobNotFound
+from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput, JobNotFound
 from chalicelib.models import UPDATABLE, Job
 from chalicelib.store.counters import Counters
 from chalicelib.store.items import (
@@ -97,10 +97,12 @@ class JobStore:
         )
         return job_from_item(out["Item"]) if "Item" in out else None
 
-    def create_job(self, job: Job) -> None:
+    def create_job(self, job: Job, also: Sequence[dict[str, Any]] = ()) -> None:
+        """Create the job; `also`: transaction items written with it (its audit entry)."""
         with_backoff(
             lambda: self._db.transact_write_items(
                 TransactItems=[
+                    *also,
                     {
                         "Put": {
                             "TableName": self._table,
@@ -114,7 +116,9 @@ class JobStore:
             what="creating the job",
         )
 
-    def replace_job(self, before: Job, after: Job, *, reschedule: bool) -> None:
+    def replace_job(
+        self, before: Job, after: Job, *, reschedule: bool, also: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Write the caller-owned fields of `after`, only if nobody changed the job since `before`.
 
         An update, not a put: the engine's fields may change at any moment while a run
@@ -154,11 +158,12 @@ class JobStore:
             }
         }
         try:
-            if delta:
+            if delta or also:
+                items = [update, *also]
+                if delta:
+                    items.append(self._counters.job_delta(active_jobs=delta))
                 with_backoff(
-                    lambda: self._db.transact_write_items(
-                        TransactItems=[update, self._counters.job_delta(active_jobs=delta)]
-                    ),
+                    lambda: self._db.transact_write_items(TransactItems=items),
                     what="updating the job",
                 )
             else:
@@ -170,7 +175,7 @@ class JobStore:
                 ) from exc
             raise
 
-    def mark_deleted(self, job: Job, now: datetime) -> None:
+    def mark_deleted(self, job: Job, now: datetime, also: Sequence[dict[str, Any]] = ()) -> None:
         """Delete the job as the API sees it, in one write: a tombstone that leaves the list
         and the counts at once, and is due now so the sweep removes its history (bounded
         work per tick) and then the tombstone itself."""
@@ -201,6 +206,7 @@ class JobStore:
                             }
                         },
                         self._counters.job_delta(total_jobs=-1, active_jobs=-int(job.is_active)),
+                        *also,
                     ]
                 ),
                 what="deleting the job",
@@ -245,7 +251,28 @@ class JobStore:
         job_type: str | None = None,
         tags: list[str] | None = None,
     ) -> list[Job]:
-        """Newest first. Reads the index keys of `skip + limit` matching jobs, then the page."""
+        """Newest first: one page (`list_jobs_page` also says where the next one starts)."""
+        page, _ = self.list_jobs_page(
+            skip=skip, limit=limit, is_active=is_active, job_type=job_type, tags=tags
+        )
+        return page
+
+    def list_jobs_page(
+        self,
+        *,
+        skip: int,
+        limit: int,
+        cursor: str | None = None,
+        is_active: bool | None = None,
+        job_type: str | None = None,
+        tags: list[str] | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first. Reads the index keys of `skip + limit` matching jobs after `cursor`,
+        then the page; with the cursor of the next page when there may be one.
+
+        The filters are re-applied on every page, so a cursor carries only where the
+        previous page ended (its last index key), never what was asked.
+        """
         filters: list[str] = []
         values: dict[str, Any] = {":p": {"S": LIST_PARTITION}}
         names: dict[str, str] = {}
@@ -266,20 +293,25 @@ class JobStore:
             "KeyConditionExpression": "list_pk = :p",
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            "ProjectionExpression": "pk, sk",
+            # The index's own key too: it is the cursor when the item ends a page.
+            "ProjectionExpression": "pk, sk, list_pk, list_sk",
         }
         if filters:
             params["FilterExpression"] = " AND ".join(filters)
         if names:
             params["ExpressionAttributeNames"] = names
+        if cursor:
+            params["ExclusiveStartKey"] = start_key(
+                cursor, INDEX_KEY, equal={"list_pk": LIST_PARTITION}
+            )
         wanted = skip + limit
-        keys = [
-            {"pk": item["pk"], "sk": item["sk"]}
-            for item in query_all(
+        keys = list(
+            query_all(
                 self._db, self._table, page_size=min(wanted, 1000), stop_after=wanted, **params
             )
-        ]
-        return self._get_jobs(keys[skip:wanted])
+        )
+        jobs = self._get_jobs([{"pk": k["pk"], "sk": k["sk"]} for k in keys[skip:wanted]])
+        return jobs, page_cursor(keys, wanted, INDEX_KEY)
 
     def _get_jobs(self, keys: list[dict[str, Any]]) -> list[Job]:
         found: dict[str, Job] = {}
@@ -499,6 +531,56 @@ class JobStore:
             names,
             what="updating the job",
         )
+
+
+# The key of an item in the `by_created` index: what a cursor of the job list holds.
+INDEX_KEY = {"pk", "sk", "list_pk", "list_sk"}
+
+
+def start_key(
+    cursor: str,
+    names: set[str],
+    *,
+    equal: dict[str, str] | None = None,
+    prefix: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ExclusiveStartKey a list's cursor stands for: a key of that very list, or a 422.
+
+    `decode_cursor` refuses what is not a key at all; a key of another list (another job's
+    runs) would make DynamoDB fail the Query, so it is refused here, in the same shape.
+    """
+    # audit imports store.keys, which imports this module: imported where it is used.
+    from chalicelib.store.audit import decode_cursor
+
+    key = decode_cursor(cursor, names)
+    same_list = (
+        set(key) == names
+        and all(key[name]["S"] == value for name, value in (equal or {}).items())
+        and all(key[name]["S"].startswith(value) for name, value in (prefix or {}).items())
+    )
+    if not same_list:
+        raise InvalidInput(
+            [
+                FieldError(
+                    ("query", "cursor"),
+                    "a cursor of another list; use the X-Next-Cursor header of this list's "
+                    "previous page, or leave cursor out for the first page",
+                    "value_error.cursor",
+                )
+            ]
+        )
+    return key
+
+
+def page_cursor(items: list[dict[str, Any]], wanted: int, names: set[str]) -> str | None:
+    """The cursor after the `wanted`th item read (its key `names`), if all `wanted` were
+    there: there may be more. A page cut short by the end of the list has none."""
+    from chalicelib.store.audit import encode_cursor
+
+    if len(items) < wanted:
+        return None
+    last = items[wanted - 1]
+    return encode_cursor({name: last[name] for name in sorted(names)})
 
 
 def query_all(

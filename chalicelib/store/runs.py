@@ -32,7 +32,7 @@ from chalicelib.store.items import (
     to_item_fields,
     with_backoff,
 )
-from chalicelib.store.jobs import query_all
+from chalicelib.store.jobs import page_cursor, query_all, start_key
 from chalicelib.timefmt import sortable
 
 # The most items one TransactWriteItems may hold.
@@ -65,8 +65,17 @@ class RunStore:
         )
         return execution_from_item(out["Item"]) if "Item" in out else None
 
-    def history(self, job_id: int, *, skip: int, limit: int) -> list[Execution]:
-        """Newest first, from one Query on the job's partition."""
+    def history(
+        self, job_id: int, *, skip: int, limit: int, cursor: str | None = None
+    ) -> tuple[list[Execution], str | None]:
+        """Newest first, from one Query on the job's partition: a page, and the cursor of
+        the next when there may be one."""
+        pk = job_pk(job_id)
+        params: dict[str, Any] = {}
+        if cursor:
+            params["ExclusiveStartKey"] = start_key(
+                cursor, {"pk", "sk"}, equal={"pk": pk}, prefix={"sk": "RUN#"}
+            )
         wanted = skip + limit
         items = list(
             query_all(
@@ -75,11 +84,13 @@ class RunStore:
                 page_size=wanted,
                 stop_after=wanted,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
-                ExpressionAttributeValues={":pk": {"S": job_pk(job_id)}, ":run": {"S": "RUN#"}},
+                ExpressionAttributeValues={":pk": {"S": pk}, ":run": {"S": "RUN#"}},
                 ScanIndexForward=False,
+                **params,
             )
         )
-        return [execution_from_item(raw) for raw in items[skip:wanted]]
+        page = [execution_from_item(raw) for raw in items[skip:wanted]]
+        return page, page_cursor(items, wanted, {"pk", "sk"})
 
     def between(self, job_id: int, first: datetime, last: datetime) -> list[Execution]:
         """Every record of the runs scheduled from `first` to `last`: one Query, reading only
@@ -100,17 +111,36 @@ class RunStore:
 
     # -- P: a pending attempt that must be sent (manual runs, retries) ----------------------
 
-    def put_pending(self, execution: Execution, resend_at: datetime) -> bool:
+    def put_pending(
+        self, execution: Execution, resend_at: datetime, also: Sequence[dict[str, Any]] = ()
+    ) -> bool:
         """Record a pending attempt, in the due index until it starts: if its message is
         never sent (a crash, a failed send), the tick sends it at `resend_at`. False if the
-        attempt was recorded already."""
-        return self._put(
-            execution_item(
-                execution,
-                due_pk=due_shard(execution.job_id),
-                due_sk=due_sort_key(resend_at, execution.job_id),
-            ),
+        attempt was recorded already. `also`: transaction items written with it."""
+        item = execution_item(
+            execution,
+            due_pk=due_shard(execution.job_id),
+            due_sk=due_sort_key(resend_at, execution.job_id),
         )
+        if not also:
+            return self._put(item)
+        put = {
+            "Put": {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            with_backoff(
+                lambda: self._db.transact_write_items(TransactItems=[put, *also]),
+                what="recording the run",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def move_resend(self, job_id: int, key: str, resend_at: datetime) -> bool:
         """An unfinished attempt was sent (again), or is still under a live lease: check on

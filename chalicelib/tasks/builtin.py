@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.errors import FieldError
+from chalicelib.security import outbound
 from chalicelib.tasks.registry import RunContext, task
 
 HTTP_BODY_CAP = 4096
@@ -43,7 +43,27 @@ def fail(ctx: RunContext, message: str = "nexus.fail always fails", **_: Any) ->
     raise TaskFailed(message)
 
 
-@task("nexus.http_request", timeout=60)
+# The task's registered timeout; its `timeout` argument (the whole request's) is capped at it.
+HTTP_TIMEOUT = 60
+
+
+def _check_http_request(args: list[Any], kwargs: dict[str, Any]) -> list[FieldError]:
+    """At job creation: the URL's form and any address literal in it (no DNS: a name may
+    resolve differently when the job runs, and the guard checks it again then)."""
+    loc: tuple[str | int, ...]
+    if "url" in kwargs:
+        url, loc = kwargs["url"], ("task_kwargs", "url")
+    elif args:
+        url, loc = args[0], ("task_args", 0)
+    else:
+        return [FieldError(("task_kwargs", "url"), "field required", "value_error.missing")]
+    if not isinstance(url, str):
+        return []  # a secret reference ({"$secret": ...}): the guard checks what it names
+    problem = outbound.literal_problem(url)
+    return [] if problem is None else [FieldError(loc, problem, "value_error.url")]
+
+
+@task("nexus.http_request", timeout=HTTP_TIMEOUT, validate=_check_http_request)
 def http_request(
     ctx: RunContext,
     url: str,
@@ -53,23 +73,37 @@ def http_request(
     timeout: float = 10.0,
     **_: Any,
 ) -> dict[str, Any]:
-    """Call `url`; a 2xx status is success. The result holds the status and a capped body."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("url must start with http:// or https://")
+    """Call `url`; a 2xx status is success. The result holds the status and a capped body.
+
+    The request goes through the outbound guard (chalicelib.security.outbound): the URL and
+    each redirect (at most 5) must reach a public address unless NEXUS_HTTP_ALLOW names it,
+    or the run fails with ForbiddenDestination. `timeout` bounds the whole request.
+    """
+    seconds = float(timeout)
+    if not seconds > 0:  # (NaN too)
+        raise ValueError("timeout must be a positive number of seconds")
     data = None if json_body is None else json.dumps(json_body).encode()
-    request = urllib.request.Request(url, data=data, method=method.upper())
-    for key, value in (headers or {}).items():
-        request.add_header(key, value)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=float(timeout)) as response:
-            body = response.read(HTTP_BODY_CAP + 1)
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raise TaskFailed(f"{method.upper()} {url} answered {exc.code}") from exc
-    text = body[:HTTP_BODY_CAP].decode("utf-8", errors="replace")
-    return {"status": status, "body": text, "truncated": len(body) > HTTP_BODY_CAP}
+    sent = dict(headers or {})
+    if data is not None and not any(k.lower() == "content-type" for k in sent):
+        sent["Content-Type"] = "application/json"
+    if not any(k.lower() == "user-agent" for k in sent):
+        sent["User-Agent"] = "nexus-scheduler"
+    response = outbound.fetch(
+        url,
+        method=method,
+        headers=sent,
+        body=data,
+        timeout=min(seconds, HTTP_TIMEOUT),
+        body_cap=HTTP_BODY_CAP,
+    )
+    if not 200 <= response.status < 300:
+        raise TaskFailed(f"{method.upper()} {response.url} answered {response.status}")
+    return {
+        "status": response.status,
+        "body": response.body.decode("utf-8", errors="replace"),
+        "truncated": response.truncated,
+        "url": response.url,
+    }
 
 
 @task("tasks.generate_report")

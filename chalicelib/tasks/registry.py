@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib.errors import FieldError
+
 TaskFunc = Callable[..., Any]
+# What is wrong with calling a task with (args, kwargs), found without running it. Each error's
+# loc starts at "task_args" or "task_kwargs": `validate([], {"url": 1})` may return
+# [FieldError(("task_kwargs", "url"), "url must be a string")].
+Validator = Callable[[list[Any], dict[str, Any]], list[FieldError]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,15 @@ class Task:
     func: TaskFunc
     timeout_seconds: float | None
     description: str
+    validate: Validator | None = None
+
+    def check_arguments(
+        self, args: list[Any], kwargs: dict[str, Any], at: tuple[str | int, ...] = ()
+    ) -> list[FieldError]:
+        """The task's `validate` on these arguments, each error's loc placed under `at`."""
+        if self.validate is None:
+            return []
+        return [FieldError((*at, *e.loc), e.msg, e.type) for e in self.validate(args, kwargs)]
 
 
 class UnknownTask(LookupError):
@@ -63,8 +78,15 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
 
-    def task(self, name: str, *, timeout: float | None = None) -> Callable[[TaskFunc], TaskFunc]:
-        """Register the decorated function as `name`; it is called as `func(ctx, *args, **kw)`."""
+    def task(
+        self, name: str, *, timeout: float | None = None, validate: Validator | None = None
+    ) -> Callable[[TaskFunc], TaskFunc]:
+        """Register the decorated function as `name`; it is called as `func(ctx, *args, **kw)`.
+
+        `validate(args, kwargs)`, when given, checks a job's arguments as the job is created
+        (and a manual run's overrides): a run that cannot succeed is refused before it exists.
+        It must be cheap and must not reach the network.
+        """
         if not name or len(name) > 200:
             raise ValueError("a task name must be 1-200 characters")
 
@@ -72,7 +94,7 @@ class TaskRegistry:
             if name in self._tasks:
                 raise DuplicateTask(f"task '{name}' is already registered")
             doc = (func.__doc__ or "").strip().splitlines()
-            self._tasks[name] = Task(name, func, timeout, doc[0] if doc else "")
+            self._tasks[name] = Task(name, func, timeout, doc[0] if doc else "", validate)
             return func
 
         return register

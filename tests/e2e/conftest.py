@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The admin key the server is started with (NEXUS_ADMIN_KEY) and `request` sends.
+E2E_KEY = "e2e-admin-key-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -37,6 +39,7 @@ class LocalServer:
 
     def __init__(self, port: int, state: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
+        env["NEXUS_ADMIN_KEY"] = E2E_KEY
         self.port = port
         self.proc = subprocess.Popen(
             [
@@ -100,10 +103,18 @@ def conn(server: int) -> Iterator[http.client.HTTPConnection]:
 
 
 def request(
-    conn: http.client.HTTPConnection, method: str, path: str, body: Any = None
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = E2E_KEY,
 ) -> tuple[int, Any]:
+    """One call with the admin key (`key=None`: without any)."""
     payload = None if body is None else json.dumps(body)
-    conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    conn.request(method, path, body=payload, headers=headers)
     response = conn.getresponse()
     raw = response.read()
     return response.status, (json.loads(raw) if raw else None)

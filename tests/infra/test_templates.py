@@ -8,6 +8,7 @@ from PyPI wheels the first time (about 20 s) and reuses `.chalice/deployments/` 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from botocore import xform_name
 from cfnlint.api import lint_file
 from cfnlint.decode import decode
 
+from chalicelib.security import secrets
 from chalicelib.store import table_definition
 from chalicelib.tasks import registry
 
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "nexus.yaml"
 CHALICE_DIR = ROOT / ".chalice"
 STAGES = ("dev", "prod")
-HANDLERS = ("api_handler", "tick", "worker", "dead_letter")
+HANDLERS = ("api_handler", "api_key", "tick", "worker", "dead_letter")
 HANDLER_OF = {"app.app": "api_handler"}  # the packaged Handler of each lambda_functions key
 LAMBDA_MAX_TIMEOUT = 900
 # The only actions allowed on every resource: X-Ray's trace upload has no resource type.
@@ -525,10 +527,105 @@ def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: 
         for arn in as_list(statement["Resource"]):
             if arn == "*":
                 assert set(as_list(statement["Action"])) <= WILDCARD_ACTIONS, statement
+            elif arn == ANY_KMS_KEY:
+                # Any key, but only to decrypt the stage's parameters through SSM (below).
+                assert as_list(statement["Action"]) == ["kms:Decrypt"], statement
+                assert statement["Condition"] == {"StringLike": ssm_decrypt_only(stage)}
             else:
-                assert f"nexus-{stage}" in arn or f"nexus-scheduler-{stage}" in arn, arn
+                assert (
+                    f"nexus-{stage}" in arn
+                    or f"nexus-scheduler-{stage}" in arn
+                    or arn == stage_parameters(stage)
+                ), arn
 
 
 def test_the_prod_policy_is_the_dev_policy_for_the_prod_resources() -> None:
-    as_prod = json.dumps(policy("dev")).replace("-dev", "-prod")
+    as_prod = json.dumps(policy("dev")).replace("-dev", "-prod").replace("/dev/", "/prod/")
     assert json.loads(as_prod) == policy("prod")
+
+
+# -- secrets: SSM Parameter Store, read by the worker (security.secrets) ----------------------
+
+ANY_KMS_KEY = "arn:aws:kms:*:*:key/*"
+
+
+def stage_parameters(stage: str) -> str:
+    return f"arn:aws:ssm:*:*:parameter{secrets.stage_path(stage)}*"
+
+
+def ssm_decrypt_only(stage: str) -> dict[str, str]:
+    return {
+        "kms:ViaService": "ssm.*.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": stage_parameters(stage),
+    }
+
+
+def parameter_arn(name: str) -> str:
+    return f"arn:aws:ssm:us-east-1:123456789012:parameter{name}"
+
+
+def grants(stage: str, action: str, arn: str) -> list[dict[str, Any]]:
+    """The statements that allow `action` on `arn`, wildcards matched as IAM does."""
+    return [
+        statement
+        for statement in policy(stage)["Statement"]
+        if statement["Effect"] == "Allow"
+        and action in as_list(statement["Action"])
+        and any(fnmatch.fnmatchcase(arn, pattern) for pattern in as_list(statement["Resource"]))
+    ]
+
+
+# References the API accepts, and the parameter each names in the stage.
+ACCEPTED = ("ssm:/nexus/api", "ssm:/nexus/team-a/db.password", "ssm:/nexus/a/b_c/D-9")
+# References it refuses: another stage's or no stage's parameter, or a way out of the path.
+REFUSED = (
+    "ssm:/other/api",
+    "ssm:/nexus/../prod/api",
+    "ssm:/nexus/./api",
+    "ssm:/nexus//api",
+    "ssm:/nexus/",
+    "ssm:nexus/api",
+    "/nexus/api",
+    "ssm:/nexus/api/",
+    "ssm:/nexus/a b",
+)
+
+
+def test_the_only_ssm_call_the_code_makes_is_get_parameters() -> None:
+    # KMS is never called by the code: SSM decrypts on its behalf (kms:ViaService).
+    assert called_operations("ssm") == {"GetParameters"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_allows_every_ssm_call_of_the_code_on_every_parameter_a_reference_names(
+    stage: str,
+) -> None:
+    for reference in ACCEPTED:
+        assert secrets.reference_problem({"$secret": reference}, stage) is None, reference
+        name = secrets.parameter_name(reference, stage)
+        assert name.startswith(f"/nexus/{stage}/")
+        for action in required_actions("ssm"):
+            assert grants(stage, action, parameter_arn(name)), (action, name)
+        decrypt = grants(stage, "kms:Decrypt", "arn:aws:kms:us-east-1:123456789012:key/abc")
+        assert [s["Condition"]["StringLike"] for s in decrypt] == [ssm_decrypt_only(stage)]
+        context = ssm_decrypt_only(stage)["kms:EncryptionContext:PARAMETER_ARN"]
+        assert fnmatch.fnmatchcase(parameter_arn(name), context)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_reference_reaches_outside_the_stage_path_and_the_policy_allows_nothing_outside_it(
+    stage: str,
+) -> None:
+    other = next(s for s in STAGES if s != stage)
+    for reference in (*REFUSED, f"ssm:/nexus/{stage}/api"):
+        assert secrets.reference_problem({"$secret": reference}, stage), reference
+    for name in (f"/nexus/{other}/api", "/nexus/api", "/other/api", f"/nexus/{stage}"):
+        assert not grants(stage, "ssm:GetParameters", parameter_arn(name)), name
+    for statement in policy(stage)["Statement"]:
+        for action in as_list(statement["Action"]):
+            if action.startswith("ssm:"):
+                assert as_list(statement["Resource"]) == [stage_parameters(stage)], statement
+                assert "Condition" not in statement
+            if action.startswith("kms:"):
+                assert action == "kms:Decrypt"
+                assert statement["Condition"] == {"StringLike": ssm_decrypt_only(stage)}

@@ -37,7 +37,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_server() -> Iterator[str]:
+def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # Loopback is refused by the outbound guard unless the stage allows it.
+    monkeypatch.setenv("NEXUS_HTTP_ALLOW", "127.0.0.1")
     server = HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

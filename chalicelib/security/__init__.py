@@ -1,0 +1,1 @@
+"""Keys, scopes, rate limits, the outbound-request guard and secret references."""

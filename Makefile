@@ -10,11 +10,13 @@ STACK := nexus-$(STAGE)
 .PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli \
 	admin-key
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	# This repository itself, editable: the nexus_client package and the `nexus` command.
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 ## run: the whole system locally: embedded AWS, the API on http://$(HOST):$(PORT)/api/v1
@@ -23,7 +25,7 @@ run: $(BIN)/.installed
 
 ## test: every test
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 ## bench: every benchmark and the chaos soak (about 12 minutes); writes bench/RESULTS.md
 bench: $(BIN)/.installed

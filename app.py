@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError
 from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib import service
+from chalicelib.api import docs, openapi
 from chalicelib.aws import client
 from chalicelib.config import dlq_name, get_settings, queue_name
 from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
@@ -209,6 +210,8 @@ def api(
             _allow_origin(response)
             return response
 
+        # The scope this route checks, for the OpenAPI document (chalicelib.api.openapi).
+        wrapper.nexus_scope = scope  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -313,8 +316,13 @@ def query() -> dict[str, str]:
     return dict(request().query_params or {})
 
 
+# Job ids are stored as 12-digit keys; none has more than this many digits.
+MAX_JOB_ID_DIGITS = 18
+
+
 def job_id_from(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not raw.lstrip("0"):
         raise InvalidInput(
             [
                 FieldError(
@@ -322,7 +330,11 @@ def job_id_from(raw: str) -> int:
                 )
             ]
         )
-    return int(raw)
+    digits = raw.lstrip("0")
+    if len(digits) > MAX_JOB_ID_DIGITS:
+        # A positive integer no job can have: to a client it is a job that does not exist.
+        raise JobNotFound(0)
+    return int(digits)
 
 
 # -- jobs -----------------------------------------------------------------------------------
@@ -474,6 +486,50 @@ def job_audit(job_id: str) -> Response:
 def audit_trail() -> Response:
     q = service.parse_model(AuditQuery, query(), ("query",))
     return _audit_page(*store().audit.all(limit=q.limit, cursor=q.cursor))
+
+
+# -- the API's own description (open: no key; no job data) --------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_text() -> str:
+    """Made at the first request, from the route table and the models (chalicelib.api)."""
+    return json.dumps(openapi.build(app.routes), separators=(",", ":"))
+
+
+@app.route("/v1/openapi.json", methods=["GET"])
+@api(None)
+def openapi_document() -> Response:
+    return Response(
+        body=openapi_text(),
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": "no-cache"},
+    )
+
+
+@app.route("/v1/docs", methods=["GET"])
+@api(None)
+def docs_page() -> Response:
+    return Response(body=docs.PAGE, status_code=200, headers=dict(docs.PAGE_HEADERS))
+
+
+@app.route("/v1/docs/{asset}", methods=["GET"])
+@api(None)
+def docs_asset(asset: str) -> Response:
+    found = docs.ASSETS.get(asset)
+    if found is None:
+        return _json(
+            404,
+            {
+                "detail": f"no such file; the documentation's files: "
+                f"{', '.join(sorted(docs.ASSETS))}"
+            },
+        )
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        "Cache-Control": docs.ASSET_CACHE,
+    }
+    return Response(body=docs.read(asset), status_code=200, headers=headers)
 
 
 # -- the engine ---------------------------------------------------------------------------

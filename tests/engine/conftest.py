@@ -124,19 +124,6 @@ def body_of(message: str) -> dict[str, Any]:
     return json.loads(message)  # type: ignore[no-any-return]
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How many crash points the crash-point table covered (tests/engine/test_crash_points)."""
-    from tests.engine.test_crash_points import CRASH_POINTS
-
-    if CRASH_POINTS:
-        total = sum(CRASH_POINTS.values())
-        terminalreporter.write_line(
-            f"crash points covered: {total} ({len(CRASH_POINTS)} life cycle x kind rows)"
-        )
-        for row, count in sorted(CRASH_POINTS.items()):
-            terminalreporter.write_line(f"  {row}: {count} calls")
-
-
 @pytest.fixture
 def system(aws: None) -> Iterator[Any]:
     """The whole engine on a virtual clock (tests/engine/harness.py)."""

@@ -18,10 +18,10 @@ import pytest
 
 from chalicelib.models import Execution, Job
 from chalicelib.tasks import registry
+from tests.conftest import FIGURES
 from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
 from tests.faults import FaultInjector
 
-CRASH_POINTS: dict[str, int] = {}
 Runs = dict[tuple[int, datetime], list[Execution]]
 
 # The system whose clock a slow task moves (tasks cannot see the test).
@@ -271,7 +271,7 @@ def test_a_crash_at_any_aws_call_loses_doubles_and_strands_nothing(fresh_aws, li
             play(system, life, FaultInjector().inject(n, kind))
         except AssertionError as exc:
             failures.append(f"call {n} ({kind}): {exc}")
-    CRASH_POINTS[f"{life.name} / {kind}"] = calls
+    FIGURES[f"crash point: {life.name} / {kind}"] = calls
     assert not failures, "\n".join(failures)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,12 @@ import app as app_module
 from tests.conftest import TEST_ADMIN_KEY
 
 # The routes anyone may call (README "API keys"): static data, no job data, no storage.
-OPEN_ROUTES = {("/v1/cron/presets", "GET")}
+OPEN_ROUTES = {
+    ("/v1/cron/presets", "GET"),
+    ("/v1/openapi.json", "GET"),
+    ("/v1/docs", "GET"),
+    ("/v1/docs/{asset}", "GET"),
+}
 SCOPE_OF = {
     ("/v1/jobs", "POST"): "jobs:write",
     ("/v1/jobs", "GET"): "jobs:read",
@@ -80,6 +87,13 @@ def job(api: Any) -> dict[str, Any]:
 
 def test_every_route_but_the_open_ones_has_a_scope_in_this_test():
     assert set(every_route()) == set(SCOPE_OF)
+    opened = {
+        (path, method)
+        for path, methods in app_module.app.routes.items()
+        for method, entry in methods.items()
+        if entry.view_function.nexus_scope is None
+    }
+    assert opened == OPEN_ROUTES
 
 
 @pytest.mark.parametrize(
@@ -191,39 +205,35 @@ def test_runs_on_demand_are_counted_apart_from_other_requests(api, job, monkeypa
     assert caller.get(f"/v1/jobs/{job['id']}").status_code == 200
 
 
-def test_a_rate_counter_that_cannot_be_written_lets_the_request_through(api):
-    """Fail open (security.gate): DynamoDB throttling the counter's write, by a botocore hook."""
+@contextmanager
+def throttled(operation: str, pk_prefix: str) -> Iterator[None]:
+    """DynamoDB answers ThrottlingException to `operation` on items whose pk starts with
+    `pk_prefix` (a botocore hook: after botocore's own retries ran out, as it were)."""
     from botocore.exceptions import ClientError
 
     from chalicelib.aws import client
 
-    def throttle_rate_writes(params: dict[str, Any], **_: Any) -> None:
-        if params["Key"]["pk"]["S"].startswith("RATE#"):
-            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "UpdateItem")
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["pk"]["S"].startswith(pk_prefix):
+            raise ClientError({"Error": {"Code": "ThrottlingException"}}, operation)
 
     events = client("dynamodb").meta.events
-    events.register("provide-client-params.dynamodb.UpdateItem", throttle_rate_writes)
+    events.register(f"provide-client-params.dynamodb.{operation}", throttle)
     try:
-        answer = api.get("/v1/jobs/stats/overview")
+        yield
     finally:
-        events.unregister("provide-client-params.dynamodb.UpdateItem", throttle_rate_writes)
+        events.unregister(f"provide-client-params.dynamodb.{operation}", throttle)
+
+
+def test_a_rate_counter_that_cannot_be_written_lets_the_request_through(api):
+    """Fail open (security.gate)."""
+    with throttled("UpdateItem", "RATE#"):
+        answer = api.get("/v1/jobs/stats/overview")
     assert answer.status_code == 200
     assert "RateLimit-Remaining" not in answer.headers
 
 
 def test_a_key_that_cannot_be_read_just_now_gets_503_not_500(api):
-    from botocore.exceptions import ClientError
-
-    from chalicelib.aws import client
-
-    def throttle_key_reads(params: dict[str, Any], **_: Any) -> None:
-        if params["Key"]["pk"]["S"].startswith("KEY#"):
-            raise ClientError({"Error": {"Code": "ThrottlingException"}}, "GetItem")
-
-    events = client("dynamodb").meta.events
-    events.register("provide-client-params.dynamodb.GetItem", throttle_key_reads)
-    try:
+    with throttled("GetItem", "KEY#"):
         answer = api.get("/v1/jobs")
-    finally:
-        events.unregister("provide-client-params.dynamodb.GetItem", throttle_key_reads)
     assert answer.status_code == 503 and answer.headers["Retry-After"]

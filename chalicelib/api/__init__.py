@@ -1,0 +1,1 @@
+"""The API's self-description: its OpenAPI document, the shapes of its answers, its docs page."""

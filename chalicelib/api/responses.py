@@ -1,0 +1,200 @@
+"""The shapes of the API's answers, as pydantic models, for the OpenAPI document only.
+
+The routes build their answers with `to_api()` (models.Job, models.Execution, keys.ApiKey,
+store.audit.AuditEntry) and plain dicts (service.py); these models describe those answers.
+tests/app/test_openapi.py validates real answers against the schemas made from them, with
+`additionalProperties: false`, so a field added to or dropped from an answer fails a test
+instead of drifting from the document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
+
+from chalicelib.models import Execution, ExecutionStatus, JobCreate, JobStatus, Trigger
+from chalicelib.security.keys import RateLimit, Scope
+
+
+class _Answer(BaseModel):
+    # An answer carries every field, null or not: each is `required` in the document.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+class JobOut(JobCreate):
+    """A job as the API shows it (`Job.to_api()`): what the caller defined, and what NEXUS
+    keeps about it. Credentials in `task_kwargs` read `***`."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_serialization_defaults_required=True, title="Job"
+    )
+
+    id: Annotated[int, Field(ge=1)]
+    status: JobStatus
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_run_status: str | None
+    running_count: Annotated[int, Field(ge=0)]
+    schedule_error: str | None = Field(
+        description="Why the tick could not evaluate the schedule, if it could not."
+    )
+    created_by_key: str | None = Field(description="The id of the API key that made the job.")
+    created_at: datetime
+    updated_at: datetime
+
+
+# The Execution fields `Execution.to_api()` leaves out.
+EXECUTION_HIDDEN = frozenset({"lease_owner", "expires_at"})
+
+ExecutionOut: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "Execution",
+    __config__=ConfigDict(
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        title="Execution",
+    ),
+    __doc__="One attempt of one run of a job (`Execution.to_api()`).",
+    **{
+        name: (field.annotation, field)
+        for name, field in Execution.model_fields.items()
+        if name not in EXECUTION_HIDDEN
+    },
+)
+
+
+class ExecutionStarted(_Answer):
+    message: Literal["Job execution started"]
+    task_id: str
+    execution_id: str
+
+
+class JobPaused(_Answer):
+    message: Literal["Job paused"]
+
+
+class JobResumed(_Answer):
+    message: Literal["Job resumed"]
+    next_run_at: datetime | None
+
+
+class StatsOverview(_Answer):
+    total_jobs: int
+    active_jobs: int
+    paused_jobs: int
+    total_executions: int
+    successful_executions: int
+    failed_executions: int
+    running_executions: int
+    average_duration: float = Field(description="Seconds, over the runs that finished.")
+    last_24h_executions: int
+
+
+class CronValidation(_Answer):
+    is_valid: bool
+    description: str | None
+    next_runs: list[datetime]
+    error: str | None = Field(description="Why the expression is not valid, if it is not.")
+
+
+class CronPreset(_Answer):
+    expression: str
+    description: str
+
+
+class SchedulePreview(_Answer):
+    next_runs: list[datetime]
+
+
+class ApiKeyOut(_Answer):
+    """A key as the API shows it (`ApiKey.to_api()`): never its secret."""
+
+    model_config = ConfigDict(title="ApiKey")
+
+    id: str
+    prefix: str = Field(description="`nxs_<id>`: safe to quote; shown in the audit trail.")
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    rate_limit: RateLimit
+    created_by_key: str | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    model_config = ConfigDict(title="ApiKeyCreated")
+
+    key: str = Field(description="The whole key, shown in this answer only.")
+
+
+class AuditEntryOut(BaseModel):
+    """One change (`AuditEntry.to_api()`); fields that do not apply are left out, not null."""
+
+    model_config = ConfigDict(extra="forbid", title="AuditEntry")
+
+    id: str
+    at: datetime
+    action: Literal[
+        "job.create",
+        "job.update",
+        "job.pause",
+        "job.resume",
+        "job.execute",
+        "job.delete",
+        "key.create",
+        "key.revoke",
+    ]
+    job_id: int | SkipJsonSchema[None] = None
+    key_id: str | SkipJsonSchema[None] = None
+    actor_key_id: str | SkipJsonSchema[None] = None
+    actor_key_name: str | SkipJsonSchema[None] = None
+    source_ip: str | SkipJsonSchema[None] = None
+    changes: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description='job.update: `{field: {"from": ..., "to": ...}}`'
+    )
+    execution_id: str | SkipJsonSchema[None] = None
+
+
+class Error(BaseModel):
+    """400, 401, 403, 404, 409, 413, 415, 429, 500, 503: what went wrong, in words."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int] = Field(
+        description='Where: `["body", field]`, `["query", parameter]` or `["path", name]`.'
+    )
+    msg: str = Field(description="What is wrong and what is accepted.")
+    type: str
+
+
+class ValidationError(BaseModel):
+    """422: one entry per problem."""
+
+    detail: list[FieldProblem]
+
+
+# Not used by the answers above, but named here so their members read well in the document.
+__all__ = [
+    "ApiKeyCreated",
+    "ApiKeyOut",
+    "AuditEntryOut",
+    "CronPreset",
+    "CronValidation",
+    "Error",
+    "ExecutionOut",
+    "ExecutionStarted",
+    "ExecutionStatus",
+    "JobOut",
+    "JobPaused",
+    "JobResumed",
+    "SchedulePreview",
+    "StatsOverview",
+    "Trigger",
+    "ValidationError",
+]

@@ -1,0 +1,3 @@
+from nexus_client.cli import run
+
+run()

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from chalicelib.errors import FieldError, InvalidInput
 from chalicelib.store.items import (
     LIST_INDEX,
-    drain_unprocessed,
+    batch_get,
     dump,
     job_pk,
     load,
@@ -169,19 +169,11 @@ class AuditLog:
             params["ExclusiveStartKey"] = decode_cursor(cursor, {"pk", "sk", "list_pk", "list_sk"})
         out = with_backoff(lambda: self._db.query(**params), what="reading the audit trail")
         keys = [{"pk": i["pk"], "sk": i["sk"]} for i in out.get("Items", [])]
-        found: dict[str, AuditEntry] = {}
-
-        def collect(page: dict[str, Any]) -> None:
-            for raw in page["Responses"].get(self._table, []):
-                found[raw["sk"]["S"]] = _entry(raw)
-
-        if keys:
-            drain_unprocessed(
-                lambda r: self._db.batch_get_item(RequestItems=r),
-                {self._table: {"Keys": keys}},
-                "UnprocessedKeys",
-                on_page=collect,
-            )
-        entries = [found[k["sk"]["S"]] for k in keys if k["sk"]["S"] in found]
+        found = batch_get(self._db, self._table, keys, consistent=False)
+        entries = [
+            _entry(found[(k["pk"]["S"], k["sk"]["S"])])
+            for k in keys
+            if (k["pk"]["S"], k["sk"]["S"]) in found
+        ]
         last = out.get("LastEvaluatedKey")
         return entries, encode_cursor(last) if last and len(keys) == limit else None

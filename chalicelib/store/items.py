@@ -272,6 +272,27 @@ def drain_unprocessed(
     raise Unavailable(f"DynamoDB left part of a batch unprocessed {attempts} times; retry shortly")
 
 
+def batch_get(
+    db: Any, table: str, keys: list[dict[str, Any]], *, consistent: bool = True
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The items at `keys` that exist, by (pk, sk): BatchGetItem in pages of 100, with what
+    DynamoDB leaves unprocessed asked again (drain_unprocessed)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def collect(out: dict[str, Any]) -> None:
+        for raw in out["Responses"].get(table, []):
+            found[(raw["pk"]["S"], raw["sk"]["S"])] = raw
+
+    for start in range(0, len(keys), 100):
+        drain_unprocessed(
+            lambda r: db.batch_get_item(RequestItems=r),
+            {table: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}},
+            "UnprocessedKeys",
+            on_page=collect,
+        )
+    return found
+
+
 def conditional_update(
     db: Any,
     table: str,

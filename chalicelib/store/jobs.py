@@ -21,8 +21,8 @@ from chalicelib.store.items import (
     LIST_INDEX,
     LIST_PARTITION,
     META,
+    batch_get,
     conditional_update,
-    drain_unprocessed,
     due_shard,
     due_sort_key,
     is_condition_failure,
@@ -314,23 +314,14 @@ class JobStore:
         return jobs, page_cursor(keys, wanted, INDEX_KEY)
 
     def _get_jobs(self, keys: list[dict[str, Any]]) -> list[Job]:
-        found: dict[str, Job] = {}
-
-        def collect(out: dict[str, Any]) -> None:
-            for raw in out["Responses"].get(self._table, []):
-                job = job_from_item(raw)
-                if job.deleted_at is None:
-                    found[raw["pk"]["S"]] = job
-
-        for start in range(0, len(keys), 100):
-            drain_unprocessed(
-                lambda r: self._db.batch_get_item(RequestItems=r),
-                {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}},
-                "UnprocessedKeys",
-                on_page=collect,
-            )
+        found = batch_get(self._db, self._table, keys)
+        jobs = [
+            job_from_item(found[(k["pk"]["S"], k["sk"]["S"])])
+            for k in keys
+            if (k["pk"]["S"], k["sk"]["S"]) in found
+        ]
         # A job deleted between the index read and the batch read is simply left out.
-        return [found[k["pk"]["S"]] for k in keys if k["pk"]["S"] in found]
+        return [job for job in jobs if job.deleted_at is None]
 
     def query_due(self, until: datetime) -> list[DueEntry]:
         """Everything due at or before `until`, from every shard of the sparse `by_due` index.

@@ -17,7 +17,7 @@ from chalicelib.errors import NexusError
 from chalicelib.security.keys import ApiKey
 from chalicelib.store.items import (
     LIST_INDEX,
-    drain_unprocessed,
+    batch_get,
     dump,
     is_condition_failure,
     load,
@@ -111,21 +111,8 @@ class KeyStore:
                 ProjectionExpression="pk, sk",
             )
         ]
-        found: dict[str, ApiKey] = {}
-
-        def collect(out: dict[str, Any]) -> None:
-            for raw in out["Responses"].get(self._table, []):
-                key = key_from_item(raw)
-                found[key.id] = key
-
-        for start in range(0, len(keys), 100):
-            drain_unprocessed(
-                lambda r: self._db.batch_get_item(RequestItems=r),
-                {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}},
-                "UnprocessedKeys",
-                on_page=collect,
-            )
-        return sorted(found.values(), key=lambda k: (k.created_at, k.id), reverse=True)
+        found = [key_from_item(raw) for raw in batch_get(self._db, self._table, keys).values()]
+        return sorted(found, key=lambda k: (k.created_at, k.id), reverse=True)
 
     def revoke(self, key_id: str, now: datetime, also: Sequence[dict[str, Any]] = ()) -> bool:
         """Revoke the key; False if it was revoked already. KeyNotFound if there is none."""

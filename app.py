@@ -16,12 +16,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
-from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, Request, Response, SQSEvent
+from chalice.app import (
+    AuthRequest,
+    AuthResponse,
+    Chalice,
+    DynamoDBEvent,
+    Rate,
+    Request,
+    Response,
+    SQSEvent,
+    WebsocketEvent,
+)
 
 from chalicelib import service
-from chalicelib.api import docs, openapi
-from chalicelib.aws import client
-from chalicelib.config import dlq_name, get_settings, queue_name
+from chalicelib.api import docs, openapi, ui
+from chalicelib.aws import client, connections_client
+from chalicelib.config import dlq_name, get_settings, queue_name, stream_arn
 from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
@@ -37,6 +47,9 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.observability import setup_logging
+from chalicelib.realtime.fanout import Fanout, Sender
+from chalicelib.realtime.socket import Sockets
+from chalicelib.realtime.where import realtime_url
 from chalicelib.security.admin import AuditQuery, KeyService
 from chalicelib.security.gate import AuthUnavailable, Gate, RateLimited
 from chalicelib.security.keys import (
@@ -54,6 +67,9 @@ from chalicelib.store.keys import KeyNotFound
 from chalicelib.tasks import registry
 
 app = Chalice(app_name="nexus-scheduler")
+# The WebSocket API of real-time updates (docs/realtime.md): `chalice deploy` and
+# `chalice package` make it only with this flag.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 setup_logging()  # JSON lines on the "nexus" loggers; NEXUS_LOG_LEVEL, default INFO
 log = logging.getLogger("nexus.api")
 
@@ -99,6 +115,16 @@ def gate() -> Gate:
 @functools.lru_cache(maxsize=1)
 def keys() -> KeyService:
     return KeyService(store())
+
+
+@functools.lru_cache(maxsize=1)
+def fanout() -> Fanout:
+    return Fanout(store().connections, Sender(connections_client), jobs().overview)
+
+
+@functools.lru_cache(maxsize=1)
+def sockets() -> Sockets:
+    return Sockets(store(), gate(), Sender(connections_client))
 
 
 @functools.lru_cache(maxsize=1)
@@ -497,6 +523,13 @@ def openapi_text() -> str:
     return json.dumps(openapi.build(app.routes), separators=(",", ":"))
 
 
+@app.route("/v1/realtime", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def realtime() -> Any:
+    """Where the WebSocket API of real-time updates is (docs/realtime.md)."""
+    return {"url": realtime_url()}
+
+
 @app.route("/v1/openapi.json", methods=["GET"])
 @api(None)
 def openapi_document() -> Response:
@@ -530,6 +563,28 @@ def docs_asset(asset: str) -> Response:
         "Cache-Control": docs.ASSET_CACHE,
     }
     return Response(body=docs.read(asset), status_code=200, headers=headers)
+
+
+@app.route("/ui", methods=["GET"])
+@api(None)
+def ui_page() -> Response:
+    """The dashboard (chalicelib/api/ui.py): open, like the docs; its calls carry a key."""
+    return Response(body=ui.page(), status_code=200, headers=dict(ui.PAGE_HEADERS))
+
+
+@app.route("/ui/{asset}", methods=["GET"])
+@api(None)
+def ui_asset(asset: str) -> Response:
+    found = ui.ASSETS.get(asset)
+    if found is None:
+        return _json(
+            404, {"detail": f"no such file; the dashboard's files: {', '.join(sorted(ui.ASSETS))}"}
+        )
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        "Cache-Control": ui.ASSET_CACHE,
+    }
+    return Response(body=ui.read(asset), status_code=200, headers=headers)
 
 
 # -- the engine ---------------------------------------------------------------------------
@@ -575,3 +630,29 @@ def dead_letter(event: SQSEvent) -> None:
     engine = worker_engine()
     for record in event:
         engine.dead_letter(record.body)
+
+
+# -- real-time updates (docs/realtime.md) --------------------------------------------------
+
+
+@app.on_ws_connect()
+def websocket_connect(event: WebsocketEvent) -> dict[str, Any]:
+    """A client connects with an API key having jobs:read; anything else is refused."""
+    return sockets().connect(event.to_dict(), now())
+
+
+@app.on_ws_message()
+def websocket_message(event: WebsocketEvent) -> dict[str, Any]:
+    """subscribe / unsubscribe / ping."""
+    return sockets().message(event.to_dict(), now())
+
+
+@app.on_ws_disconnect()
+def websocket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
+    return sockets().disconnect(event.to_dict(), now())
+
+
+@app.on_dynamodb_record(stream_arn=stream_arn(), batch_size=100, starting_position="LATEST")
+def table_changes(event: DynamoDBEvent) -> dict[str, int]:
+    """The table's changes, as events, to the connections that subscribed to them."""
+    return fanout().handle(event.to_dict().get("Records", []), now()).as_dict()

@@ -35,7 +35,7 @@ def setup() -> tuple[Any, Any, str, str]:
     from chalicelib.config import get_settings
     from local.resources import ensure_queue, ensure_table
 
-    ensure_table(client("dynamodb"), "nexus-bench")
+    ensure_table(client("dynamodb"), "nexus-bench", stream=False)
     url = ensure_queue(client("sqs"), "nexus-bench-work")
     os.environ["NEXUS_QUEUE_URL"] = url
     get_settings.cache_clear()

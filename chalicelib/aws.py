@@ -25,3 +25,22 @@ def client(service: str) -> Any:
         endpoint_url=settings.endpoint_url,
         config=_CONFIG,
     )
+
+
+_MANAGEMENT_CONFIG = Config(
+    retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=3
+)
+
+
+@cache
+def connections_client(endpoint: str) -> Any:
+    """The WebSocket API's management API at `endpoint` (post_to_connection): the stage's
+    `https://<api>.execute-api.<region>.amazonaws.com/<stage>`, or make run's local one."""
+    settings = get_settings()
+    session = cast(Any, boto3.session.Session())
+    return session.client(
+        "apigatewaymanagementapi",
+        region_name=settings.region,
+        endpoint_url=endpoint,
+        config=_MANAGEMENT_CONFIG,
+    )

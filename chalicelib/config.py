@@ -43,3 +43,12 @@ def queue_name() -> str:
 
 def dlq_name() -> str:
     return os.environ.get("NEXUS_DLQ_NAME", "nexus-work-dlq")
+
+
+def stream_arn() -> str:
+    """The table's change stream, for the stream handler's event source (set by make deploy
+    from the stack's outputs; make run feeds the handler itself, local/realtime.py)."""
+    return os.environ.get(
+        "NEXUS_STREAM_ARN",
+        "arn:aws:dynamodb:us-east-1:000000000000:table/nexus-local/stream/local",
+    )

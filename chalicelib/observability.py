@@ -40,6 +40,9 @@ Metric = Literal[
     "TasksStuck",
     "RequestsThrottled",
     "RateLimitUnavailable",
+    "RealtimeEvents",
+    "RealtimeSent",
+    "RealtimeSendFailures",
 ]
 UNITS: Final[dict[Metric, str]] = {
     "RunsStarted": "Count",
@@ -53,6 +56,9 @@ UNITS: Final[dict[Metric, str]] = {
     "TasksStuck": "Count",
     "RequestsThrottled": "Count",
     "RateLimitUnavailable": "Count",
+    "RealtimeEvents": "Count",
+    "RealtimeSent": "Count",
+    "RealtimeSendFailures": "Count",
 }
 
 # The attributes every LogRecord has; whatever else a record carries came from `extra`.

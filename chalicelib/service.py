@@ -440,6 +440,7 @@ class JobService:
             "running_executions": self._running(),
             "average_duration": (float(c.get("duration_sum", 0)) / durations if durations else 0.0),
             "last_24h_executions": int(c.get("last_24h_executions", 0)),
+            "last_24h_by_hour": c.get("by_hour", []),
         }
 
     def _running(self) -> int:

@@ -4,8 +4,9 @@
         | python -m infra.configure dev
 
 reads the stack's outputs (the JSON of `describe-stacks`, from stdin or `--outputs FILE`) and
-rewrites that stage's `environment_variables` in `.chalice/config.json`: the table's name and
-the two queues' names and URLs (the URLs carry the account id, which only the stack knows).
+rewrites that stage's `environment_variables` in `.chalice/config.json`: the table's name, its
+change stream's ARN, and the two queues' names and URLs (the URLs and the ARN carry the account
+id and the stream's label, which only the stack knows).
 Every other setting of the file is left as it is. `make deploy` runs it between the stack and
 `chalice deploy`.
 """
@@ -27,6 +28,7 @@ VARIABLES = {
     "QueueName": "NEXUS_QUEUE_NAME",
     "DlqUrl": "NEXUS_DLQ_URL",
     "DlqName": "NEXUS_DLQ_NAME",
+    "StreamArn": "NEXUS_STREAM_ARN",
 }
 
 

@@ -99,8 +99,9 @@ def transactions_copy_only_their_items() -> None:
     transaction, so 0.4 s for each job created, changed or deleted with 5,000 runs kept, all
     of it under the lock that serialise_dynamodb adds. Under that lock nothing else writes
     during a transaction, so what it must undo is its own items alone: those are copied, and
-    put back if it fails; the table is not. A table with a stream keeps moto's way, so that
-    the records of a cancelled transaction go with it."""
+    put back if it fails; the table is not. A table's change stream (the real-time events)
+    loses the records the failed transaction had added, as it would have with moto's copy:
+    a cancelled transaction is never seen as a change."""
     from moto.dynamodb import models
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
@@ -118,7 +119,7 @@ def transactions_copy_only_their_items() -> None:
 
         @staticmethod
         def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
-            if isinstance(value, Table) and value.stream_shard is None:
+            if isinstance(value, Table):
                 return value
             return copy.deepcopy(value, memo)
 
@@ -142,17 +143,64 @@ def transactions_copy_only_their_items() -> None:
             except Exception:
                 continue  # moto finds it invalid too, and writes nothing for it
             before.append((table, hash_key, range_key, copy.deepcopy(item)))
+        streams = {
+            id(table): (table.stream_shard, len(table.stream_shard.items))
+            for table, *_ in before
+            if table.stream_shard is not None
+        }
         try:
             original(self, transact_items)
         except BaseException:
             # Backwards, so that an item named twice ends as it was before the first.
             for table, hash_key, range_key, item in reversed(before):
                 put_back(table, hash_key, range_key, item)
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
 
     transact_write_items.copies_items_only = True  # type: ignore[attr-defined]
     models.copy = CopyKeepingTables  # type: ignore[attr-defined,assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+# Change-stream records the embedded AWS keeps (DynamoDB keeps 24 hours of them): the local
+# feed (local/realtime.py) reads them within a fraction of a second of each write.
+STREAM_RECORDS_KEPT = 10_000
+
+
+def bounded_streams() -> None:
+    """moto keeps every change-stream record for ever, and every shard iterator it hands
+    out (a new one per GetRecords, ten a second from the local feed): memory that grew with
+    every write and every poll. The oldest records are dropped past STREAM_RECORDS_KEPT
+    (their sequence numbers stay as they were), an iterator is forgotten once used, and
+    GetRecords reads under the DynamoDB lock, so it never slices the records while a write
+    trims them. An iterator behind the oldest record kept reads from the oldest one."""
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original_add = StreamShard.add
+    if getattr(original_add, "bounded", False):
+        return
+
+    @functools.wraps(original_add)
+    def add(self: Any, old: Any, new: Any) -> None:
+        original_add(self, old, new)
+        excess = len(self.items) - STREAM_RECORDS_KEPT
+        if excess >= STREAM_RECORDS_KEPT // 10:  # in chunks: a trim moves the whole list
+            del self.items[:excess]
+            self.starting_sequence_number += excess
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        with DYNAMODB_LOCK:
+            iterator = self.shard_iterators.pop(iterator_arn)
+            oldest = iterator.stream_shard.starting_sequence_number
+            iterator.sequence_number = max(iterator.sequence_number, oldest)
+            out: dict[str, Any] = iterator.get(limit)
+            return out
+
+    add.bounded = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
 
 
 def forget_model_instances() -> None:
@@ -369,6 +417,7 @@ def main(argv: list[str]) -> int:
     forget_model_instances()
     forget_old_receipt_handles()
     drop_empty_partitions()
+    bounded_streams()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

@@ -10,9 +10,16 @@ from botocore.exceptions import ClientError
 from chalicelib.store import table_definition
 
 
-def ensure_table(dynamodb: Any, table_name: str) -> None:
+def ensure_table(dynamodb: Any, table_name: str, *, stream: bool = True) -> None:
+    """The table as deployed; `stream=False` leaves its change stream out: moto in the same
+    process (the tests, the engine benchmark) keeps every stream record and deep-copies them
+    all in each transaction, and nothing there reads them (tests/app/test_realtime.py turns
+    the stream on for itself)."""
+    definition = table_definition(table_name)
+    if not stream:
+        definition.pop("StreamSpecification")
     try:
-        dynamodb.create_table(**table_definition(table_name))
+        dynamodb.create_table(**definition)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--ws-port",
+        type=int,
+        default=int(os.environ.get("WS_PORT", "0")) or None,
+        help="the WebSocket endpoint of real-time updates (default: the API's port + 1)",
+    )
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="no line per request")
     parser.add_argument(
@@ -121,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"NEXUS_ADMIN_KEY cannot be used: {exc}", flush=True)
             return 2
         server = make_server(app_module.app, args.host, args.port, quiet=args.quiet)
+        # Real-time updates: the WebSocket API and the change stream that feeds it.
+        from local.realtime import StreamFeed, WebSocketEndpoint
+
+        public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        sockets = WebSocketEndpoint(
+            app_module, args.host, args.ws_port or args.port + 1, public_host=public_host
+        ).start()
+        os.environ["NEXUS_WEBSOCKET_URL"] = sockets.url
+        os.environ["NEXUS_WS_CALLBACK_URL"] = sockets.callback_url
+        feed = StreamFeed(app_module.table_changes, dynamodb, client("dynamodbstreams"), table)
+        feed.start()
         snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
         tick: TickLoop | None = None
         pollers: list[SqsPoller] = []
@@ -159,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
             flush=True,
         )
+        print(
+            f"Dashboard on http://{public_host}:{args.port}/api/ui; "
+            f"real-time updates on {sockets.url}",
+            flush=True,
+        )
         if key_origin.startswith("from"):
             print(f"Admin API key: {key_origin}", flush=True)
         else:
@@ -185,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                 part.request_stop()
             for part in engine:
                 part.stop()
+            # Then the events of their last writes, and the clients (each disconnect
+            # removes its connection's record before the last snapshot).
+            feed.stop()
+            sockets.stop()
             snapshotter.stop()
     finally:
         moto.stop()

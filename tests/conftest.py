@@ -88,7 +88,7 @@ def _create_resources() -> None:
     from local.resources import ensure_queue, ensure_table
 
     _reset_caches()
-    ensure_table(client("dynamodb"), get_settings().table_name)
+    ensure_table(client("dynamodb"), get_settings().table_name, stream=False)
     os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-test-work")
     _reset_caches()
     get_settings()

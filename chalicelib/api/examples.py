@@ -92,6 +92,10 @@ STATS = {
     "running_executions": 2,
     "average_duration": 125.5,
     "last_24h_executions": 287,
+    "last_24h_by_hour": [
+        {"hour": "2025-01-14T11:00:00Z", "succeeded": 12, "failed": 0},
+        {"hour": "2025-01-14T12:00:00Z", "succeeded": 11, "failed": 1},
+    ],
 }
 
 CRON_VALIDATE = {"expression": "*/5 * * * *", "timezone": "UTC"}

@@ -245,6 +245,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         answer_example=[examples.AUDIT_ENTRY],
         paged=True,
     ),
+    ("GET", "/v1/realtime"): Operation(
+        "Where real-time updates are",
+        "The WebSocket URL to connect to with a key having `jobs:read` (`?token=<key>`), "
+        'then `{"action": "subscribe", "jobs": "*"}`: the protocol and the events '
+        "are in docs/realtime.md.",
+        answer=out.Realtime,
+        answer_example={"url": "ws://127.0.0.1:8001"},
+    ),
     ("GET", "/v1/openapi.json"): Operation(
         "This document",
         "Open: no key needed. It describes the API and exposes no job data.",
@@ -367,6 +375,7 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         out.SchedulePreview,
         out.ApiKeyOut,
         out.ApiKeyCreated,
+        out.Realtime,
         out.AuditEntryOut,
         out.Error,
         out.ValidationError,
@@ -593,6 +602,8 @@ def build(routes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     refs, schemas = _schemas()
     paths: dict[str, dict[str, Any]] = {}
     for path, methods in sorted(routes.items()):
+        if not path.startswith(ROUTE_PREFIX + "/"):
+            continue  # the dashboard (/ui): pages, not part of the API at /api/v1
         public = path.removeprefix(ROUTE_PREFIX) or "/"
         for method, route in sorted(methods.items()):
             paths.setdefault(public, {})[method.lower()] = _operation(method, path, route, refs)

@@ -80,6 +80,19 @@ class JobResumed(_Answer):
     next_run_at: datetime | None
 
 
+class HourOfRuns(BaseModel):
+    hour: datetime = Field(description="The hour's start (UTC).")
+    succeeded: int
+    failed: int
+
+
+class Realtime(_Answer):
+    url: str = Field(
+        description="The WebSocket URL of real-time updates: ws:// on make run, the stage's "
+        "wss:// URL deployed (docs/realtime.md)."
+    )
+
+
 class StatsOverview(_Answer):
     total_jobs: int
     active_jobs: int
@@ -90,6 +103,10 @@ class StatsOverview(_Answer):
     running_executions: int
     average_duration: float = Field(description="Seconds, over the runs that finished.")
     last_24h_executions: int
+    last_24h_by_hour: list[HourOfRuns] = Field(
+        description="The last 24 hours, oldest first: the runs that ended in each (UTC) hour, "
+        "by outcome."
+    )
 
 
 class CronValidation(_Answer):
@@ -190,9 +207,11 @@ __all__ = [
     "ExecutionOut",
     "ExecutionStarted",
     "ExecutionStatus",
+    "HourOfRuns",
     "JobOut",
     "JobPaused",
     "JobResumed",
+    "Realtime",
     "SchedulePreview",
     "StatsOverview",
     "Trigger",

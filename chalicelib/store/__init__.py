@@ -6,7 +6,8 @@
 - `counters.Counters`: the statistics shards;
 - `keys.KeyStore`: API keys (hashes, never secrets);
 - `audit.AuditLog`: who changed what (written in the change's own transaction);
-- `ratelimit.RateCounter`: per-key request counts.
+- `ratelimit.RateCounter`: per-key request counts;
+- `connections.ConnectionStore`: WebSocket listeners (realtime).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.store.audit import AuditLog
+from chalicelib.store.connections import ConnectionStore
 from chalicelib.store.counters import COUNTER_SHARDS, Counters
 from chalicelib.store.items import (
     DUE_INDEX,
@@ -32,6 +34,7 @@ from chalicelib.store.runs import FinalWrite, RunStore
 __all__ = [
     "COUNTER_SHARDS",
     "AuditLog",
+    "ConnectionStore",
     "Counters",
     "DueEntry",
     "FinalWrite",
@@ -58,6 +61,7 @@ class Store:
     keys: KeyStore
     audit: AuditLog
     rates: RateCounter
+    connections: ConnectionStore
     table_name: str
 
     @classmethod
@@ -70,6 +74,7 @@ class Store:
             keys=KeyStore(client, table_name),
             audit=AuditLog(client, table_name),
             rates=RateCounter(client, table_name),
+            connections=ConnectionStore(client, table_name),
             table_name=table_name,
         )
 
@@ -79,6 +84,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
+        # The change stream the real-time events come from (chalicelib.realtime).
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},

@@ -32,6 +32,7 @@ from chalicelib.store.items import (
     load,
     with_backoff,
 )
+from chalicelib.store.jobs import query_all
 from chalicelib.store.keys import key_pk
 from chalicelib.timefmt import sortable
 
@@ -177,3 +178,29 @@ class AuditLog:
         ]
         last = out.get("LastEvaluatedKey")
         return entries, encode_cursor(last) if last and len(keys) == limit else None
+
+    def since(self, start: datetime, *, limit: int) -> list[AuditEntry]:
+        """Entries made at or after `start`, oldest first (at most `limit`)."""
+        items = list(
+            query_all(
+                self._db,
+                self._table,
+                page_size=limit,
+                stop_after=limit,
+                IndexName=LIST_INDEX,
+                KeyConditionExpression="list_pk = :p AND list_sk >= :s",
+                ExpressionAttributeValues={
+                    ":p": {"S": AUDIT_PARTITION},
+                    ":s": {"S": sortable(start)},
+                },
+                ScanIndexForward=True,
+                ProjectionExpression="pk, sk",
+            )
+        )
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
+        found = batch_get(self._db, self._table, keys, consistent=False)
+        return [
+            _entry(found[(k["pk"]["S"], k["sk"]["S"])])
+            for k in keys
+            if (k["pk"]["S"], k["sk"]["S"]) in found
+        ]

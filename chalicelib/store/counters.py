@@ -7,7 +7,9 @@ write they count; run counts in the same transaction as the run's final record
 (engine.lifecycle, F1), so a count is made exactly when its record is, whatever crashes.
 
 `total_executions` is also counted by the hour the run started, one attribute per hour, for
-`last_24h_executions`; hours older than a day are removed as a shard is written.
+`last_24h_executions`, and `failed_executions` the same way (`fail#<hour>`), so the last 24
+hours can be shown by outcome (`by_hour`); hours older than a day are removed as a shard is
+written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ COUNTERS = "COUNTERS"
 COUNTER_SHARDS = 8
 HOURS_IN_STATS = 24
 HOUR_PREFIX = "hour#"
+FAILED_PREFIX = "fail#"
 
 
 class Counters:
@@ -59,21 +62,29 @@ class Counters:
         for at, deltas in entries:
             for name, value in deltas.items():
                 totals[name] = totals.get(name, 0) + value
-            if deltas.get("total_executions"):
-                hour = f"{at:%Y-%m-%dT%H}"
-                by_hour[hour] = by_hour.get(hour, 0) + deltas["total_executions"]
+            hour = f"{at:%Y-%m-%dT%H}"
+            for prefix, name in (
+                (HOUR_PREFIX, "total_executions"),
+                (FAILED_PREFIX, "failed_executions"),
+            ):
+                if deltas.get(name):
+                    by_hour[prefix + hour] = by_hour.get(prefix + hour, 0) + deltas[name]
         totals = {k: v for k, v in totals.items() if v}
         by_hour = {k: v for k, v in by_hour.items() if v}
         if not totals and not by_hour:
             return None
-        adds = {**totals, **{f"{HOUR_PREFIX}{hour}": n for hour, n in by_hour.items()}}
+        adds = {**totals, **by_hour}
         names = {f"#a{i}": name for i, name in enumerate(adds)}
         values: dict[str, Any] = {f":a{i}": {"N": repr(v)} for i, v in enumerate(adds.values())}
         expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
         if by_hour:
             latest = max(at for at, _ in entries)
             stale = [latest - timedelta(hours=h) for h in range(25, 49)]
-            old = {f"{HOUR_PREFIX}{hour:%Y-%m-%dT%H}" for hour in stale} - set(adds)
+            old = {
+                f"{prefix}{hour:%Y-%m-%dT%H}"
+                for hour in stale
+                for prefix in (HOUR_PREFIX, FAILED_PREFIX)
+            } - set(adds)
             names.update({f"#old{i}": hour for i, hour in enumerate(sorted(old))})
             expression += " REMOVE " + ", ".join(f"#old{i}" for i in range(len(old)))
         return {
@@ -91,6 +102,7 @@ class Counters:
         keys = [{"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{i}"}} for i in range(COUNTER_SHARDS)]
         totals: dict[str, Any] = {}
         hours: dict[str, int] = {}
+        failed: dict[str, int] = {}
 
         def collect(out: dict[str, Any]) -> None:
             for raw in out["Responses"].get(self._table, []):
@@ -98,6 +110,9 @@ class Counters:
                     if name.startswith(HOUR_PREFIX):
                         hour = name[len(HOUR_PREFIX) :]
                         hours[hour] = hours.get(hour, 0) + value
+                    elif name.startswith(FAILED_PREFIX):
+                        hour = name[len(FAILED_PREFIX) :]
+                        failed[hour] = failed.get(hour, 0) + value
                     elif name == "hours":  # how earlier versions kept them: one map
                         for hour, count in value.items():
                             hours[hour] = hours.get(hour, 0) + count
@@ -110,8 +125,17 @@ class Counters:
             "UnprocessedKeys",
             on_page=collect,
         )
-        recent = {f"{now - timedelta(hours=h):%Y-%m-%dT%H}" for h in range(HOURS_IN_STATS)}
-        totals["last_24h_executions"] = sum(n for hour, n in hours.items() if hour in recent)
+        recent = [now - timedelta(hours=h) for h in range(HOURS_IN_STATS - 1, -1, -1)]
+        names = [f"{hour:%Y-%m-%dT%H}" for hour in recent]
+        totals["last_24h_executions"] = sum(hours.get(name, 0) for name in names)
+        totals["by_hour"] = [
+            {
+                "hour": f"{name}:00:00Z",
+                "succeeded": int(hours.get(name, 0) - failed.get(name, 0)),
+                "failed": int(failed.get(name, 0)),
+            }
+            for name in names
+        ]
         return totals
 
     def add(self, item: dict[str, Any]) -> None:

@@ -26,7 +26,13 @@ def document() -> dict[str, Any]:
 
 
 def route_pairs() -> set[tuple[str, str]]:
-    return {(m, p) for p, methods in app_module.app.routes.items() for m in methods}
+    """The API's routes: under /v1 (the dashboard's pages, /ui, are not part of it)."""
+    return {
+        (m, p)
+        for p, methods in app_module.app.routes.items()
+        if p.startswith(openapi.ROUTE_PREFIX + "/")
+        for m in methods
+    }
 
 
 def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -97,7 +97,11 @@ def test_overview_counts_jobs_as_they_change(api):
 
 
 def test_overview_has_every_contract_field_with_zeroes_at_start(api):
-    assert api.get("/v1/jobs/stats/overview").json == {
+    stats = api.get("/v1/jobs/stats/overview").json
+    hours = stats.pop("last_24h_by_hour")
+    assert len(hours) == 24
+    assert all(h["succeeded"] == 0 and h["failed"] == 0 for h in hours)
+    assert stats == {
         "total_jobs": 0,
         "active_jobs": 0,
         "paused_jobs": 0,
@@ -150,6 +154,14 @@ def test_overview_reads_execution_counters_and_the_last_24_hourly_buckets(api):
     assert stats["failed_executions"] == 1
     assert stats["average_duration"] == pytest.approx(51.5 / 8)
     assert stats["last_24h_executions"] == 3
+    # The chart's hours: the 24 up to now, oldest first, by outcome; 30 hours ago is out.
+    hours = stats["last_24h_by_hour"]
+    assert [h["hour"] for h in hours] == [
+        f"{now - timedelta(hours=h):%Y-%m-%dT%H}:00:00Z" for h in range(23, -1, -1)
+    ]
+    two_hours_ago = hours[-3]
+    assert (two_hours_ago["succeeded"], two_hours_ago["failed"]) == (2, 1)
+    assert sum(h["succeeded"] + h["failed"] for h in hours) == 3
 
 
 def test_listing_ten_of_a_thousand_jobs_reads_in_proportion_to_the_page(api, reads):

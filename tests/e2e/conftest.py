@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ def free_port() -> int:
 
 
 BANNER: list[str] = []
+SERVERS: list[LocalServer] = []
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,8 @@ class LocalServer:
                 "local.run",
                 "--port",
                 str(port),
+                "--ws-port",
+                str(free_port()),
                 "--quiet",
                 "--state-dir",
                 str(state),
@@ -70,8 +73,10 @@ class LocalServer:
                 break
         else:
             raise RuntimeError("the local server exited:\n" + "".join(output))
-        # Keep reading what it prints, so a full pipe never blocks the server.
-        self._drain = threading.Thread(target=lambda: [None for _ in self.stdout], daemon=True)
+        # Keep reading what it prints, so a full pipe never blocks the server; kept, so a
+        # test can check what it logged (never a key).
+        self.output = output
+        self._drain = threading.Thread(target=lambda: self.output.extend(self.stdout), daemon=True)
         self._drain.start()
 
     def stop(self) -> None:
@@ -91,8 +96,15 @@ class LocalServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     local = LocalServer(free_port(), tmp_path_factory.mktemp("state"))
     BANNER.append(local.banner)
+    SERVERS.append(local)
     yield local.port
     local.stop()
+
+
+@pytest.fixture
+def server_output(server: int) -> Callable[[], str]:
+    """What the shared make-run server has printed so far."""
+    return lambda: "".join(SERVERS[-1].output)
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ OPEN = {
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/docs"),
     ("GET", "/api/v1/docs/{asset}"),
+    # The dashboard's page and files (its calls carry the key the user signs in with).
+    ("GET", "/api/ui"),
+    ("GET", "/api/ui/{asset}"),
 }
 
 

@@ -46,7 +46,7 @@ class System:
     def __init__(self, table_name: str, *, duplicate_every_delivery: bool = False) -> None:
         self.clock = Clock(EPOCH)
         self.db = client("dynamodb")
-        ensure_table(self.db, table_name)
+        ensure_table(self.db, table_name, stream=False)
         self.sqs = VirtualSqs(self.clock, duplicate_every_delivery=duplicate_every_delivery)
         self.queue_url = ensure_queue(self.sqs, "work", visibility_timeout=VISIBILITY)
         self.dlq_url = self.sqs.get_queue_url(QueueName="work-dlq")["QueueUrl"]

@@ -22,6 +22,7 @@ def describe_stacks(stage: str) -> dict[str, Any]:
     outputs = {
         "TableName": f"nexus-{stage}",
         "TableArn": f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/nexus-{stage}",
+        "StreamArn": f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/nexus-{stage}/stream/2026-11-26",
         "QueueUrl": queue,
         "QueueName": f"nexus-{stage}-work",
         "QueueArn": f"arn:aws:sqs:eu-west-1:{ACCOUNT}:nexus-{stage}-work",
@@ -52,6 +53,7 @@ def test_the_stage_gets_the_stacks_table_and_queue_names_and_urls(config_file: P
     after = configure(before, "prod", stack_outputs(describe_stacks("prod")))
     env = after["stages"]["prod"]["environment_variables"]
     assert env["NEXUS_TABLE"] == "nexus-prod"
+    assert env["NEXUS_STREAM_ARN"].endswith(":table/nexus-prod/stream/2026-11-26")
     assert (
         env["NEXUS_QUEUE_URL"] == f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/nexus-prod-work"
     )

@@ -32,7 +32,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "nexus.yaml"
 CHALICE_DIR = ROOT / ".chalice"
 STAGES = ("dev", "prod")
-HANDLERS = ("api_handler", "api_key", "tick", "worker", "dead_letter")
+HANDLERS = (
+    "api_handler",
+    "api_key",
+    "tick",
+    "worker",
+    "dead_letter",
+    "websocket_connect",
+    "websocket_message",
+    "websocket_disconnect",
+    "table_changes",
+)
 HANDLER_OF = {"app.app": "api_handler"}  # the packaged Handler of each lambda_functions key
 LAMBDA_MAX_TIMEOUT = 900
 # The only actions allowed on every resource: X-Ray's trace upload has no resource type.
@@ -292,6 +302,7 @@ def test_the_stack_outputs_what_the_deploy_configures_chalice_with() -> None:
         "TableArn",
         "QueueArn",
         "DlqArn",
+        "StreamArn",
     }
 
 
@@ -328,6 +339,9 @@ def test_each_stage_points_at_the_resources_its_stack_creates() -> None:
         assert env["NEXUS_DLQ_NAME"] == dlq
         assert env["NEXUS_QUEUE_URL"].endswith(f"/{work}")
         assert env["NEXUS_DLQ_URL"].endswith(f"/{dlq}")
+        assert (
+            env["NEXUS_STREAM_ARN"].split(":table/")[1].startswith(f"{env['NEXUS_TABLE']}/stream/")
+        )
 
 
 def test_every_function_has_its_memory_and_a_timeout_lambda_accepts() -> None:
@@ -388,6 +402,37 @@ def test_the_packaged_event_sources_read_the_stacks_queues(sam_template: Path) -
         resolve(resource("WorkQueue")["Properties"]["QueueName"], "dev"),
         resolve(resource("DeadLetterQueue")["Properties"]["QueueName"], "dev"),
     }
+
+
+def test_the_stream_handler_reads_the_tables_change_stream_and_the_websocket_api_is_packaged(
+    sam_template: Path,
+) -> None:
+    streams = [
+        (name, event["Properties"])
+        for name, r in sam_resources(sam_template).items()
+        if r["Type"] == "AWS::Serverless::Function"
+        for event in r["Properties"].get("Events", {}).values()
+        if event["Type"] == "DynamoDB"
+    ]
+    assert len(streams) == 1
+    _, source = streams[0]
+    # The stage's configured stream: make deploy writes the stack's (infra.configure).
+    assert (
+        source["Stream"]
+        == chalice_config()["stages"]["dev"]["environment_variables"]["NEXUS_STREAM_ARN"]
+    )
+    assert source["StartingPosition"] == "LATEST"
+    assert resource("Table")["Properties"]["StreamSpecification"] == {
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    }
+    kinds = {r["Type"] for r in sam_resources(sam_template).values()}
+    assert {"AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route"} <= kinds
+    routes = {
+        r["Properties"]["RouteKey"]
+        for r in sam_resources(sam_template).values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    assert routes == {"$connect", "$default", "$disconnect"}
 
 
 # -- the IAM policies ------------------------------------------------------------------------
@@ -514,6 +559,32 @@ def test_each_policy_lets_every_function_write_its_logs_and_traces(stage: str) -
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_each_policy_lets_the_stream_handler_read_the_stage_tables_stream_and_post_to_clients(
+    stage: str,
+) -> None:
+    stream = f"arn:aws:dynamodb:us-east-1:123456789012:table/nexus-{stage}/stream/2026-11-26"
+    for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"):
+        assert grants(stage, f"dynamodb:{action}", stream), action
+    other = "arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/2026-11-26"
+    assert not grants(stage, "dynamodb:GetRecords", other)
+    post = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/POST/@connections/Xy="
+    assert grants(stage, "execute-api:ManageConnections", post)
+    # Only the @connections of an `api` stage: never the REST API's own routes.
+    rest = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/POST/v1/jobs"
+    assert not grants(stage, "execute-api:ManageConnections", rest)
+
+
+# The WebSocket API's id is made by `chalice deploy`, after the policy is written: these two
+# resources name no stage. They reach only the connections API of a stage named `api`, and the
+# read-only list of APIs (GET /v1/realtime finds the stage's WebSocket URL there).
+UNNAMED_RESOURCES = {
+    "arn:aws:execute-api:*:*:*/api/POST/@connections/*": {"execute-api:ManageConnections"},
+    "arn:aws:execute-api:*:*:*/api/DELETE/@connections/*": {"execute-api:ManageConnections"},
+    "arn:aws:apigateway:*::/apis": {"apigateway:GET"},
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: str) -> None:
     known = json.loads(
         resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text()
@@ -527,6 +598,8 @@ def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: 
         for arn in as_list(statement["Resource"]):
             if arn == "*":
                 assert set(as_list(statement["Action"])) <= WILDCARD_ACTIONS, statement
+            elif arn in UNNAMED_RESOURCES:
+                assert set(as_list(statement["Action"])) <= UNNAMED_RESOURCES[arn], statement
             elif arn == ANY_KMS_KEY:
                 # Any key, but only to decrypt the stage's parameters through SSM (below).
                 assert as_list(statement["Action"]) == ["kms:Decrypt"], statement

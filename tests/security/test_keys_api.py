@@ -20,6 +20,9 @@ OPEN_ROUTES = {
     ("/v1/openapi.json", "GET"),
     ("/v1/docs", "GET"),
     ("/v1/docs/{asset}", "GET"),
+    # The dashboard's page and files: no job data; its calls carry the key typed in.
+    ("/ui", "GET"),
+    ("/ui/{asset}", "GET"),
 }
 SCOPE_OF = {
     ("/v1/jobs", "POST"): "jobs:write",
@@ -39,6 +42,7 @@ SCOPE_OF = {
     ("/v1/keys", "GET"): "keys:admin",
     ("/v1/keys/{key_id}", "DELETE"): "keys:admin",
     ("/v1/audit", "GET"): "keys:admin",
+    ("/v1/realtime", "GET"): "jobs:read",
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("/v1/jobs", "POST"): {

@@ -201,3 +201,46 @@ def test_reads_of_missing_keys_add_no_partition_and_a_partitions_last_delete_dro
         assert query["Items"] == []
         with pytest.raises(ClientError, match="ValidationException"):
             db.get_item(TableName="t", Key={"pk": {"S": "p"}})
+
+
+def test_the_change_stream_keeps_its_latest_records_and_forgets_used_iterators(monkeypatch):
+    """The real-time feed reads the embedded table's stream ten times a second: moto kept
+    every record and every iterator it handed out for ever."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, dynamodbstreams_backends
+
+    import local.aws_process as aws_process
+
+    monkeypatch.setattr(StreamShard, "add", StreamShard.add)
+    monkeypatch.setattr(DynamoDBStreamsBackend, "get_records", DynamoDBStreamsBackend.get_records)
+    monkeypatch.setattr(aws_process, "STREAM_RECORDS_KEPT", 100)
+    aws_process.bounded_streams()
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        table = dynamodb_backends["123456789012"]["us-east-1"].tables["t"]
+        streams = dynamodbstreams_backends["123456789012"]["us-east-1"]
+        arn = table.describe(base_key="Table")["Table"]["LatestStreamArn"]
+        first = streams.get_shard_iterator(arn, table.stream_shard.id, "TRIM_HORIZON")
+        for i in range(300):
+            db.put_item(TableName="t", Item={"pk": {"S": f"item-{i}"}})
+        assert len(table.stream_shard.items) < 110  # the latest, in chunks of a tenth
+        out = streams.get_records(first.arn, 1000)
+        pks = [r["dynamodb"]["Keys"]["pk"]["S"] for r in out["Records"]]
+        # An iterator behind the oldest record kept reads from the oldest kept, in order,
+        # to the latest write, with no gap.
+        assert pks == [f"item-{i}" for i in range(300 - len(pks), 300)]
+        seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in out["Records"]]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert first.arn not in streams.shard_iterators
+        assert out["NextShardIterator"] in streams.shard_iterators
+        db.put_item(TableName="t", Item={"pk": {"S": "after"}})
+        more = streams.get_records(out["NextShardIterator"], 1000)["Records"]
+        assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in more] == ["after"]

@@ -31,7 +31,7 @@ REGION = "us-east-1"
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         db = boto3.client("dynamodb", region_name=REGION)
-        ensure_table(db, TABLE)
+        ensure_table(db, TABLE, stream=False)
         yield db
 
 
@@ -43,7 +43,7 @@ def sqs() -> Iterator[Any]:
 
 def fresh_table() -> Any:
     db = boto3.client("dynamodb", region_name=REGION)
-    ensure_table(db, TABLE)
+    ensure_table(db, TABLE, stream=False)
     return db
 
 

@@ -79,11 +79,18 @@ TRANSACTIONS = {
 }
 
 
-def run(transaction: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
-    """A fresh table, the transaction on it: its answer, and the table afterwards."""
+def run(transaction: list[dict[str, Any]], stream: bool = False) -> tuple[Any, ...]:
+    """A fresh table, the transaction on it: its answer, and the table afterwards (and, with
+    a change stream, the changes it recorded for the transaction)."""
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
+        spec = (
+            {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+            if stream
+            else {}
+        )
         db.create_table(
+            **spec,
             TableName=TABLE,
             KeySchema=[
                 {"AttributeName": "pk", "KeyType": "HASH"},
@@ -97,13 +104,32 @@ def run(transaction: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
         )
         for pk in ("old", "kept", "counter"):
             db.put_item(TableName=TABLE, Item={**key(pk), "n": {"N": "5"}, "m": {"L": [{"S": pk}]}})
+        before = stream_records(db) if stream else []
         try:
             db.transact_write_items(TransactItems=transaction)
             answer: Any = "ok"
         except ClientError as exc:
             answer = (exc.response["Error"], exc.response.get("CancellationReasons"))
         items = db.scan(TableName=TABLE, ConsistentRead=True)["Items"]
-        return answer, sorted(items, key=lambda i: i["pk"]["S"])
+        table = sorted(items, key=lambda i: i["pk"]["S"])
+        if not stream:
+            return answer, table
+        return answer, table, stream_records(db)[len(before) :]
+
+
+def stream_records(db: Any) -> list[tuple[str, Any, Any, Any]]:
+    """Every change the table's stream holds: (kind, keys, old image, new image). Read from
+    moto's model: its in-process mock does not route DynamoDB Streams (its server does)."""
+    shard = dynamodb_backends["123456789012"]["us-east-1"].tables[TABLE].stream_shard
+    return [
+        (
+            r.record["eventName"],
+            r.record["dynamodb"]["Keys"],
+            r.record["dynamodb"].get("OldImage"),
+            r.record["dynamodb"].get("NewImage"),
+        )
+        for r in shard.items
+    ]
 
 
 @pytest.mark.parametrize("name", TRANSACTIONS)
@@ -112,6 +138,21 @@ def test_a_transaction_answers_and_leaves_the_table_as_motos_own_does(restore_mo
     motos = run(transaction)
     transactions_copy_only_their_items()
     assert run(transaction) == motos
+
+
+@pytest.mark.parametrize("name", TRANSACTIONS)
+def test_a_transaction_leaves_the_change_stream_as_motos_own_does(restore_moto, name):
+    """The real-time events come from the stream: a cancelled transaction must leave no change
+    there, and a committed one each of its changes, as moto's own (and DynamoDB) do."""
+    transaction = TRANSACTIONS[name]
+    motos = run(transaction, stream=True)
+    transactions_copy_only_their_items()
+    ours = run(transaction, stream=True)
+    assert ours == motos
+    if ours[0] != "ok":
+        assert ours[2] == []  # cancelled: no change recorded
+    else:
+        assert ours[2]
 
 
 def test_a_failed_transaction_puts_back_its_own_items_and_leaves_the_table_in_place(

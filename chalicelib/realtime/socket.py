@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +36,8 @@ from chalicelib.timefmt import iso
 log = logging.getLogger(__name__)
 
 MAX_JOB_IDS = 1_000
+# How far back a reconnecting client may ask to be told what it missed.
+MAX_REPLAY_AGE = timedelta(hours=24)
 MAX_MESSAGE_BYTES = 16 * 1024
 _INSTANT: TypeAdapter[Any] = TypeAdapter(Instant)
 ACTIONS = ("subscribe", "unsubscribe", "ping")
@@ -112,6 +114,8 @@ class Sockets:
             return {"statusCode": 410}
         try:
             action, jobs, since = parse(event.get("body"))
+            if since is not None and since < now - MAX_REPLAY_AGE:
+                raise BadMessage("since: at most 24 hours ago; reload the state over the REST API")
         except BadMessage as exc:
             self._reply(conn, {"type": "error", "detail": str(exc), "time": iso(now)})
             return {"statusCode": 200}

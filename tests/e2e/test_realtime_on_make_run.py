@@ -184,6 +184,10 @@ def test_a_message_the_server_cannot_use_is_answered_with_what_is_wrong(ws_url: 
             (json.dumps({"action": "listen"}), "action"),
             (json.dumps({"action": "subscribe", "jobs": [0]}), "jobs"),
             (json.dumps({"action": "subscribe", "jobs": "*", "since": "yesterday"}), "since"),
+            (
+                json.dumps({"action": "subscribe", "jobs": "*", "since": "2020-01-01T00:00:00Z"}),
+                "24 hours",
+            ),
         ):
             ws.send(message)
             error = client.next(lambda e: e["type"] in ("error", "subscribed"), 10)

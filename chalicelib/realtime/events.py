@@ -9,7 +9,8 @@ This module is pure: it reads two images and says what happened (docs/realtime.m
 | job         | inserted                                  | `job.created`                  |
 | job         | `deleted_at` set (or removed without it)  | `job.deleted`                  |
 | job         | `is_active` false / true                  | `job.paused` / `job.resumed`   |
-| job         | anything else the API shows of it         | `job.updated`                  |
+| job         | anything else the API shows of it, but... | `job.updated`                  |
+| job         | ...what a run changes on it (RUN_FIELDS)  | none: the run's events say it  |
 | run attempt | now `pending` (`retrying`: trigger retry) | `run.pending` / `run.retrying` |
 | run attempt | now `running` (was not)                   | `run.started`                  |
 | run attempt | now `completed` / `failed`, dead-lettered | `run.succeeded` / `run.failed` |
@@ -39,6 +40,9 @@ RUN_EVENTS = {
     "skipped": "run.skipped",
     "missed": "run.missed",
 }
+# What a run changes on its job (its status, its last run, its slots): the run's own events
+# carry it, so a run is not also a job.updated (it would double what a busy job sends).
+RUN_FIELDS = frozenset({"status", "last_run_at", "last_run_status", "running_count"})
 JOB_EVENTS = ("job.created", "job.updated", "job.paused", "job.resumed", "job.deleted")
 EVENT_TYPES = (
     *JOB_EVENTS,
@@ -154,7 +158,8 @@ def _job_events(
         return [Event("job.paused", job.id, written, data, seq)]
     if not was.is_active and job.is_active:
         return [Event("job.resumed", job.id, written, data, seq)]
-    if was.to_api() != data:
+    before = was.to_api()
+    if any(before.get(k) != v for k, v in data.items() if k not in RUN_FIELDS):
         return [Event("job.updated", job.id, written, data, seq)]
     return []
 
@@ -190,10 +195,19 @@ def _run_events(
 
 
 def from_records(records: list[dict[str, Any]], now: datetime) -> list[Event | Revoked]:
+    """A batch's events in the stream's order; of several `job.updated` of one job in it
+    (a tick moving its next run, then a PUT), the last alone: it holds the job as it is."""
     out: list[Event | Revoked] = []
     for record in records:
         out.extend(from_record(record, now))
-    return out
+    last_update = {
+        e.job_id: i for i, e in enumerate(out) if isinstance(e, Event) and e.type == "job.updated"
+    }
+    return [
+        e
+        for i, e in enumerate(out)
+        if not (isinstance(e, Event) and e.type == "job.updated" and last_update[e.job_id] != i)
+    ]
 
 
 def replayed(event: Event) -> Event:

@@ -102,7 +102,8 @@ class Fanout:
         listeners = self._connections.all(now)
         if revoked:
             listeners = self._close_revoked(listeners, revoked, report)
-        work = [(c, [e for e in events if c.wants(e.job_id)]) for c in listeners]
+        texts = [(e, e.to_json()) for e in events]  # once per event, not per listener
+        work = [(c, [t for e, t in texts if c.wants(e.job_id)]) for c in listeners]
         work = [(c, evs) for c, evs in work if evs]
         if not work:
             return report
@@ -154,12 +155,12 @@ class Fanout:
                 log.warning("could not close a revoked key's connection", extra={"error": str(exc)})
         return keep
 
-    def _deliver(self, conn: Connection, events: list[Event]) -> tuple[int, str]:
+    def _deliver(self, conn: Connection, texts: list[str]) -> tuple[int, str]:
         """Events to one connection, in order; (how many were sent, "ok" | "gone" | "failed").
         The rest of its events are not sent after a failure, so none arrives out of order."""
-        for sent, event in enumerate(events):
+        for sent, text in enumerate(texts):
             try:
-                self._sender.send(conn, event.to_json())
+                self._sender.send(conn, text)
             except Gone:
                 try:
                     self._connections.close(conn.id)
@@ -169,4 +170,4 @@ class Fanout:
             except (ClientError, BotoCoreError) as exc:
                 log.warning("event not sent", extra={"connection_id": conn.id, "error": str(exc)})
                 return sent, "failed"
-        return len(events), "ok"
+        return len(texts), "ok"

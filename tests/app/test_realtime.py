@@ -23,7 +23,7 @@ from chalicelib.models import Execution
 from chalicelib.realtime.events import Event, from_records
 from chalicelib.realtime.fanout import STATS_EVERY, Fanout, Sender
 from chalicelib.store import Store
-from chalicelib.store.items import execution_item
+from chalicelib.store.items import execution_item, job_item
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -108,6 +108,40 @@ def test_a_refused_change_makes_no_event(api):
     assert api.put(f"/v1/jobs/{job['id']}", {"interval_seconds": 0}).status_code == 422
     assert api.post("/v1/jobs", a_job(timezone="Mars/Olympus")).status_code == 422
     assert events(stream.records()) == []
+
+
+def job_change(old: Any, new: Any, seq: int = 1) -> dict[str, Any]:
+    keys = {"pk": {"S": f"JOB#{new.id}"}, "sk": {"S": "JOB"}}
+    return {
+        "eventName": "MODIFY",
+        "dynamodb": {
+            "Keys": keys,
+            "SequenceNumber": str(seq),
+            "OldImage": job_item(old),
+            "NewImage": job_item(new),
+        },
+    }
+
+
+def test_what_a_run_changes_on_its_job_is_not_also_a_job_update_but_a_new_next_run_is(api):
+    made = api.post("/v1/jobs", a_job()).json
+    job = Store.over(client("dynamodb"), get_settings().table_name).jobs.get_job(made["id"])
+    ran = job.model_copy(update={"last_run_at": T0, "last_run_status": "completed"})
+    assert events([job_change(job, ran)]) == []
+    moved = job.model_copy(update={"next_run_at": T0 + timedelta(hours=2)})
+    (event,) = events([job_change(job, moved)])
+    assert event.type == "job.updated"
+    assert event.data is not None and event.data["next_run_at"] == "2026-11-26T14:00:00Z"
+
+
+def test_of_several_updates_of_a_job_in_one_batch_only_the_last_is_sent(api):
+    made = api.post("/v1/jobs", a_job()).json
+    job = Store.over(client("dynamodb"), get_settings().table_name).jobs.get_job(made["id"])
+    first = job.model_copy(update={"next_run_at": T0 + timedelta(hours=2)})
+    second = first.model_copy(update={"name": "renamed"})
+    (event,) = events([job_change(job, first, 1), job_change(first, second, 2)])
+    assert (event.type, event.id) == ("job.updated", "2")
+    assert event.data is not None and event.data["name"] == "renamed"
 
 
 def run(status: str, **fields: Any) -> Execution:

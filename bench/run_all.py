@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from common import ROOT
 
@@ -17,7 +18,9 @@ SCRIPTS = [
     ["cold_start.py"],
     ["local_bench.py", "api", "precision"],
 ]
-# The chaos soak exits 1 when an invariant fails: RESULTS.md then says so, and make bench too.
+# Real-time event delivery exits 1 when its p99 is over 1 s or an event was not delivered,
+# and the chaos soak when an invariant fails: RESULTS.md then says so, and make bench too.
+REALTIME = ["realtime_bench.py"]
 CHAOS = ["chaos.py"]
 
 
@@ -50,6 +53,10 @@ def main() -> None:
         for script in SCRIPTS:
             print(f"== {' '.join(script)}", flush=True)
             subprocess.run([sys.executable, *script], cwd=ROOT / "bench", check=True)
+        print(f"== {' '.join(REALTIME)}", flush=True)
+        # A run that ends before writing its figures must not leave the last run's behind.
+        (OUT / "realtime.json").unlink(missing_ok=True)
+        realtime = subprocess.run([sys.executable, *REALTIME], cwd=ROOT / "bench")
         print(f"== {' '.join(CHAOS)}", flush=True)
         chaos = subprocess.run([sys.executable, *CHAOS], cwd=ROOT / "bench")
         run = {
@@ -61,6 +68,11 @@ def main() -> None:
         report()
         if chaos.returncode:
             sys.exit("make bench: the chaos soak failed (bench/.out/chaos.json)")
+        if realtime.returncode:
+            sys.exit(
+                "make bench: real-time event delivery missed its goal or lost events "
+                "(bench/.out/realtime.json)"
+            )
         return
     report()
 
@@ -71,6 +83,8 @@ def report() -> None:
     cold = json.loads((OUT / "cold_start.json").read_text())
     local = json.loads((OUT / "local.json").read_text())
     chaos = json.loads((OUT / "chaos.json").read_text())
+    realtime_file = OUT / "realtime.json"
+    realtime = json.loads(realtime_file.read_text()) if realtime_file.exists() else None
     scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
     per_run = req["per_run"]
     prec, api = local["precision"], local["api"]
@@ -147,6 +161,7 @@ def report() -> None:
             "started_at - scheduled_for on make run's stack",
             "python bench/local_bench.py precision",
         ),
+        realtime_row(realtime),
         (
             "Dispatch capacity (tick CPU, stubbed AWS)",
             f"{cap['runs_per_cpu_second']:,.0f} runs/s = "
@@ -221,12 +236,80 @@ def report() -> None:
         "|---|---|---|---|---|---|",
         *[f"| {' | '.join(row)} |" for row in rows],
         "",
+        *realtime_section(realtime),
         "## Where a goal is missed, and why",
         "",
         (ROOT / "bench" / "NOTES.md").read_text() if (ROOT / "bench" / "NOTES.md").exists() else "",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
     print((ROOT / "bench" / "RESULTS.md").read_text())
+
+
+def realtime_row(rt: dict[str, Any] | None) -> tuple[str, ...]:
+    name, goal = "Event delivery p50 / p95 / p99 / max, write to WebSocket client", "p99 <= 1 s"
+    command = "python bench/realtime_bench.py"
+    if rt is None:
+        return (
+            name,
+            "not measured (no bench/.out/realtime.json)",
+            goal,
+            verdict(False),
+            "-",
+            command,
+        )
+    o = rt["overall"]
+    if not o["count"]:
+        return (name, "no event received", goal, verdict(False), "-", command)
+    return (
+        name,
+        f"{o['p50_s'] * 1000:.0f} / {o['p95_s'] * 1000:.0f} / {o['p99_s'] * 1000:.0f} / "
+        f"{o['max_s'] * 1000:.0f} ms ({o['count']} events to {rt['clients']} clients; "
+        f"{rt['missing_events']} of {rt['expected_events']} missing)",
+        f"{goal}, none missing",
+        verdict(rt["ok"]),
+        'make run; by event kind in "Real-time event delivery" below',
+        command,
+    )
+
+
+def realtime_section(rt: dict[str, Any] | None) -> list[str]:
+    lines = ["## Real-time event delivery (make run)", ""]
+    if rt is None:
+        return [*lines, "Not measured: `bench/realtime_bench.py` wrote no figures.", ""]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f} ms"
+
+    rows = [*rt["delays"].items(), ("all of them", rt["overall"])]
+    lines += [
+        f'{rt["clients"]} WebSocket clients subscribed to `"*"` on `make run`, while '
+        f"{rt['jobs']} interval jobs (every 1 to 3 s) ran for {rt['seconds']} s: "
+        f"{rt['runs']} runs ({', '.join(f'{v} {k}' for k, v in rt['runs_by_status'].items())}). "
+        "Delay: when the client's `recv` returned (time.time()) minus when the table recorded "
+        "the change, on the same clock: the event's `recorded_at` (the embedded AWS's stream "
+        "time for the record) for the run events; just before the POST for job.created. "
+        "Percentiles are nearest-rank. A run's end is recorded with its batch's, after the "
+        "task ended (`completed_at`): that wait is the worker's, not delivery; its p50 / p99: "
+        f"{ms(rt['outcome_write_wait']['p50_s'])} / {ms(rt['outcome_write_wait']['p99_s'])}.",
+        "",
+        "| event | count | p50 | p95 | p99 | max | p99 <= 1 s |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {name} | {s['count']} | {ms(s['p50_s'])} | {ms(s['p95_s'])} | "
+            f"{ms(s['p99_s'])} | {ms(s['max_s'])} | "
+            f"{'-' if s['p99_s'] is None else verdict(s['p99_s'] <= rt['goal_p99_s'])} |"
+            for name, s in rows
+        ],
+        "",
+        f"Completeness: each job's history (`GET /jobs/{{id}}/executions`) read once its runs "
+        f"were over; every run in it, by its status, and every job's creation make "
+        f"{rt['expected_events']} events for the clients together: {rt['received_events']} "
+        f"received, **{rt['missing_events']} missing**, {rt['duplicate_events']} duplicates"
+        + (f", client errors: {'; '.join(rt['client_errors'])}" if rt["client_errors"] else "")
+        + ".",
+        "",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

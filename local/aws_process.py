@@ -148,33 +148,74 @@ def transactions_copy_only_their_items() -> None:
             for table, *_ in before
             if table.stream_shard is not None
         }
-        try:
-            original(self, transact_items)
-        except BaseException:
-            # Backwards, so that an item named twice ends as it was before the first.
-            for table, hash_key, range_key, item in reversed(before):
-                put_back(table, hash_key, range_key, item)
-            for shard, length in streams.values():
-                del shard.items[length:]
-            raise
+        # The stream's lock for the whole transaction: a reader of the stream sees all of its
+        # records or none (bounded_streams).
+        with STREAM_LOCK:
+            try:
+                original(self, transact_items)
+            except BaseException:
+                # Backwards, so that an item named twice ends as it was before the first.
+                for table, hash_key, range_key, item in reversed(before):
+                    put_back(table, hash_key, range_key, item)
+                for shard, length in streams.values():
+                    del shard.items[length:]
+                raise
 
     transact_write_items.copies_items_only = True  # type: ignore[attr-defined]
     models.copy = CopyKeepingTables  # type: ignore[attr-defined,assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def query_reads_its_partition() -> None:
+    """moto answers a Query on the table itself (not an index) by walking every item of the
+    table for those of the partition asked for: a job's history, a key, the WebSocket
+    connections, each cost in proportion to everything stored, under the DynamoDB lock that
+    every other request waits on. It reads the partition alone here (the items moto keeps by
+    partition key), and answers as before (tests/unit/test_embedded_aws.py)."""
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    if getattr(original, "reads_its_partition", False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        hash_key = bound.arguments.get("hash_key")
+        if bound.arguments.get("index_name") is not None or hash_key is None:
+            return original(self, *args, **kwargs)
+        partition = self.items.get(hash_key)
+        if self.range_key_attr is None:
+            items = [partition] if partition is not None else []
+        else:
+            items = list(partition.values()) if partition else []
+        self.all_items = lambda: iter(items)  # the call is serialised: nothing else sees it
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    query.reads_its_partition = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
+
+
 # Change-stream records the embedded AWS keeps (DynamoDB keeps 24 hours of them): the local
 # feed (local/realtime.py) reads them within a fraction of a second of each write.
 STREAM_RECORDS_KEPT = 10_000
+STREAM_LOCK = threading.RLock()
 
 
 def bounded_streams() -> None:
     """moto keeps every change-stream record for ever, and every shard iterator it hands
     out (a new one per GetRecords, ten a second from the local feed): memory that grew with
     every write and every poll. The oldest records are dropped past STREAM_RECORDS_KEPT
-    (their sequence numbers stay as they were), an iterator is forgotten once used, and
-    GetRecords reads under the DynamoDB lock, so it never slices the records while a write
-    trims them. An iterator behind the oldest record kept reads from the oldest one."""
+    (their sequence numbers stay as they were), an iterator is forgotten once used, and a
+    lock of the stream's own keeps GetRecords from slicing the records while a write trims
+    them (not the DynamoDB lock: the feed would wait behind every write). An iterator behind
+    the oldest record kept reads from the oldest one."""
     from moto.dynamodb.models.table import StreamShard
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
@@ -184,14 +225,15 @@ def bounded_streams() -> None:
 
     @functools.wraps(original_add)
     def add(self: Any, old: Any, new: Any) -> None:
-        original_add(self, old, new)
-        excess = len(self.items) - STREAM_RECORDS_KEPT
-        if excess >= STREAM_RECORDS_KEPT // 10:  # in chunks: a trim moves the whole list
-            del self.items[:excess]
-            self.starting_sequence_number += excess
+        with STREAM_LOCK:
+            original_add(self, old, new)
+            excess = len(self.items) - STREAM_RECORDS_KEPT
+            if excess >= STREAM_RECORDS_KEPT // 10:  # in chunks: a trim moves the whole list
+                del self.items[:excess]
+                self.starting_sequence_number += excess
 
     def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
-        with DYNAMODB_LOCK:
+        with STREAM_LOCK:
             iterator = self.shard_iterators.pop(iterator_arn)
             oldest = iterator.stream_shard.starting_sequence_number
             iterator.sequence_number = max(iterator.sequence_number, oldest)
@@ -418,6 +460,7 @@ def main(argv: list[str]) -> int:
     forget_old_receipt_handles()
     drop_empty_partitions()
     bounded_streams()
+    query_reads_its_partition()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

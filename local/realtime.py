@@ -13,7 +13,8 @@ app.table_changes), with events shaped as API Gateway and Lambda shape them:
 - `StreamFeed`: reads the embedded table's change stream (moto's DynamoDB Streams) from its
   latest record and hands each batch to the stream handler, as Lambda's event source does.
 
-Neither the query string (it carries the key) nor a message is ever logged.
+Neither the query string (it carries the key) nor a message is ever logged. make run runs
+both in a process of their own (`RealtimeProcess`), as on AWS they are functions of their own.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ import http.server
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from websockets.datastructures import Headers
@@ -381,3 +386,92 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     if isinstance(created, datetime):
         change["ApproximateCreationDateTime"] = created.timestamp()
     return {**record, "dynamodb": change, "eventSourceARN": stream_arn}
+
+
+# -- in a process of its own ----------------------------------------------------------------
+
+READY = "realtime "
+
+
+def main(argv: list[str]) -> int:
+    """`python -m local.realtime HOST WS_PORT PUBLIC_HOST`: the WebSocket endpoint and the
+    stream feed, with the app's handlers, until stdin closes (make run closes it, or dies).
+
+    On AWS the stream handler and the WebSocket handlers are Lambda functions of their own;
+    here they get a process of their own, so that the fan-out does not wait for the API's and
+    the workers' threads (one interpreter lock) and they do not wait for it. The environment
+    (the embedded AWS's endpoint, the table, the queues) is make run's."""
+    host, port, public_host = argv[0], int(argv[1]), argv[2]
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)  # make run stops this one after its engine
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import app as app_module
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+
+    sockets = WebSocketEndpoint(app_module, host, port, public_host=public_host).start()
+    os.environ["NEXUS_WS_CALLBACK_URL"] = sockets.callback_url
+    feed = StreamFeed(
+        app_module.table_changes,
+        client("dynamodb"),
+        client("dynamodbstreams"),
+        get_settings().table_name,
+    ).start()
+    print(f"{READY}{sockets.url}", flush=True)
+    try:
+        for _ in sys.stdin:
+            pass
+    finally:
+        feed.stop()
+        sockets.stop()
+    return 0
+
+
+class RealtimeProcess:
+    """The child process of `main`; `url` is its WebSocket URL once start() returns."""
+
+    def __init__(self, host: str, port: int, public_host: str) -> None:
+        self._args = [host, str(port), public_host]
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> RealtimeProcess:
+        root = Path(__file__).resolve().parent.parent
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "local.realtime", *self._args],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith(READY):
+            self.stop()
+            raise RuntimeError(f"the real-time endpoint did not start (it printed {line!r})")
+        self.url = line[len(READY) :].strip()
+        # What it prints from now on (its warnings) goes to make run's output.
+        threading.Thread(
+            target=lambda: [print(text, end="", flush=True) for text in self._proc.stdout or ()],
+            daemon=True,
+        ).start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Closes its stdin: it stops its feed, then its clients (each disconnect removes its
+        connection's record), and ends."""
+        if self._proc is None:
+            return
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

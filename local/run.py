@@ -127,17 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"NEXUS_ADMIN_KEY cannot be used: {exc}", flush=True)
             return 2
         server = make_server(app_module.app, args.host, args.port, quiet=args.quiet)
-        # Real-time updates: the WebSocket API and the change stream that feeds it.
-        from local.realtime import StreamFeed, WebSocketEndpoint
+        # Real-time updates: the WebSocket API and the change stream that feeds it, in a
+        # process of their own (local/realtime.py).
+        from local.realtime import RealtimeProcess
 
         public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        sockets = WebSocketEndpoint(
-            app_module, args.host, args.ws_port or args.port + 1, public_host=public_host
-        ).start()
+        sockets = RealtimeProcess(args.host, args.ws_port or args.port + 1, public_host).start()
         os.environ["NEXUS_WEBSOCKET_URL"] = sockets.url
-        os.environ["NEXUS_WS_CALLBACK_URL"] = sockets.callback_url
-        feed = StreamFeed(app_module.table_changes, dynamodb, client("dynamodbstreams"), table)
-        feed.start()
         snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
         tick: TickLoop | None = None
         pollers: list[SqsPoller] = []
@@ -209,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
                 part.stop()
             # Then the events of their last writes, and the clients (each disconnect
             # removes its connection's record before the last snapshot).
-            feed.stop()
             sockets.stop()
             snapshotter.stop()
     finally:

@@ -22,7 +22,7 @@ This module is pure: it reads two images and says what happened (docs/realtime.m
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -65,6 +65,9 @@ class Event:
     data: dict[str, Any] | None = None
     id: str | None = None
     replay: bool = False
+    # When the table recorded the change (the stream's time for it): `time` is when it
+    # happened (a run's start or end), which a batched write may record a little later.
+    recorded: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -75,6 +78,8 @@ class Event:
         }
         if self.id is not None:
             body["id"] = self.id
+        if self.recorded is not None:
+            body["recorded_at"] = iso(self.recorded)
         if self.replay:
             body["replay"] = True
         if self.data is not None:
@@ -125,9 +130,9 @@ def from_record(record: dict[str, Any], now: datetime) -> list[Event | Revoked]:
     written = _written_at(change, now)
     seq = change.get("SequenceNumber")
     if pk.startswith("JOB#") and sk == "JOB":
-        return list(_job_events(old, new, written, seq))
+        return [replace(e, recorded=written) for e in _job_events(old, new, written, seq)]
     if pk.startswith("JOB#") and sk.startswith("RUN#"):
-        return list(_run_events(old, new, written, seq))
+        return [replace(e, recorded=written) for e in _run_events(old, new, written, seq)]
     if pk == META and sk.startswith(f"{COUNTERS}#"):
         return [Event("stats.changed", None, written, id=seq)]
     newly_revoked = bool(new and "revoked_at" in new and not (old and "revoked_at" in old))

@@ -52,7 +52,7 @@ def _key(connection_id: str) -> dict[str, Any]:
     return {"pk": {"S": CONNECTIONS}, "sk": {"S": connection_id}}
 
 
-def _from_item(raw: dict[str, Any]) -> Connection:
+def connection_from_item(raw: dict[str, Any]) -> Connection:
     data = load(raw)
     connected = parse_stored(data["connected_at"])
     assert connected is not None
@@ -118,7 +118,7 @@ class ConnectionStore:
             if is_condition_failure(exc):
                 return None
             raise
-        return _from_item(out["Attributes"])
+        return connection_from_item(out["Attributes"])
 
     def close(self, connection_id: str) -> None:
         with_backoff(
@@ -133,7 +133,7 @@ class ConnectionStore:
             ),
             what="reading a connection",
         )
-        return _from_item(out["Item"]) if "Item" in out else None
+        return connection_from_item(out["Item"]) if "Item" in out else None
 
     def all(self, now: datetime) -> list[Connection]:
         """Every open connection (not past its expiry: TTL deletes lag by hours)."""
@@ -144,5 +144,5 @@ class ConnectionStore:
             ExpressionAttributeValues={":p": {"S": CONNECTIONS}},
             ConsistentRead=True,
         )
-        found = [_from_item(raw) for raw in items]
+        found = [connection_from_item(raw) for raw in items]
         return [c for c in found if c.expires_at > now]

@@ -334,7 +334,7 @@ def test_a_send_that_fails_neither_stops_the_batch_nor_drops_the_listener(wired)
     gateway.broken.add("broken")
     api.post("/v1/jobs", a_job())
     report = fanout.handle(stream.records(), T0)  # does not raise: Lambda would resend all
-    assert report.failed == 1
+    assert report.failed == 2  # the job's event, then the stats (each its own round of sends)
     assert "job.created" in gateway.kinds("fine")
     # Still subscribed: the next batch is tried again.
     assert store.connections.get("broken") is not None
@@ -378,3 +378,30 @@ def test_a_connection_past_its_lifetime_gets_nothing(wired):
     api.post("/v1/jobs", a_job())
     fanout.handle(stream.records(), T0 + timedelta(hours=3))
     assert gateway.frames["old"] == []
+
+
+def test_a_subscription_recorded_before_a_change_hears_it_without_reading_every_listener_again(
+    wired,
+):
+    api, store, gateway, fanout, _ = wired
+    stream = Stream()
+    listener(store, "first", "*")
+    api.post("/v1/jobs", a_job(name="one"))
+    fanout.handle(stream.records(), T0)  # reads the listeners: one Query
+    queries: list[str] = []
+    client("dynamodb").meta.events.register(
+        "before-call.dynamodb.Query", lambda **kw: queries.append("Query")
+    )
+    listener(store, "late", "*")
+    api.post("/v1/jobs", a_job(name="two"))
+    store.connections.close("first")
+    fanout.handle(stream.records(), T0 + timedelta(milliseconds=500))
+    assert queries == []  # the batch's own connection records kept the list current
+    assert [f["data"]["name"] for f in gateway.frames["late"] if f["type"] == "job.created"] == [
+        "two"
+    ]
+    assert [f["data"]["name"] for f in gateway.frames["first"] if f["type"] == "job.created"] == [
+        "one"
+    ]
+    fanout.handle(stream.records(), T0 + timedelta(seconds=2))
+    assert len(queries) <= 1  # read again once the list is a second old (if there is news)

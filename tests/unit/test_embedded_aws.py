@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -244,3 +245,88 @@ def test_the_change_stream_keeps_its_latest_records_and_forgets_used_iterators(m
         db.put_item(TableName="t", Item={"pk": {"S": "after"}})
         more = streams.get_records(out["NextShardIterator"], 1000)["Records"]
         assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in more] == ["after"]
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "a partition": {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "p1"}},
+    },
+    "a range, newest first, a page": {
+        "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":p": {"S": "p2"}, ":a": {"S": "s03"}, ":b": {"S": "s07"}},
+        "ScanIndexForward": False,
+        "Limit": 2,
+    },
+    "a prefix, filtered, consistent": {
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+        "FilterExpression": "n > :n",
+        "ExpressionAttributeValues": {":p": {"S": "p1"}, ":s": {"S": "s0"}, ":n": {"N": "3"}},
+        "ConsistentRead": True,
+    },
+    "after a start key": {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "p2"}},
+        "ExclusiveStartKey": {"pk": {"S": "p2"}, "sk": {"S": "s04"}},
+    },
+    "an empty partition": {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "none"}},
+    },
+    "an index": {
+        "IndexName": "by_n",
+        "KeyConditionExpression": "g = :g",
+        "ExpressionAttributeValues": {":g": {"S": "even"}},
+    },
+}
+
+
+def query_answers() -> dict[str, Any]:
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName="t",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_n",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for p in ("p1", "p2", "p3"):
+            for i in range(10):
+                item = {"pk": {"S": p}, "sk": {"S": f"s{i:02d}"}, "n": {"N": str(i)}}
+                item["g"] = {"S": "even" if i % 2 == 0 else "odd"}
+                db.put_item(TableName="t", Item=item)
+        return {name: db.query(TableName="t", **q) for name, q in QUERIES.items()}
+
+
+def test_a_query_that_reads_its_partition_answers_as_motos_own_walk_of_the_table(monkeypatch):
+    from moto.dynamodb.models.table import Table
+
+    from local.aws_process import query_reads_its_partition
+
+    monkeypatch.setattr(Table, "query", Table.query)
+    walks = []
+    walk = Table.all_items
+    monkeypatch.setattr(Table, "all_items", lambda self: walks.append(1) or walk(self))
+    motos = query_answers()
+    walked_before = len(walks)
+    query_reads_its_partition()
+    ours = query_answers()
+    # Only the index query walks the table now (and the puts, as before).
+    assert len(walks) - walked_before < walked_before - 4
+    for name in QUERIES:
+        for answer in (motos[name], ours[name]):
+            answer.pop("ResponseMetadata")
+        assert ours[name] == motos[name], name
+    assert [i["sk"]["S"] for i in ours["a range, newest first, a page"]["Items"]] == ["s07", "s06"]

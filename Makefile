@@ -8,7 +8,7 @@ STAGE ?= dev
 STACK := nexus-$(STAGE)
 
 .PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli \
-	admin-key
+	admin-key screenshots
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -34,6 +34,10 @@ bench: $(BIN)/.installed
 ## chaos: a chaos soak on make run (about 6 minutes); fails if a run is doubled, lost or stuck
 chaos: $(BIN)/.installed
 	cd bench && ../$(BIN)/python chaos.py
+
+## screenshots: the dashboard's pages, as the browser tests see them, into docs/screenshots/
+screenshots: $(BIN)/.installed
+	NEXUS_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -42,9 +42,10 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rate: int = Field(20, ge=1, le=10_000)
-    burst: int = Field(40, ge=1, le=20_000)
-    execute_rate: int = Field(2, ge=1, le=1_000)
+    # Strict: JSON's true is not 1 (schemathesis sent `"rate": true` and got a 201).
+    rate: int = Field(20, ge=1, le=10_000, strict=True)
+    burst: int = Field(40, ge=1, le=20_000, strict=True)
+    execute_rate: int = Field(2, ge=1, le=1_000, strict=True)
 
 
 class KeyCreate(BaseModel):

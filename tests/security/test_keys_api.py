@@ -241,3 +241,16 @@ def test_a_key_that_cannot_be_read_just_now_gets_503_not_500(api):
     with throttled("GetItem", "KEY#"):
         answer = api.get("/v1/jobs")
     assert answer.status_code == 503 and answer.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("value", [True, 2.5, "10"], ids=["true", "a fraction", "a string"])
+def test_a_rate_limit_that_is_not_a_whole_number_is_refused_naming_the_field(api, value):
+    api.get("/v1/keys")  # the admin key's last use is noted now, not during the refusal
+    unchanged = lambda: [i for i in table_items() if '"RATE#' not in i]  # noqa: E731
+    before = unchanged()
+    response = api.post(
+        "/v1/keys", {"name": "k", "scopes": ["jobs:read"], "rate_limit": {"rate": value}}
+    )
+    assert response.status_code == 422
+    assert "rate_limit" in json.dumps(response.json) and "rate" in json.dumps(response.json)
+    assert unchanged() == before  # no key, no audit entry (the request's own count aside)

@@ -80,7 +80,8 @@ class Server:
             NEXUS_ADMIN_KEY=BENCH_KEY,
         )
         self.log_path = log_path
-        argv = ["-m", "local.run", "--quiet", "--port", str(port), "--state-dir", str(state)]
+        argv = ["-m", "local.run", "--quiet", "--port", str(port), "--ws-port", "0"]
+        argv += ["--state-dir", str(state)]
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             cwd=ROOT,

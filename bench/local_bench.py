@@ -95,7 +95,18 @@ def precision(jobs: int = 50, interval: int = 5, seconds: int = 35) -> dict[str,
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
         proc = start(
-            ["-m", "local.run", "--port", str(port), "--quiet", "--state-dir", state], "State in"
+            [
+                "-m",
+                "local.run",
+                "--port",
+                str(port),
+                "--ws-port",
+                "0",
+                "--quiet",
+                "--state-dir",
+                state,
+            ],
+            "State in",
         )
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -207,6 +218,8 @@ def api(n: int = 300) -> dict[str, Any]:
             [
                 "-m",
                 "local.run",
+                "--ws-port",
+                "0",
                 "--port",
                 str(port),
                 "--quiet",

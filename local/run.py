@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ws-port",
         type=int,
-        default=int(os.environ.get("WS_PORT", "0")) or None,
-        help="the WebSocket endpoint of real-time updates (default: the API's port + 1)",
+        default=int(os.environ["WS_PORT"]) if os.environ.get("WS_PORT") else None,
+        help="the WebSocket endpoint of real-time updates (default: the API's port + 1; 0: "
+        "any free port)",
     )
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="no line per request")
@@ -132,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         from local.realtime import RealtimeProcess
 
         public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        sockets = RealtimeProcess(args.host, args.ws_port or args.port + 1, public_host).start()
+        ws_port = args.port + 1 if args.ws_port is None else args.ws_port
+        try:
+            sockets = RealtimeProcess(args.host, ws_port, public_host).start()
+        except RuntimeError as exc:
+            print(f"{exc}: is port {ws_port} in use? WS_PORT=... picks another", flush=True)
+            return 2
         os.environ["NEXUS_WEBSOCKET_URL"] = sockets.url
         snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
         tick: TickLoop | None = None

@@ -287,7 +287,7 @@ def realtime_section(rt: dict[str, Any] | None) -> list[str]:
         f"{rt['runs']} runs ({', '.join(f'{v} {k}' for k, v in rt['runs_by_status'].items())}). "
         "Delay: when the client's `recv` returned (time.time()) minus when the table recorded "
         "the change, on the same clock: the event's `recorded_at` (the embedded AWS's stream "
-        "time for the record) for the run events; just before the POST for job.created. "
+        "time for the record), for every kind. "
         "Percentiles are nearest-rank. A run's end is recorded with its batch's, after the "
         "task ended (`completed_at`): that wait is the worker's, not delivery; its p50 / p99: "
         f"{ms(rt['outcome_write_wait']['p50_s'])} / {ms(rt['outcome_write_wait']['p99_s'])}.",

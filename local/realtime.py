@@ -228,14 +228,17 @@ def _management_handler(endpoint: WebSocketEndpoint) -> type[http.server.BaseHTT
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the connection ids and bodies stay out of the log
 
-        def _target(self) -> tuple[str, ServerConnection | None] | None:
+        def _target(self) -> ServerConnection | None:
+            """The connection the path names; None once a 404 or a 410 has been answered."""
             path = urllib.parse.urlsplit(self.path).path
             prefix = "/@connections/"
             if not path.startswith(prefix):
                 self._answer(404, {"message": "Not Found"})
                 return None
-            connection_id = urllib.parse.unquote(path[len(prefix) :])
-            return connection_id, endpoint.connection(connection_id)
+            conn = endpoint.connection(urllib.parse.unquote(path[len(prefix) :]))
+            if conn is None:
+                self._gone()
+            return conn
 
         def _answer(self, status: int, body: dict[str, Any] | None, error: str = "") -> None:
             data = json.dumps(body).encode() if body is not None else b""
@@ -253,12 +256,9 @@ def _management_handler(endpoint: WebSocketEndpoint) -> type[http.server.BaseHTT
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(length)
-            target = self._target()
-            if target is None:
-                return
-            _, conn = target
+            conn = self._target()
             if conn is None:
-                return self._gone()
+                return
             try:
                 conn.send(data.decode("utf-8"))
             except ConnectionClosed:
@@ -266,22 +266,16 @@ def _management_handler(endpoint: WebSocketEndpoint) -> type[http.server.BaseHTT
             self._answer(200, None)
 
         def do_DELETE(self) -> None:
-            target = self._target()
-            if target is None:
-                return
-            _, conn = target
+            conn = self._target()
             if conn is None:
-                return self._gone()
+                return
             conn.close(code=1008, reason="closed by the server")
             self._answer(204, None)
 
         def do_GET(self) -> None:
-            target = self._target()
-            if target is None:
-                return
-            _, conn = target
+            conn = self._target()
             if conn is None:
-                return self._gone()
+                return
             peer = conn.remote_address
             self._answer(
                 200,

@@ -22,7 +22,7 @@ This module is pure: it reads two images and says what happened (docs/realtime.m
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,18 +43,6 @@ RUN_EVENTS = {
 # What a run changes on its job (its status, its last run, its slots): the run's own events
 # carry it, so a run is not also a job.updated (it would double what a busy job sends).
 RUN_FIELDS = frozenset({"status", "last_run_at", "last_run_status", "running_count"})
-JOB_EVENTS = ("job.created", "job.updated", "job.paused", "job.resumed", "job.deleted")
-EVENT_TYPES = (
-    *JOB_EVENTS,
-    "run.pending",
-    "run.retrying",
-    "run.started",
-    "run.succeeded",
-    "run.failed",
-    "run.skipped",
-    "run.missed",
-    "stats.changed",
-)
 
 
 @dataclass(frozen=True)
@@ -68,7 +56,6 @@ class Event:
     # When the table recorded the change (the stream's time for it): `time` is when it
     # happened (a run's start or end), which a batched write may record a little later.
     recorded: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {
@@ -84,7 +71,6 @@ class Event:
             body["replay"] = True
         if self.data is not None:
             body["data"] = self.data
-        body.update(self.extra)
         return json.dumps(body, separators=(",", ":"), default=_plain)
 
 
@@ -213,7 +199,3 @@ def from_records(records: list[dict[str, Any]], now: datetime) -> list[Event | R
         for i, e in enumerate(out)
         if not (isinstance(e, Event) and e.type == "job.updated" and last_update[e.job_id] != i)
     ]
-
-
-def replayed(event: Event) -> Event:
-    return Event(event.type, event.job_id, event.time, event.data, event.id, replay=True)

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,6 @@ from pydantic import TypeAdapter, ValidationError
 from chalicelib.errors import NexusError
 from chalicelib.models import Instant
 from chalicelib.realtime import replay
-from chalicelib.realtime.events import Event
 from chalicelib.realtime.fanout import Gone, Sender
 from chalicelib.security.gate import AuthUnavailable, Gate, RateLimited
 from chalicelib.security.keys import Forbidden, NotAuthenticated
@@ -219,10 +217,3 @@ def parse(body: Any) -> tuple[str, str | list[int] | None, datetime | None]:
                 "since: an ISO 8601 instant with a zone, e.g. 2026-11-26T17:00:00Z"
             ) from None
     return action, jobs, since
-
-
-def sockets_for(store: Store, gate: Gate, client_for: Callable[[str], Any]) -> Sockets:
-    return Sockets(store, gate, Sender(client_for))
-
-
-__all__ = ["Event", "Sockets", "callback_endpoint", "parse", "sockets_for"]

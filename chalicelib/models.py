@@ -91,10 +91,74 @@ Tag = Annotated[
 ]
 
 
+ConcurrencyPolicy = Literal["allow", "forbid", "buffer_one", "replace"]
+MAX_CALENDARS = 10
+MAX_BLACKOUTS = 20
+CALENDAR_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CalendarName = Annotated[str, StringConstraints(pattern=CALENDAR_NAME)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+
+
 class _Input(BaseModel):
     # Unknown fields are refused rather than ignored: a typo such as `cron_expresion`
     # must not silently create a job with a different schedule.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class BlackoutWindow(_Input):
+    """A local time range in the job's zone in which it does not run.
+
+    Weekly: `start` and `end` are clock times ("22:00", "06:00"; an end before the start runs
+    into the next day; "24:00" is the end of the day) on `days` (default every day). Dated:
+    `start` and `end` are local date-times ("2027-12-24T18:00") and `days` is left out.
+    """
+
+    start: Annotated[str, StringConstraints(min_length=5, max_length=25)]
+    end: Annotated[str, StringConstraints(min_length=5, max_length=25)]
+    days: Annotated[list[Weekday], Field(min_length=1, max_length=7)] | None = None
+
+    @field_validator("end")
+    @classmethod
+    def _same_kind(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is None:
+            return end
+        clock = bool(_CLOCK.fullmatch(start)), bool(_CLOCK.fullmatch(end))
+        if clock == (True, True):
+            if start == end:
+                raise ValueError("must differ from start (a window of no time)")
+            return end
+        if any(clock):
+            raise ValueError(
+                "start and end must both be clock times ('22:00') for a weekly window, or "
+                "both local date-times ('2027-12-24T18:00') for a dated one"
+            )
+        try:
+            first, last = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        except ValueError:
+            raise ValueError(
+                "start and end must both be clock times ('22:00') or both local date-times "
+                "('2027-12-24T18:00')"
+            ) from None
+        if first.tzinfo is not None or last.tzinfo is not None:
+            raise ValueError("a dated window is in the job's time zone: leave out the offset")
+        if not FIRST_YEAR <= first.year <= LAST_YEAR or not FIRST_YEAR <= last.year <= LAST_YEAR:
+            raise ValueError(f"out of range; accepted: {INSTANT_RANGE}")
+        if last <= first:
+            raise ValueError("must be after start")
+        return end
+
+    @field_validator("days")
+    @classmethod
+    def _weekly_only(cls, days: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if days is not None and not _CLOCK.fullmatch(str(info.data.get("start", ""))):
+            raise ValueError("days apply to a weekly window (start and end as clock times)")
+        return None if days is None else list(dict.fromkeys(days))
+
+    @property
+    def weekly(self) -> bool:
+        return bool(_CLOCK.fullmatch(self.start))
 
 
 class ScheduleFields(_Input):
@@ -129,7 +193,24 @@ class JobCreate(ScheduleFields):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
     misfire_grace_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
-    concurrency_policy: Literal["allow", "forbid"] = "allow"
+    concurrency_policy: ConcurrencyPolicy = "allow"
+    # Holiday calendars by name (/v1/calendars): no run on their dates, or only on them.
+    exclude_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
+        default_factory=list
+    )
+    only_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
+        default_factory=list
+    )
+    # Local time ranges in the job's zone when it must not run (chalicelib.exclusions).
+    blackout_windows: Annotated[list[BlackoutWindow], Field(max_length=MAX_BLACKOUTS)] = Field(
+        default_factory=list
+    )
+    blackout_policy: Literal["skip", "defer"] = "skip"
+
+    @field_validator("exclude_calendars", "only_calendars")
+    @classmethod
+    def _unique_calendars(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(names))
 
     @field_validator("tags")
     @classmethod
@@ -155,6 +236,10 @@ NON_NULLABLE = frozenset(
         "metadata",
         "misfire_grace_seconds",
         "concurrency_policy",
+        "exclude_calendars",
+        "only_calendars",
+        "blackout_windows",
+        "blackout_policy",
     }
 )
 UPDATABLE = frozenset(JobCreate.model_fields)
@@ -236,6 +321,11 @@ class Job(JobCreate):
     updated_at: datetime
     # Bumped on every write the API or a claim makes: updates are conditional on it.
     version: int = 1
+    # A pause's note and end: the job resumes by itself at `paused_until` (engine.control).
+    paused_note: str | None = None
+    paused_until: datetime | None = None
+    # The run waiting for the running one to finish (buffer_one, replace): its run key.
+    buffered: str | None = None
 
     @property
     def running_count(self) -> int:
@@ -256,7 +346,9 @@ class Job(JobCreate):
         from chalicelib.security.secrets import redacted
         from chalicelib.timefmt import iso
 
-        out = self.model_dump(exclude={"version", "last_run_status", "running", "deleted_at"})
+        out = self.model_dump(
+            exclude={"version", "last_run_status", "running", "deleted_at", "buffered"}
+        )
         out["status"] = self.current_status
         out["running_count"] = self.running_count
         for key in (
@@ -267,6 +359,7 @@ class Job(JobCreate):
             "last_run_at",
             "created_at",
             "updated_at",
+            "paused_until",
         ):
             out[key] = iso(getattr(self, key))
         out["last_run_status"] = self.last_run_status
@@ -275,10 +368,14 @@ class Job(JobCreate):
 
 
 ExecutionStatus = Literal[
-    "pending", "running", "completed", "failed", "missed", "skipped", "dead_lettered"
+    "pending", "running", "completed", "failed", "missed", "skipped", "dead_lettered", "cancelled"
 ]
-FINAL_STATUSES = frozenset({"completed", "failed", "missed", "skipped", "dead_lettered"})
-Trigger = Literal["scheduled", "manual", "retry"]
+FINAL_STATUSES = frozenset(
+    {"completed", "failed", "missed", "skipped", "dead_lettered", "cancelled"}
+)
+Trigger = Literal["scheduled", "manual", "retry", "backfill"]
+# How a backfill's runs meet the job's other runs (engine.backfill).
+BackfillOverlap = Literal["allow", "skip", "buffer_all"]
 
 
 class Execution(BaseModel):
@@ -313,6 +410,11 @@ class Execution(BaseModel):
     not_before: datetime | None = None
     # DynamoDB TTL: the record expires after the retention period.
     expires_at: datetime | None = None
+    # A backfill's runs: which backfill, and how they meet the job's other runs.
+    backfill_id: str | None = None
+    overlap: BackfillOverlap | None = None
+    # Set on a running attempt that must stop (a cancel, or a `replace` job's next run): why.
+    cancel_requested: str | None = None
 
     @property
     def start_at(self) -> datetime:

@@ -46,6 +46,12 @@ JOB: dict[str, Any] = {
     "end_time": None,
     "misfire_grace_seconds": 300,
     "concurrency_policy": "allow",
+    "exclude_calendars": [],
+    "only_calendars": [],
+    "blackout_windows": [],
+    "blackout_policy": "skip",
+    "paused_note": None,
+    "paused_until": None,
 }
 
 JOB_UPDATE = {"name": "Updated Job Name", "is_active": False, "priority": 7}
@@ -80,6 +86,9 @@ EXECUTION: dict[str, Any] = {
     "missed_until": None,
     "lease_until": None,
     "not_before": "2025-01-20T14:00:00Z",
+    "backfill_id": None,
+    "overlap": None,
+    "cancel_requested": None,
 }
 
 STATS = {

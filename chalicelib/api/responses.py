@@ -44,6 +44,10 @@ class JobOut(JobCreate):
     created_by_key: str | None = Field(description="The id of the API key that made the job.")
     created_at: datetime
     updated_at: datetime
+    paused_note: str | None = Field(description="Why the job was paused, as the pause said.")
+    paused_until: datetime | None = Field(
+        description="When a paused job resumes by itself (its next run counts from then)."
+    )
 
 
 # The Execution fields `Execution.to_api()` leaves out.

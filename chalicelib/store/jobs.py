@@ -35,7 +35,11 @@ from chalicelib.store.items import (
 from chalicelib.timefmt import parse_stored, sortable
 
 # Written by the engine only: an API update never touches them, so it cannot undo a run's record.
-ENGINE_FIELDS = frozenset({"last_run_at", "last_run_status", "running", "deleted_at"})
+ENGINE_FIELDS = frozenset(
+    {"last_run_at", "last_run_status", "running", "deleted_at", "buffered"}
+)
+# Set by a pause, cleared by a resume: written (or removed) with the job's state.
+PAUSE_FIELDS = frozenset({"paused_note", "paused_until"})
 # A filter expression may be at most 4 KB; a tag filter of this many tags stays far below it.
 MAX_TAG_FILTER = 20
 # An `allow` job shows at most this many runs in its slot map (the item would grow past 1 KB,
@@ -138,7 +142,9 @@ class JobStore:
             names[f"#f{i}"] = key
             values[f":v{i}"] = value
             sets.append(f"#f{i} = :v{i}")
-        cleared = {k for k, v in after.model_dump(include=set(UPDATABLE)).items() if v is None}
+        cleared = {
+            k for k, v in after.model_dump(include=set(UPDATABLE) | PAUSE_FIELDS).items() if v is None
+        }
         if reschedule:
             cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error"}
         for key in sorted(cleared - set(item)):

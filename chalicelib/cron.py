@@ -20,6 +20,21 @@ Syntax
   shorter than N days has no match). Day-of-week also takes ``D#K`` (the K-th weekday D of
   the month, K 1-5) and ``DL`` (the last weekday D of the month). All of these can be comma
   list items (``1#1,5L``).
+- ``H`` spreads jobs over time, as Jenkins does, in any field: one value picked by a stable
+  hash (SHA-256, never Python's salted ``hash()``) of ``"{spread_key}:{field name}"``, so a
+  thousand ``H * * * *`` jobs start on different minutes, each always on the same one, and
+  one job's minute and hour are hashed apart. ``H(A-B)`` picks within A-B; ``H/S`` runs every
+  S starting at hash % S (``H/15``: four runs an hour, 15 minutes apart); ``H(A-B)/S`` does
+  the same inside A-B. A step is 1 up to the size of its range. All of them can be comma
+  list items, and every H in one field shares that field's hash (``H(0-9),H(30-39)`` gives
+  two minutes 30 apart). A bare ``H`` (or ``H/S``) picks day-of-month from 1-28, which every
+  month has, and day-of-week from 0-6, so Sunday is not twice as likely (both as Jenkins);
+  an explicit ``H(A-B)`` may use the whole field. ``H`` and ``h`` are alike.
+  `CronExpression.parse` takes the job's id as ``spread_key``; without one (``None``) the key
+  is ``"0"``, so an expression parsed for no job in particular still resolves to the same
+  values every time. ``canonical`` is the resolved expression in plain cron
+  (``H/15 H * * *`` -> ``7/15 14 * * *``), and every rule below applies to that expression:
+  ``H H * * *`` is a fixed-time job, ``0 0 H * H`` matches either day field.
 
 Which days match
 ----------------
@@ -50,6 +65,7 @@ Results are aware UTC datetimes on a whole second. Nothing here reads the clock.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -96,6 +112,7 @@ _DAY_NAMES = {
     name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))
 }
 _DIGITS = re.compile(r"[0-9]+")
+_SPREAD_FORMS = "H, H(A-B), H/S or H(A-B)/S, e.g. H(0-29)/10"
 # What an L/W/# item looks like, to say where those belong when one turns up elsewhere.
 _SPECIAL_ITEM = re.compile(r"L|LW|[0-9]+[LW]|[0-9A-Z]*#[0-9]*")
 
@@ -112,6 +129,8 @@ class _Field:
     hi: int
     names: dict[str, int] = field(default_factory=dict)
     extras: str = ""
+    # The top of a bare H's range when it is narrower than the field's (day-of-month, -week).
+    spread_hi: int | None = None
 
     @property
     def span(self) -> str:
@@ -124,7 +143,7 @@ class _Field:
     def accepted(self) -> str:
         return (
             f"accepted: *, a value {self.span}, a range such as 1-5, a step such as */5, 5/10 "
-            f"or 1-30/5{self.extras}, or a comma list of those"
+            f"or 1-30/5{self.extras}, a spread value {_SPREAD_FORMS}, or a comma list of those"
         )
 
     def invalid(self, item: str) -> CronError:
@@ -199,6 +218,61 @@ class _Field:
     def parse(self, text: str) -> tuple[int, ...]:
         return tuple(sorted({v for item in self.items(text) for v in self.values(item)}))
 
+    def resolve_spread(self, text: str, spread_key: str) -> str:
+        """`text` with each H item replaced by the plain cron it stands for under
+        `spread_key`; other items are kept as written (so text without H comes back as is)."""
+        if "H" not in text.upper():
+            return text
+        seed = hashlib.sha256(f"{spread_key}:{self.name}".encode()).digest()
+        number = int.from_bytes(seed[:8], "big")
+        return ",".join(
+            self._spread_item(item, number) if item.upper().startswith("H") else item
+            for item in self.items(text)
+        )
+
+    def _spread_item(self, item: str, number: int) -> str:
+        """One `H`, `H(A-B)`, `H/S` or `H(A-B)/S` item as plain cron, picked by `number`."""
+        body, slash, step_text = item[1:].partition("/")
+        if not body:
+            lo, hi = self.lo, self.hi if self.spread_hi is None else self.spread_hi
+        elif body.startswith("(") and body.endswith(")"):
+            first, dash, last = body[1:-1].partition("-")
+            if not (first and dash and last):
+                raise CronError(
+                    f"{self.name} '{item}': an H range is written H(A-B) with A and B in "
+                    f"{self.span}, e.g. H(0-29); accepted forms: {_SPREAD_FORMS}"
+                )
+            lo, hi = self.value(first, item), self.value(last, item)
+            if lo > hi:
+                raise CronError(
+                    f"{self.name} '{item}': the H range is reversed; write the smaller value "
+                    "first, e.g. H(10-30)"
+                )
+        else:
+            raise CronError(
+                f"{self.name} '{item}' is not a valid H; accepted forms: {_SPREAD_FORMS}"
+            )
+        size = hi - lo + 1
+        if not slash:
+            return str(lo + number % size)
+        if not _DIGITS.fullmatch(step_text):
+            raise CronError(
+                f"{self.name} '{item}': the step after '/' must be a whole number 1-{size}"
+            )
+        step = int(step_text) if len(step_text) <= 6 else size + 1
+        if step == 0:
+            raise CronError(f"{self.name} '{item}' has a step of 0; a step must be 1-{size}")
+        if step > size:
+            # Jenkins's rule: a longer step could leave the range with no value at all.
+            raise CronError(
+                f"{self.name} '{item}': step {step} is out of range 1-{size}, the number of "
+                f"values in {lo}-{hi}"
+            )
+        start = lo + number % step
+        if start + step > hi:  # a single run: say so plainly
+            return str(start)
+        return f"{start}/{step}" if hi == self.hi else f"{start}-{hi}/{step}"
+
 
 _SECOND_FIELD = _Field("second", 0, 59)
 _MINUTE_FIELD = _Field("minute", 0, 59)
@@ -208,6 +282,7 @@ _DOM_FIELD = _Field(
     1,
     31,
     extras=", L (last day), LW (last weekday), 15W (weekday nearest the 15th)",
+    spread_hi=28,  # Jenkins: a bare H picks a day every month has
 )
 _MONTH_FIELD = _Field("month", 1, 12, _MONTH_NAMES)
 _DOW_FIELD = _Field(
@@ -216,7 +291,11 @@ _DOW_FIELD = _Field(
     7,
     _DAY_NAMES,
     extras=" (0 and 7 are Sunday), 5#3 (third Friday), 5L (last Friday)",
+    spread_hi=6,  # Jenkins: 0 and 7 are both Sunday, so a bare H leaves 7 out
 )
+
+
+_FIELDS = (_SECOND_FIELD, _MINUTE_FIELD, _HOUR_FIELD, _DOM_FIELD, _MONTH_FIELD, _DOW_FIELD)
 
 
 @dataclass(frozen=True)
@@ -382,8 +461,11 @@ class CronExpression:
     _days: _DaySpec = field(repr=False)
 
     @classmethod
-    def parse(cls, text: str) -> CronExpression:
-        """Parse and validate `text`; `CronError` says what is wrong and what is accepted."""
+    def parse(cls, text: str, spread_key: str | None = None) -> CronExpression:
+        """Parse and validate `text`; `CronError` says what is wrong and what is accepted.
+
+        `spread_key` (the job's id) picks the values of H fields; None means the key "0".
+        """
         stripped = text.strip()
         if stripped.startswith("@"):
             canonical = MACROS.get(stripped.lower())
@@ -401,6 +483,12 @@ class CronExpression:
                 raise CronError(f"{_FIELD_COUNT_RULE}; got an empty expression")
             if len(fields) not in (5, 6):
                 raise CronError(f"{_FIELD_COUNT_RULE}; got {len(fields)} in '{stripped}'")
+            key = "0" if spread_key is None else spread_key
+            # H becomes plain cron first: the rest of parsing, and `canonical`, see real values.
+            fields = [
+                spec.resolve_spread(field_text, key)
+                for spec, field_text in zip(_FIELDS[-len(fields) :], fields, strict=True)
+            ]
             canonical = " ".join(fields)
 
         has_seconds = len(fields) == 6

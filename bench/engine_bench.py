@@ -14,18 +14,8 @@ from typing import Any
 
 from common import ROOT, bench_job, command, counting, local_env, seed_jobs
 
-# List prices, us-east-1, as published by AWS in 2025 (unchanged into 2026 as far as we
-# know): DynamoDB on-demand after the November 2024 cut, SQS standard, Lambda x86,
-# EventBridge Scheduler.
-PRICE = {
-    "dynamodb_write_unit": 0.625e-6,
-    "dynamodb_read_unit": 0.125e-6,
-    "sqs_request": 0.40e-6,
-    "lambda_request": 0.20e-6,
-    "lambda_gb_second": 0.0000166667,
-    "scheduler_invocation": 1.00e-6,
-}
-PRICES_AS_OF = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024)"
+# The prices, and the one cost formula the API's estimates use too.
+from chalicelib.pricing import PRICE, PRICES_AS_OF, cost_per_run
 
 
 def setup() -> tuple[Any, Any, str, str]:
@@ -236,13 +226,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     }
     # moto runs in-process here, so this duration is pessimistic for a real Lambda.
     gb_seconds = worker_seconds / runs * worker_memory_gb()
-    cost = 1e6 * (
-        writes_units / runs * PRICE["dynamodb_write_unit"]
-        + counter.items_read / runs * PRICE["dynamodb_read_unit"]
-        + per_run["sqs_requests"] * PRICE["sqs_request"]
-        + per_run["lambda_invocations"] * PRICE["lambda_request"]
-        + gb_seconds * PRICE["lambda_gb_second"]
-    )
+    cost = 1e6 * cost_per_run({**per_run, "lambda_gb_seconds": gb_seconds}, PRICE)
     scheduler = 1e6 * (
         PRICE["scheduler_invocation"]
         + PRICE["lambda_request"]

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common import ROOT
+from engine_bench import worker_memory_gb
+
+from chalicelib import pricing
 
 OUT = ROOT / "bench" / ".out"
 SCRIPTS = [
@@ -243,6 +246,26 @@ def report() -> None:
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
     print((ROOT / "bench" / "RESULTS.md").read_text())
+    measured = {
+        **per_run,
+        "lambda_gb_seconds": req["worker_seconds_per_run"] * worker_memory_gb(),
+    }
+    line = drift_line(measured)
+    if line:
+        print(line)
+
+
+def drift_line(measured: dict[str, float]) -> str | None:
+    """A line naming each per-run figure more than 10% away from `pricing.PER_RUN`, the
+    constants the API's cost estimates use; None when all are within."""
+    off = pricing.drift(measured)
+    if not off:
+        return None
+    figures = "; ".join(f"{key} measured {m:.4g}, PER_RUN {c:.4g}" for key, (m, c) in off.items())
+    return (
+        f"PER_RUN drift over {pricing.DRIFT_TOLERANCE:.0%}: {figures}. Update PER_RUN in "
+        "chalicelib/pricing.py to these figures."
+    )
 
 
 def realtime_row(rt: dict[str, Any] | None) -> tuple[str, ...]:

@@ -1,0 +1,162 @@
+"""Cost estimates: the price table, the per-run requests make bench measured, the one formula
+the bench and the API share, and the stage's price override."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import pricing
+from chalicelib.models import PreviewRequest
+from chalicelib.pricing import (
+    PER_RUN,
+    PRICE,
+    PRICES_AS_OF,
+    cost_per_run,
+    drift,
+    estimate,
+    runs_per_month,
+    stage_prices,
+)
+from chalicelib.schedules import compile_schedule
+
+START = datetime(2027, 1, 1, tzinfo=UTC)
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(autouse=True)
+def _no_price_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEXUS_PRICES", raising=False)
+
+
+def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() -> None:
+    # The contract's example job: weekdays at 09:00 New York time. 2027 starts on a Friday
+    # and has 365 days, 52 weeks and a Friday: 52 * 5 + 1 = 261 runs, 261 / 12 = 21.75 a month.
+    spec = PreviewRequest(job_type="cron", cron_expression="0 9 * * 1-5", timezone="US/Eastern")
+    monthly = runs_per_month(compile_schedule(spec, anchor=START), START)
+    assert monthly == 21.75
+
+    # By hand, from the literal values of PER_RUN and PRICE (USD):
+    #   DynamoDB writes  7.22 units  * 0.625e-6      = 4.5125e-6
+    #   DynamoDB reads   4.0 items   * 0.125e-6      = 0.5e-6
+    #   SQS              0.305 req.  * 0.40e-6       = 0.122e-6
+    #   Lambda requests  0.105 inv.  * 0.20e-6       = 0.021e-6
+    #   Lambda duration  0.0485 GB-s * 0.0000166667  = 0.80833495e-6
+    #   one run                                        5.96383495e-6
+    #   a month: 21.75 * 5.96383495e-6               = 129.7134101625e-6
+    per_run = 4.5125e-6 + 0.5e-6 + 0.122e-6 + 0.021e-6 + 0.80833495e-6
+    assert per_run == pytest.approx(5.96383495e-6, rel=1e-12)
+    got = estimate(monthly)
+    assert got["runs_per_month"] == 21.75
+    assert got["cost_per_run_usd"] == pytest.approx(5.96383495e-6, rel=1e-12)
+    assert got["cost_per_month_usd"] == pytest.approx(129.7134101625e-6, rel=1e-12)
+    assert got["prices_as_of"] == PRICES_AS_OF
+    assert "7.22 DynamoDB write units" in got["assumptions"]
+    assert "task's own running time" in got["assumptions"]
+
+
+def test_the_constants_are_the_figures_make_bench_measured() -> None:
+    assert PER_RUN == {
+        "dynamodb_write_units": 7.22,
+        "dynamodb_items_read": 4.0,
+        "sqs_requests": 0.305,
+        "lambda_invocations": 0.105,
+        "lambda_gb_seconds": 0.0485,
+    }
+    # bench/RESULTS.md: "AWS cost per million runs: $5.96".
+    assert round(1e6 * cost_per_run(PER_RUN), 2) == 5.96
+
+
+def test_each_request_is_priced_at_its_own_price() -> None:
+    one_of_each = dict.fromkeys(PER_RUN, 0.0)
+    for key, price in [
+        ("dynamodb_write_units", "dynamodb_write_unit"),
+        ("dynamodb_items_read", "dynamodb_read_unit"),
+        ("sqs_requests", "sqs_request"),
+        ("lambda_invocations", "lambda_request"),
+        ("lambda_gb_seconds", "lambda_gb_second"),
+    ]:
+        assert cost_per_run({**one_of_each, key: 2.0}) == 2.0 * PRICE[price]
+
+
+def test_the_bench_prices_its_measurement_with_the_same_table_and_formula(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    engine_bench = importlib.import_module("engine_bench")
+    assert engine_bench.PRICE is pricing.PRICE
+    assert engine_bench.PRICES_AS_OF is pricing.PRICES_AS_OF
+    assert engine_bench.cost_per_run is pricing.cost_per_run
+
+
+@pytest.mark.parametrize(
+    ("spec", "monthly"),
+    [
+        (PreviewRequest(job_type="interval", interval_seconds=3600, start_time=START), 730.0),
+        (PreviewRequest(job_type="date", scheduled_time="2027-06-01T09:00:00Z"), 1 / 12),
+        (PreviewRequest(job_type="cron", cron_expression="*/5 * * * *"), 105_120 / 12),
+        (PreviewRequest(job_type="calendar", calendar_rule="FREQ=MONTHLY;BYMONTHDAY=1"), 1.0),
+    ],
+)
+def test_runs_a_month_are_a_years_runs_divided_by_twelve(spec: Any, monthly: float) -> None:
+    assert runs_per_month(compile_schedule(spec, anchor=START), START) == pytest.approx(monthly)
+
+
+def test_a_stage_can_override_some_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXUS_PRICES", '{"lambda_gb_second": 0.0000133334}')
+    assert stage_prices() == {**PRICE, "lambda_gb_second": 0.0000133334}
+    got = estimate(10)
+    assert got["prices_as_of"] == f"{PRICES_AS_OF}; overridden: lambda_gb_second"
+    expected = cost_per_run(PER_RUN, {**PRICE, "lambda_gb_second": 0.0000133334})
+    assert got["cost_per_run_usd"] == expected
+    assert got["cost_per_month_usd"] == 10 * expected
+
+
+def test_prices_given_to_the_estimate_win_over_the_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXUS_PRICES", '{"sqs_request": 1.0}')
+    assert estimate(1, prices=PRICE)["cost_per_run_usd"] == cost_per_run(PER_RUN)
+
+
+@pytest.mark.parametrize(
+    ("override", "logged"),
+    [
+        ("{not json", "NEXUS_PRICES is not valid JSON"),
+        ("[1, 2]", "NEXUS_PRICES must be a JSON object"),
+        ('{"lambda_gb_secnd": 1}', "unknown key 'lambda_gb_secnd' ignored"),
+        ('{"sqs_request": -1}', "sqs_request must be a number >= 0"),
+        ('{"sqs_request": "cheap"}', "sqs_request must be a number >= 0"),
+        ('{"sqs_request": true}', "sqs_request must be a number >= 0"),
+        ('{"sqs_request": NaN}', "sqs_request must be a number >= 0"),
+    ],
+)
+def test_a_bad_override_is_ignored_with_a_warning_never_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, override: str, logged: str
+) -> None:
+    monkeypatch.setenv("NEXUS_PRICES", override)
+    pricing._read_override.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="nexus.api"):
+        assert stage_prices() == PRICE
+        assert estimate(1)["prices_as_of"] == PRICES_AS_OF
+    assert logged in caplog.text
+
+
+def test_a_measurement_more_than_ten_percent_off_is_named() -> None:
+    measured = {**PER_RUN, "dynamodb_write_units": 8.0, "sqs_requests": 0.32}
+    assert drift(measured) == {"dynamodb_write_units": (8.0, 7.22)}
+    assert drift(PER_RUN) == {}
+    assert drift({"lambda_invocations": 0.2}) == {"lambda_invocations": (0.2, 0.105)}
+
+
+def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    run_all = importlib.import_module("run_all")
+    line = run_all.drift_line({**PER_RUN, "lambda_gb_seconds": 0.1})
+    assert line is not None
+    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.0485" in line
+    assert "dynamodb" not in line
+    assert run_all.drift_line(dict(PER_RUN)) is None

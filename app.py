@@ -31,19 +31,27 @@ from chalice.app import (
 from chalicelib import service
 from chalicelib.api import docs, openapi, ui
 from chalicelib.aws import client, connections_client
+from chalicelib.calendars_api import CalendarService
 from chalicelib.config import dlq_name, get_settings, queue_name, stream_arn
+from chalicelib.engine import backfill
+from chalicelib.engine.backfill import Backfills
 from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
+from chalicelib.engine.control import Controls
+from chalicelib.engine.pauses import RESUME, PauseEnds
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
 from chalicelib.engine.worker import Worker
 from chalicelib.errors import (
     BadRequest,
+    CalendarNotFound,
     ConcurrentUpdate,
+    ExecutionNotFound,
     FieldError,
     InvalidInput,
     JobNotFound,
     NexusError,
     PayloadTooLarge,
+    RunAlreadyFinal,
     Unavailable,
 )
 from chalicelib.observability import setup_logging
@@ -99,7 +107,12 @@ def work_queue() -> WorkQueue:
 @functools.lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
     retention = timedelta(days=get_settings().history_days)
-    return Dispatcher(store(), work_queue(), retention=retention)
+    return Dispatcher(
+        store(),
+        work_queue(),
+        retention=retention,
+        on_due={backfill.DUE_PREFIX: backfills().on_due},
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,9 +141,32 @@ def sockets() -> Sockets:
 
 
 @functools.lru_cache(maxsize=1)
+def backfills() -> Backfills:
+    """Backfills: the API's requests, the `backfill` control handler and the tick's hook."""
+    retention = timedelta(days=get_settings().history_days)
+    return Backfills(store(), work_queue(), retention=retention)
+
+
+@functools.lru_cache(maxsize=1)
+def controls() -> Controls:
+    """The handlers of the work queue's control messages (engine.control)."""
+    handlers = Controls()
+    handlers.register(RESUME, PauseEnds(store(), dispatcher().dispatch_job).handle)
+    handlers.register(backfill.CONTROL, backfills().handle)
+    return handlers
+
+
+@functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
     retention = timedelta(days=get_settings().history_days)
-    return Worker(store(), work_queue(), registry, retention=retention, linger=COALESCE_SECONDS)
+    return Worker(
+        store(),
+        work_queue(),
+        registry,
+        retention=retention,
+        linger=COALESCE_SECONDS,
+        controls=controls(),
+    )
 
 
 # -- one place where domain errors become HTTP --------------------------------------------
@@ -169,6 +205,10 @@ def _error_response(exc: Exception) -> Response:
         return _json(422, {"detail": [e.as_dict() for e in exc.errors]})
     if isinstance(exc, JobNotFound):
         return _json(404, {"detail": "Job not found"})
+    if isinstance(exc, ExecutionNotFound):
+        return _json(404, {"detail": "Execution not found"})
+    if isinstance(exc, RunAlreadyFinal):
+        return _json(409, {"detail": str(exc)})
     if isinstance(exc, BadRequest):
         return _json(400, {"detail": str(exc)})
     if isinstance(exc, PayloadTooLarge):
@@ -370,7 +410,8 @@ def job_id_from(raw: str) -> int:
 @api("jobs:write")
 def create_job() -> Response:
     job = jobs().create_job(body(), now(), actor())
-    return _json(201, job.to_api())
+    # What the schedule lint finds (DST days, missing days, ...): never an error.
+    return _json(201, {**job.to_api(), "warnings": jobs().job_warnings(job, now())})
 
 
 @app.route("/v1/jobs", methods=["GET"], authorizer=api_key)
@@ -396,7 +437,8 @@ def get_job(job_id: str) -> Any:
 @api("jobs:write")
 def update_job(job_id: str) -> Any:
     ident = job_id_from(job_id)
-    return jobs().update_job(ident, body(), now(), actor()).to_api()
+    job = jobs().update_job(ident, body(), now(), actor())
+    return {**job.to_api(), "warnings": jobs().job_warnings(job, now())}
 
 
 @app.route("/v1/jobs/{job_id}", methods=["DELETE"], authorizer=api_key)
@@ -423,8 +465,11 @@ def execute_job(job_id: str) -> Any:
 @app.route("/v1/jobs/{job_id}/pause", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
 @api("jobs:write")
 def pause_job(job_id: str) -> Any:
-    jobs().pause_job(job_id_from(job_id), now(), actor())
-    return {"message": "Job paused"}
+    job = jobs().pause_job(job_id_from(job_id), now(), actor(), body(optional=True))
+    shown = job.to_api()
+    # A bare pause answers exactly as the contract says; a pause with a note or an end shows them.
+    extra = {k: shown[k] for k in ("paused_note", "paused_until") if shown[k] is not None}
+    return {"message": "Job paused", **extra}
 
 
 @app.route("/v1/jobs/{job_id}/resume", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
@@ -434,12 +479,43 @@ def resume_job(job_id: str) -> Any:
     return {"message": "Job resumed", "next_run_at": job.to_api()["next_run_at"]}
 
 
+@app.route(
+    "/v1/executions/{execution_id}/cancel",
+    methods=["POST"],
+    content_types=ANY_TYPE,
+    authorizer=api_key,
+)
+@api("jobs:execute", bucket="execute")
+def cancel_execution(execution_id: str) -> Any:
+    cancelled = jobs().cancel_execution(execution_id, body(optional=True), now(), actor())
+    return cancelled.to_api()
+
+
 @app.route("/v1/jobs/{job_id}/executions", methods=["GET"], authorizer=api_key)
 @api("jobs:read")
 def job_executions(job_id: str) -> Any:
     ident = job_id_from(job_id)
     found, cursor = jobs().list_executions(ident, query())
     return _page([e.to_api() for e in found], cursor)
+
+
+@app.route(
+    "/v1/jobs/{job_id}/backfill", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key
+)
+@api("jobs:execute", bucket="execute")
+def backfill_job(job_id: str) -> Any:
+    ident = job_id_from(job_id)
+    status, answer = backfills().request(ident, body(), now(), actor())
+    return _json(status, answer)
+
+
+@app.route("/v1/backfills/{backfill_id}", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def get_backfill(backfill_id: str) -> Any:
+    found = backfills().get(backfill_id)
+    if found is None:
+        return _json(404, {"detail": "Backfill not found"})
+    return found
 
 
 # -- schedules ----------------------------------------------------------------------------
@@ -460,7 +536,55 @@ def cron_presets() -> Any:
 @app.route("/v1/schedules/preview", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
 @api("jobs:read")
 def preview_schedule() -> Any:
-    return service.preview(body(), now())
+    return jobs().preview(body(), now())
+
+
+# -- holiday calendars (chalicelib.calendars_api) ---------------------------------------------
+
+
+def calendars() -> CalendarService:
+    return CalendarService(store())
+
+
+def _calendar_or_404(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except CalendarNotFound:
+        return _json(404, {"detail": "Calendar not found"})
+
+
+@app.route("/v1/calendars", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
+def create_calendar() -> Response:
+    return _json(201, calendars().create(body(), now(), actor()).to_api())
+
+
+@app.route("/v1/calendars", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def list_calendars() -> Any:
+    return [found.to_api() for found in calendars().list_calendars()]
+
+
+@app.route("/v1/calendars/{name}", methods=["GET"], authorizer=api_key)
+@api("jobs:read")
+def get_calendar(name: str) -> Any:
+    return _calendar_or_404(lambda: calendars().get(name).to_api())
+
+
+@app.route("/v1/calendars/{name}", methods=["PUT"], content_types=ANY_TYPE, authorizer=api_key)
+@api("jobs:write")
+def update_calendar(name: str) -> Any:
+    return _calendar_or_404(lambda: calendars().update(name, body(), now(), actor()).to_api())
+
+
+@app.route("/v1/calendars/{name}", methods=["DELETE"], authorizer=api_key)
+@api("jobs:write")
+def delete_calendar(name: str) -> Any:
+    def delete() -> Response:
+        calendars().delete(name, now(), actor())
+        return Response(body="", status_code=204)
+
+    return _calendar_or_404(delete)
 
 
 # -- keys and the audit trail ----------------------------------------------------------------

@@ -52,3 +52,52 @@ class ConcurrentUpdate(NexusError):
 
 class Unavailable(NexusError):
     """AWS kept answering "not now" (throttling, a transaction conflict): HTTP 503, retry."""
+
+
+class ExecutionNotFound(NexusError, LookupError):
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"execution {execution_id} not found")
+        self.execution_id = execution_id
+
+
+class RunAlreadyFinal(NexusError):
+    """A change that only applies to a run that has not ended (a cancel) met an ended one."""
+
+    def __init__(self, record: object) -> None:
+        status = getattr(record, "status", "final")
+        ident = getattr(record, "id", "")
+        super().__init__(f"run {ident} has already ended ({status}); nothing to cancel")
+
+
+class CalendarNotFound(NexusError, LookupError):
+    """No holiday calendar has this name (HTTP 404 on the calendar routes)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"calendar {name} not found")
+        self.name = name
+
+
+class CalendarExists(ConcurrentUpdate):
+    """A calendar of this name exists already (HTTP 409, through ConcurrentUpdate's answer;
+    sending the same request again will not help)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"a calendar named {name} exists; choose another name, or change it with "
+            f"PUT /v1/calendars/{name}"
+        )
+        self.name = name
+
+
+class CalendarInUse(ConcurrentUpdate):
+    """A calendar that jobs name cannot be deleted (HTTP 409, through ConcurrentUpdate's
+    answer): the jobs must drop it from their exclude_calendars/only_calendars first."""
+
+    def __init__(self, name: str, job_ids: list[int]) -> None:
+        shown = ", ".join(str(i) for i in job_ids[:20]) + (" ..." if len(job_ids) > 20 else "")
+        super().__init__(
+            f"calendar {name} is used by jobs {shown}; remove it from their exclude_calendars "
+            "and only_calendars first"
+        )
+        self.name = name
+        self.job_ids = job_ids

@@ -176,6 +176,23 @@ class ScheduleFields(_Input):
         default=None, description="No run before this instant; the anchor of interval jobs."
     )
     end_time: Instant | None = Field(default=None, description="No run after this instant.")
+    # Holiday calendars by name (/v1/calendars): no run on their dates, or only on them.
+    exclude_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
+        default_factory=list
+    )
+    only_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
+        default_factory=list
+    )
+    # Local time ranges in the job's zone when it must not run (chalicelib.exclusions).
+    blackout_windows: Annotated[list[BlackoutWindow], Field(max_length=MAX_BLACKOUTS)] = Field(
+        default_factory=list
+    )
+    blackout_policy: Literal["skip", "defer"] = "skip"
+
+    @field_validator("exclude_calendars", "only_calendars")
+    @classmethod
+    def _unique_calendars(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(names))
 
 
 class JobCreate(ScheduleFields):
@@ -194,23 +211,6 @@ class JobCreate(ScheduleFields):
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
     misfire_grace_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
     concurrency_policy: ConcurrencyPolicy = "allow"
-    # Holiday calendars by name (/v1/calendars): no run on their dates, or only on them.
-    exclude_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
-        default_factory=list
-    )
-    only_calendars: Annotated[list[CalendarName], Field(max_length=MAX_CALENDARS)] = Field(
-        default_factory=list
-    )
-    # Local time ranges in the job's zone when it must not run (chalicelib.exclusions).
-    blackout_windows: Annotated[list[BlackoutWindow], Field(max_length=MAX_BLACKOUTS)] = Field(
-        default_factory=list
-    )
-    blackout_policy: Literal["skip", "defer"] = "skip"
-
-    @field_validator("exclude_calendars", "only_calendars")
-    @classmethod
-    def _unique_calendars(cls, names: list[str]) -> list[str]:
-        return list(dict.fromkeys(names))
 
     @field_validator("tags")
     @classmethod
@@ -250,6 +250,25 @@ class ExecuteRequest(_Input):
     task_kwargs: dict[str, Any] | None = None
 
 
+class PauseRequest(_Input):
+    """An optional body of a pause: why, and when the job resumes by itself."""
+
+    note: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="Why the job is paused: shown on the job until it resumes."
+    )
+    until: Instant | None = Field(
+        default=None,
+        description="When the job resumes by itself; its next run counts from then (the runs "
+        "the pause covered are not replayed). A time without an offset is in the job's zone.",
+    )
+
+
+class CancelRequest(_Input):
+    """An optional body of a cancel: why (recorded on the run)."""
+
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class CronValidateRequest(_Input):
     expression: str
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
@@ -260,6 +279,15 @@ class CronValidateRequest(_Input):
 class PreviewRequest(ScheduleFields):
     start: Instant | None = None
     count: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    # What a job would add to its schedule: shown as it would run, linted as it would be.
+    concurrency_policy: ConcurrencyPolicy = "allow"
+    task_name: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Its timeout is compared with the schedule's intervals."
+    )
+    job_id: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description="Show the times of this job's `H` fields (a cron `H` is fixed per job).",
+    )
 
 
 # Skipping reads every skipped key: past this many, a list is paged with its cursor.
@@ -326,6 +354,10 @@ class Job(JobCreate):
     paused_until: datetime | None = None
     # The run waiting for the running one to finish (buffer_one, replace): its run key.
     buffered: str | None = None
+    # The last pause: a scheduled run whose time fell in it never runs, even if its message
+    # comes after the resume (a worker died with it, SQS was late).
+    paused_at: datetime | None = None
+    resumed_at: datetime | None = None
 
     @property
     def running_count(self) -> int:
@@ -347,7 +379,15 @@ class Job(JobCreate):
         from chalicelib.timefmt import iso
 
         out = self.model_dump(
-            exclude={"version", "last_run_status", "running", "deleted_at", "buffered"}
+            exclude={
+                "version",
+                "last_run_status",
+                "running",
+                "deleted_at",
+                "buffered",
+                "paused_at",
+                "resumed_at",
+            }
         )
         out["status"] = self.current_status
         out["running_count"] = self.running_count

@@ -43,6 +43,7 @@ Metric = Literal[
     "RealtimeEvents",
     "RealtimeSent",
     "RealtimeSendFailures",
+    "RunsCancelled",
 ]
 UNITS: Final[dict[Metric, str]] = {
     "RunsStarted": "Count",
@@ -59,6 +60,7 @@ UNITS: Final[dict[Metric, str]] = {
     "RealtimeEvents": "Count",
     "RealtimeSent": "Count",
     "RealtimeSendFailures": "Count",
+    "RunsCancelled": "Count",
 }
 
 # The attributes every LogRecord has; whatever else a record carries came from `extra`.

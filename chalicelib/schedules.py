@@ -28,6 +28,8 @@ from chalicelib import tzmath
 from chalicelib.calendar_rule import CalendarRule, CalendarRuleError
 from chalicelib.cron import CronError, CronExpression
 from chalicelib.errors import FieldError, InvalidInput
+from chalicelib.exclusions import Decision, Exclusions
+from chalicelib.holidays import HolidayCalendar
 
 _ONE_MICRO = timedelta(microseconds=1)
 
@@ -88,11 +90,37 @@ class _DateRule:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A job's compiled schedule."""
+    """A job's compiled schedule: its occurrences (`next_after`), and what its exclusions
+    make of each (`decide`: calendars and blackout windows, chalicelib.exclusions)."""
 
     rule: _Rule
     start: datetime | None
     end: datetime | None
+    exclusions: Exclusions | None = None
+
+    def decide(self, t: datetime) -> Decision:
+        """Whether the occurrence `t` runs, and when (a blackout may defer it)."""
+        if self.exclusions is None:
+            return Decision(t)
+        return self.exclusions.decide(t, lambda at: self.next_after(at - _ONE_MICRO))
+
+    def runs_after(self, after: datetime, count: int, scan: int = 10_000) -> list[datetime]:
+        """The next `count` times the job really runs after `after`: occurrences its
+        exclusions skip are left out, deferred ones are at their new time. Looks at most at
+        `scan` occurrences."""
+        if self.exclusions is None:
+            return self.upcoming(after, count)
+        runs: list[datetime] = []
+        t: datetime | None = after
+        for _ in range(scan):
+            assert t is not None
+            t = self.next_after(t)
+            if t is None or (len(runs) >= count and t > sorted(runs)[count - 1]):
+                break
+            at = self.decide(t).at
+            if at is not None and at > after and at not in runs:
+                runs.append(at)
+        return sorted(runs)[:count]
 
     def next_after(self, after: datetime) -> datetime | None:
         if self.start is not None and after < self.start:
@@ -140,12 +168,18 @@ def compile_schedule(
     *,
     anchor: datetime,
     loc: tuple[str | int, ...] = ("body",),
+    spread_key: str | None = None,
+    calendars: dict[str, HolidayCalendar] | None = None,
 ) -> Schedule:
     """Check `spec` and compile it; `InvalidInput` names every field that is wrong.
 
     `anchor` is the job's creation instant: interval and calendar jobs without an explicit
-    start are anchored on it.
+    start are anchored on it. `spread_key`: what a cron `H` hashes (default: the job's id, a
+    stored job's `id`). `calendars`: the holiday calendars the job names, as read.
     """
+    job_id = getattr(spec, "id", None)
+    if spread_key is None and job_id is not None:
+        spread_key = str(job_id)
     zone_problem = zone_error(spec.timezone, (*loc, "timezone"))
     if zone_problem:
         raise InvalidInput([zone_problem])
@@ -178,7 +212,8 @@ def compile_schedule(
     if kind == "cron":
         assert spec.cron_expression is not None
         try:
-            rule = _CronRule(parse_cron(spec.cron_expression), zone)
+            text = spec.cron_expression
+            rule = _CronRule(parse_cron(text, spread_key if "H" in text.upper() else None), zone)
         except CronError as exc:
             errors.append(FieldError((*loc, "cron_expression"), str(exc), "value_error.cron"))
     elif kind == "interval":
@@ -198,22 +233,27 @@ def compile_schedule(
     if errors:
         raise InvalidInput(errors)
     assert rule is not None
-    return Schedule(rule, start, end)
+    return Schedule(rule, start, end, Exclusions.of(spec, zone, calendars))
 
 
 @lru_cache(maxsize=4096)
-def parse_cron(text: str) -> CronExpression:
-    """Parse, with a cache: a tick evaluates the same few expressions over and over."""
-    return CronExpression.parse(text)
+def parse_cron(text: str, spread_key: str | None = None) -> CronExpression:
+    """Parse, with a cache: a tick evaluates the same few expressions over and over.
+
+    `spread_key` is the job's id, which picks the values of H fields (None: the key "0");
+    the cache is keyed on both, since one H text resolves differently per job.
+    """
+    return CronExpression.parse(text, spread_key)
 
 
 _DESCRIBE_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1024)
-def describe_cron(text: str) -> str:
-    """A sentence such as 'Every 5 minutes' for a valid expression (macros included)."""
-    canonical = parse_cron(text).canonical
+def describe_cron(text: str, spread_key: str | None = None) -> str:
+    """A sentence such as 'Every 5 minutes' for a valid expression (macros included); H
+    fields are described as resolved for `spread_key` (see `parse_cron`)."""
+    canonical = parse_cron(text, spread_key).canonical
     options = Options()
     # cron-descriptor follows the system locale unless told otherwise.
     options.locale_code = "en_US"

@@ -10,19 +10,34 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import schedules, tzmath
+from chalicelib import lint, pricing, schedules, tzmath
 from chalicelib.calendar_rule import CalendarRuleError, work_budget
 from chalicelib.cron import CronError
-from chalicelib.engine.lifecycle import RESEND_AFTER, execution_id
+from chalicelib.engine.lifecycle import (
+    RESEND_AFTER,
+    execution_id,
+    first_attempt,
+    parse_execution_id,
+)
+from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
-from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput
+from chalicelib.errors import (
+    ConcurrentUpdate,
+    ExecutionNotFound,
+    FieldError,
+    InvalidInput,
+    RunAlreadyFinal,
+)
+from chalicelib.holidays import HolidayCalendar
 from chalicelib.models import (
     MAX_CRON_LENGTH,
     NON_NULLABLE,
     UPDATABLE,
+    CancelRequest,
     CronValidateRequest,
     ExecuteRequest,
     Execution,
@@ -30,12 +45,14 @@ from chalicelib.models import (
     JobCreate,
     ListExecutionsQuery,
     ListJobsQuery,
+    PauseRequest,
     PreviewRequest,
 )
 from chalicelib.security import secrets
 from chalicelib.security.admin import audit_entry
 from chalicelib.security.keys import Actor
 from chalicelib.store import Store
+from chalicelib.store.items import is_condition_failure, run_key
 from chalicelib.store.jobs import MAX_TAG_FILTER
 from chalicelib.tasks import TaskRegistry
 from chalicelib.timefmt import iso
@@ -141,19 +158,115 @@ class JobService:
 
     def create_job(self, body: Any, now: datetime, actor: Actor | None = None) -> Job:
         request = parse_model(JobCreate, body, ("body",))
-        schedule = self._check(request, now, anchor=now, schedule_changed=True)
+        calendars = self._calendars_named(request)
+        schedule = self._check(request, now, anchor=now, schedule_changed=True, calendars=calendars)
         request = _normalize_times(request)
+        job_id = self._store.jobs.next_job_id()
+        if request.job_type == "cron" and "H" in (request.cron_expression or "").upper():
+            # H fields are fixed per job, from its id (chalicelib.cron): known only now.
+            schedule = schedules.compile_schedule(
+                request, anchor=now, spread_key=str(job_id), calendars=calendars
+            )
         job = Job(
             **request.model_dump(),
-            id=self._store.jobs.next_job_id(),
+            id=job_id,
             status="pending" if request.is_active else "paused",
             next_run_at=schedule.next_after(now) if request.is_active else None,
             created_at=now,
             updated_at=now,
             created_by_key=actor.key_id if actor else None,
         )
-        self._store.jobs.create_job(job, self._audit("job.create", now, actor, job.id))
+        uses = [self._store.calendars.use_item(n, job.id) for n in _calendar_names(job)]
+        try:
+            self._store.jobs.create_job(
+                job, [*self._audit("job.create", now, actor, job.id), *uses]
+            )
+        except ClientError as exc:
+            if uses and is_condition_failure(exc):
+                raise InvalidInput(self._calendar_errors(job, {})) from None
+            raise
         return self._dispatch_soon(job, now)
+
+    def _calendars_named(self, job: JobCreate | PreviewRequest) -> dict[str, HolidayCalendar]:
+        """The calendars the job names, read; 422 naming each that does not exist."""
+        names = _calendar_names(job)
+        found = self._store.calendars.get_many(names) if names else {}
+        errors = self._calendar_errors(job, found)
+        if errors:
+            raise InvalidInput(errors)
+        return found
+
+    @staticmethod
+    def _calendar_errors(
+        job: JobCreate | PreviewRequest, found: dict[str, HolidayCalendar]
+    ) -> list[FieldError]:
+        return [
+            FieldError(
+                ("body", field, i),
+                f"no calendar named '{name}'; create it first (POST /calendars) or name one "
+                "that GET /calendars lists",
+                "value_error.calendar",
+            )
+            for field in ("exclude_calendars", "only_calendars")
+            for i, name in enumerate(getattr(job, field))
+            if name not in found
+        ]
+
+    def job_warnings(self, job: Job, now: datetime) -> list[dict[str, Any]]:
+        """What the schedule lint finds in the job's next year (chalicelib.lint): shown on
+        create and update, never an error."""
+        task = self._registry.get(job.task_name) if job.task_name in self._registry else None
+        names = _calendar_names(job)
+        try:
+            with work_budget():
+                schedule = schedules.compile_schedule(
+                    job,
+                    anchor=job.created_at,
+                    calendars=self._store.calendars.get_many(names) if names else {},
+                )
+                return [
+                    dict(w)
+                    for w in lint.lint_schedule(
+                        job, schedule, now, task_timeout=task.timeout_seconds if task else None
+                    )
+                ]
+        except (InvalidInput, CalendarRuleError, ValueError):
+            return []
+
+    def preview(self, body: Any, now: datetime) -> dict[str, Any]:
+        """The next runs of a schedule as a job would have them (its calendars and blackout
+        windows honoured), its warnings and what it would cost a month."""
+        request = parse_model(PreviewRequest, body, ("body",))
+        errors = irrelevant_fields(request)  # refused as job creation refuses them
+        if errors:
+            raise InvalidInput(errors)
+        calendars = self._calendars_named(request)
+        _, start = _zone_and_start(request.timezone, request.start, now)
+        first = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
+        named = request.task_name
+        task = self._registry.get(named) if named is not None and named in self._registry else None
+        with work_budget():  # the whole preview, parse included, spends from one budget
+            schedule = schedules.compile_schedule(
+                request,
+                anchor=start,
+                spread_key=None if request.job_id is None else str(request.job_id),
+                calendars=calendars,
+            )
+            try:
+                runs = schedule.runs_after(first, request.count)
+            except CalendarRuleError as exc:
+                raise InvalidInput(
+                    [FieldError(("body", "calendar_rule"), str(exc), "value_error.calendar")]
+                ) from None
+        warnings = lint.lint_schedule(
+            request, schedule, start, task_timeout=task.timeout_seconds if task else None
+        )
+        estimate = pricing.estimate(pricing.runs_per_month(schedule, start))
+        return {
+            "next_runs": [iso(t) for t in runs],
+            "warnings": [dict(w) for w in warnings],
+            "estimate": estimate,
+        }
 
     def get_job(self, job_id: int) -> Job:
         return self._store.jobs.get_job(job_id)
@@ -212,6 +325,7 @@ class JobService:
         if "task_kwargs" in body:  # "***" as the API shows it keeps the job's credential
             merged["task_kwargs"] = secrets.kept(body["task_kwargs"], before.task_kwargs)
         request = parse_model(JobCreate, merged, ("body",))
+        calendars = self._calendars_named(request)
         schedule_keys = {
             *SCHEDULE_FIELDS.values(),
             "job_type",
@@ -222,13 +336,22 @@ class JobService:
         previous = before.model_dump()
         schedule_changed = any(k in body and merged[k] != previous[k] for k in schedule_keys)
         schedule = self._check(
-            request, now, anchor=before.created_at, schedule_changed=schedule_changed
+            request,
+            now,
+            anchor=before.created_at,
+            schedule_changed=schedule_changed,
+            calendars=calendars,
+            spread_key=str(job_id),
         )
         fields = _normalize_times(request).model_dump()
         after = before.model_copy(update=fields)
         after.updated_at = now
         after.version = before.version + 1
         reschedule = schedule_changed or after.is_active != before.is_active
+        if after.is_active != before.is_active:  # a pause or a resume by PUT
+            after.paused_at, after.resumed_at = (
+                (before.paused_at, now) if after.is_active else (now, None)
+            )
         if not after.is_active:
             after.status = "paused"
             after.next_run_at = None
@@ -245,6 +368,9 @@ class JobService:
             if was.get(k) != became.get(k)
         }
         audit = self._audit("job.update", now, actor, job_id, changes=changes)
+        had, has = set(_calendar_names(before)), set(_calendar_names(after))
+        audit += [self._store.calendars.use_item(n, job_id) for n in sorted(has - had)]
+        audit += [self._store.calendars.release_item(n, job_id) for n in sorted(had - has)]
         self._store.jobs.replace_job(before, after, reschedule=reschedule, also=audit)
         return self._dispatch_soon(after, now)
 
@@ -253,10 +379,12 @@ class JobService:
         work per tick), and nothing a worker writes for it afterwards shows anywhere."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
+                job = self._store.jobs.get_job(job_id)
+                releases = [
+                    self._store.calendars.release_item(n, job_id) for n in _calendar_names(job)
+                ]
                 self._store.jobs.mark_deleted(
-                    self._store.jobs.get_job(job_id),
-                    now,
-                    self._audit("job.delete", now, actor, job_id),
+                    job, now, [*self._audit("job.delete", now, actor, job_id), *releases]
                 )
                 return
             except ConcurrentUpdate:
@@ -286,26 +414,59 @@ class JobService:
             tags=tags,
         )
 
-    def pause_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> Job:
-        return self._set_active(job_id, False, now, actor)
+    def pause_job(
+        self, job_id: int, now: datetime, actor: Actor | None = None, body: Any = None
+    ) -> Job:
+        """Pause; with a body, `note` shows why and `until` is when it resumes by itself
+        (engine.pauses)."""
+        request = parse_model(PauseRequest, {} if body is None else body, ("body",))
+        return self._set_active(job_id, False, now, actor, request)
 
     def resume_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> Job:
         return self._set_active(job_id, True, now, actor)
 
-    def _set_active(self, job_id: int, active: bool, now: datetime, actor: Actor | None) -> Job:
+    def _set_active(
+        self,
+        job_id: int,
+        active: bool,
+        now: datetime,
+        actor: Actor | None,
+        pause: PauseRequest | None = None,
+    ) -> Job:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return self._set_active_once(job_id, active, now, actor)
+                return self._set_active_once(job_id, active, now, actor, pause)
             except ConcurrentUpdate:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
     def _set_active_once(
-        self, job_id: int, active: bool, now: datetime, actor: Actor | None
+        self,
+        job_id: int,
+        active: bool,
+        now: datetime,
+        actor: Actor | None,
+        pause: PauseRequest | None,
     ) -> Job:
         before = self._current(job_id, now)
-        if before.is_active == active:
+        until = None
+        if pause is not None and pause.until is not None:
+            zone = tzmath.get_zone(before.timezone)
+            until = schedules.local_instant(pause.until, zone).replace(microsecond=0)
+            if until <= now:
+                raise InvalidInput(
+                    [
+                        FieldError(
+                            ("body", "until"),
+                            f"must be in the future (now is {iso(now)}); leave it out to "
+                            "pause until resumed",
+                            "value_error.past",
+                        )
+                    ]
+                )
+        note = pause.note if pause is not None else None
+        if before.is_active == active and (active or (note is None and until is None)):
             return before  # pausing a paused job (or resuming a running one) changes nothing
         after = before.model_copy(
             update={"is_active": active, "updated_at": now, "version": before.version + 1}
@@ -318,15 +479,103 @@ class JobService:
             if after.next_run_at is None:
                 # Resumed, it would stay `pending` with no run, forever (issue 11).
                 raise InvalidInput([_no_future_run(before, now, ("path", "job_id"))])
+            after.paused_note = after.paused_until = None
+            after.resumed_at = now
         else:
             after.next_run_at = None
+            after.paused_note, after.paused_until = note, until
+            if before.is_active:
+                after.paused_at, after.resumed_at = now, None
         after.status = after.current_status
-        audit = self._audit("job.resume" if active else "job.pause", now, actor, job_id)
+        fields = {} if active else {"changes": _pause_changes(before, after)}
+        audit = self._audit("job.resume" if active else "job.pause", now, actor, job_id, **fields)
         self._store.jobs.replace_job(before, after, reschedule=True, also=audit)
+        if after.paused_until is not None and after.paused_until <= now + self._dispatcher.window:
+            # Its end comes before the next tick: time the resume now (the tick would too).
+            send_resume(self._queue, after, now)
         return self._dispatch_soon(after, now)
 
+    # -- cancel a run -------------------------------------------------------------------
+
+    def cancel_execution(
+        self, execution_id_text: str, body: Any, now: datetime, actor: Actor | None = None
+    ) -> Execution:
+        """Cancel one attempt: a pending one never starts; a running one is asked to stop
+        (its task sees `RunContext.cancelled` within a second) and ends `cancelled`, with no
+        retry; a scheduled run not yet started (even one not sent yet) gets a `cancelled`
+        record at its identity, so it never starts. A final one answers 409."""
+        request = parse_model(CancelRequest, {} if body is None else body, ("body",))
+        job_id, scheduled_for, attempt = parse_execution_id(execution_id_text)
+        job = self._store.jobs.get_job(job_id)
+        who = actor.key_name if actor is not None else "the API"
+        reason = f"cancelled by {who}" + (f": {request.reason}" if request.reason else "")
+        key = run_key(scheduled_for, attempt)
+        for _ in range(WRITE_ATTEMPTS):
+            record = self._store.runs.get(job_id, key)
+            if record is None:
+                if not self._is_occurrence(job, scheduled_for, attempt):
+                    raise ExecutionNotFound(execution_id_text)
+                record = self._cancelled_occurrence(job, scheduled_for, now, reason)
+                audit = self._audit("run.cancel", now, actor, job_id, execution_id=record.id)
+                if self._store.runs.commit([self._store.runs.new_final(record)])[0]:
+                    self._store.audit.write(audit)
+                    return record
+                continue  # it started meanwhile: look again
+            if record.is_final:
+                raise RunAlreadyFinal(record)
+            if record.status == "pending":
+                write = self._store.runs.settlement(record, "cancelled", reason, now)
+                if self._store.runs.commit([write])[0]:
+                    self._store.audit.write(
+                        self._audit("run.cancel", now, actor, job_id, execution_id=record.id)
+                    )
+                    self._store.jobs.end_wait(job_id, key)
+                    return self._store.runs.get(job_id, key) or record
+                continue
+            if record.cancel_requested or self._store.runs.request_cancel(job_id, key, reason):
+                self._store.audit.write(
+                    self._audit("run.cancel", now, actor, job_id, execution_id=record.id)
+                )
+                return self._store.runs.get(job_id, key) or record
+        raise ConcurrentUpdate(f"run {execution_id_text} changed while it was being cancelled")
+
+    def _is_occurrence(self, job: Job, scheduled_for: datetime, attempt: int) -> bool:
+        """A scheduled run of the job that has no record yet: its first attempt, at an
+        occurrence of its schedule."""
+        if attempt != 1:
+            return False
+        try:
+            with work_budget():
+                schedule = schedules.compile_schedule(job, anchor=job.created_at)
+                found = schedule.next_after(scheduled_for - timedelta(microseconds=1))
+        except (InvalidInput, CalendarRuleError):
+            return False
+        return found == scheduled_for
+
+    def _cancelled_occurrence(
+        self, job: Job, scheduled_for: datetime, now: datetime, reason: str
+    ) -> Execution:
+        return first_attempt(
+            job,
+            scheduled_for,
+            now,
+            self._dispatcher.retention,
+            status="cancelled",
+            completed_at=now,
+            reason=reason,
+            task_args=[],
+            task_kwargs={},
+        )
+
     def _check(
-        self, job: JobCreate, now: datetime, *, anchor: datetime, schedule_changed: bool
+        self,
+        job: JobCreate,
+        now: datetime,
+        *,
+        anchor: datetime,
+        schedule_changed: bool,
+        calendars: dict[str, HolidayCalendar] | None = None,
+        spread_key: str | None = None,
     ) -> schedules.Schedule:
         errors: list[FieldError] = []
         if job.task_name not in self._registry:
@@ -346,7 +595,9 @@ class JobService:
         errors += irrelevant_fields(job)
         with work_budget():  # one budget for the rule's checks and its next run
             try:
-                schedule = schedules.compile_schedule(job, anchor=anchor)
+                schedule = schedules.compile_schedule(
+                    job, anchor=anchor, spread_key=spread_key, calendars=calendars
+                )
             except InvalidInput as exc:
                 raise InvalidInput(errors + exc.errors) from None
             if errors:
@@ -463,6 +714,21 @@ class JobService:
         return int(out.get("Attributes", {}).get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
+def _calendar_names(job: Any) -> list[str]:
+    return list(dict.fromkeys([*job.exclude_calendars, *job.only_calendars]))
+
+
+def _pause_changes(before: Job, after: Job) -> dict[str, Any]:
+    return {
+        k: {
+            "from": iso(getattr(before, k)) if k == "paused_until" else getattr(before, k),
+            "to": iso(getattr(after, k)) if k == "paused_until" else getattr(after, k),
+        }
+        for k in ("paused_note", "paused_until")
+        if getattr(before, k) != getattr(after, k)
+    }
+
+
 def irrelevant_fields(spec: schedules.ScheduleSpec) -> list[FieldError]:
     """A schedule field of another job type is refused, not ignored."""
     own_field = SCHEDULE_FIELDS[spec.job_type]
@@ -552,24 +818,6 @@ def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
         "next_runs": runs,
         "error": None,
     }
-
-
-def preview(body: Any, now: datetime) -> dict[str, Any]:
-    request = parse_model(PreviewRequest, body, ("body",))
-    errors = irrelevant_fields(request)  # refused as job creation refuses them
-    if errors:
-        raise InvalidInput(errors)
-    _, start = _zone_and_start(request.timezone, request.start, now)
-    first = start - timedelta(microseconds=1)  # a run exactly at `start` is shown
-    with work_budget():  # the whole preview, parse included, spends from one budget
-        schedule = schedules.compile_schedule(request, anchor=start)
-        try:
-            runs = schedule.upcoming(first, request.count)
-        except CalendarRuleError as exc:
-            raise InvalidInput(
-                [FieldError(("body", "calendar_rule"), str(exc), "value_error.calendar")]
-            ) from None
-    return {"next_runs": [iso(t) for t in runs]}
 
 
 def cron_presets() -> dict[str, dict[str, str]]:

@@ -2,7 +2,8 @@
 its server and key, and nexus_client.apply for jobs as code).
 
 Exit codes tell failures apart: 0 success, 2 invalid input (the command line, or a 400/422
-answer), 3 not found (404), 4 auth (401/403), 5 server or connection error, 1 anything else.
+answer), 3 not found (404), 4 auth (401/403), 5 server or connection error, 1 anything else
+(a 409 conflict such as cancelling a run that has ended, a wait that timed out).
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ from nexus_client.errors import (
     ServerError,
     Unauthorized,
 )
-from nexus_client.models import FINAL_STATUSES, Execution, Job
+from nexus_client.models import (
+    FINAL_STATUSES,
+    Backfill,
+    BackfillPlan,
+    Calendar,
+    Execution,
+    Job,
+    ScheduleWarning,
+    WrittenJob,
+)
 
 EXIT_OTHER, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_SERVER = 1, 2, 3, 4, 5
 
@@ -70,8 +80,15 @@ jobs_app = typer.Typer(help="Create, list, change and run jobs.", no_args_is_hel
 runs_app = typer.Typer(help="A job's runs.", no_args_is_help=True)
 cron_app = typer.Typer(help="Cron expressions.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (an admin key's scope).", no_args_is_help=True)
+backfills_app = typer.Typer(help="Backfills: a job's past occurrences run.", no_args_is_help=True)
+calendars_app = typer.Typer(
+    help="Holiday calendars (jobs name them in exclude_calendars / only_calendars).",
+    no_args_is_help=True,
+)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
+app.add_typer(backfills_app, name="backfills")
+app.add_typer(calendars_app, name="calendars")
 app.add_typer(cron_app, name="cron")
 app.add_typer(keys_app, name="keys")
 
@@ -153,14 +170,31 @@ def _table(columns: tuple[str, ...], rows: list[list[str]], title: str | None = 
     out.print(table)
 
 
+# Fields the client's model has and the API never shows (the server's own bookkeeping).
+HIDDEN_JOB_FIELDS = {"running", "version", "buffered", "deleted_at", "warnings"}
+
+
 def _show_job(job: Job, output: Output) -> None:
+    """Every field (pause note and end, concurrency, calendars, blackouts included), then
+    the schedule lint's warnings of a job just created or changed, on stderr."""
     if output is Output.json:
         _json(job)
         return
     table = Table("field", "value", title=f"job {job.id}")
-    for name, value in job.model_dump(mode="json", exclude={"running", "version"}).items():
+    for name, value in job.model_dump(mode="json", exclude=HIDDEN_JOB_FIELDS).items():
         table.add_row(name, value if isinstance(value, str) else json.dumps(value))
     out.print(table)
+    if isinstance(job, WrittenJob):
+        _warnings(job.warnings)
+
+
+def _warnings(warnings: list[ScheduleWarning]) -> None:
+    for warning in warnings:
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(warning.message)} ({escape(warning.code)})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 RUN_COLUMNS = ("id", "scheduled for", "trigger", "attempt", "status", "started", "seconds", "error")
@@ -306,6 +340,9 @@ def jobs_get(ctx: typer.Context, job_id: int, output: OutputOpt = Output.table) 
     _show_job(client(ctx).get_job(job_id), output)
 
 
+jobs_app.command("show", help="One job, every field (the same as get).")(jobs_get)
+
+
 @jobs_app.command("create")
 def jobs_create(
     ctx: typer.Context,
@@ -407,9 +444,23 @@ def _message(answer: Any, output: Output) -> None:
 
 
 @jobs_app.command("pause")
-def jobs_pause(ctx: typer.Context, job_id: int, output: OutputOpt = Output.table) -> None:
-    """Pause a job: no run until it is resumed."""
-    _message(client(ctx).pause_job(job_id), output)
+def jobs_pause(
+    ctx: typer.Context,
+    job_id: int,
+    note: Annotated[
+        str | None, typer.Option(help="why it is paused: shown on the job until it resumes")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="resume by itself at this ISO instant (without an offset: in the job's zone)"
+        ),
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Pause a job: no run until it is resumed (or until --until; the runs the pause
+    covered are not replayed)."""
+    _message(client(ctx).pause_job(job_id, note=note, until=until), output)
 
 
 @jobs_app.command("resume")
@@ -433,6 +484,109 @@ def jobs_run(
     _message(answer, output)
 
 
+class Overlap(StrEnum):
+    allow = "allow"
+    skip = "skip"
+    buffer_all = "buffer_all"
+
+
+@jobs_app.command("backfill")
+def jobs_backfill(
+    ctx: typer.Context,
+    job_id: int,
+    start: Annotated[
+        str, typer.Option(help="the first instant, ISO (without an offset: in the job's zone)")
+    ],
+    end: Annotated[str, typer.Option(help="the last instant, ISO; not after now")],
+    overlap: Annotated[
+        Overlap,
+        typer.Option(
+            help="allow: beside the job's other runs; skip: not while another runs; "
+            "buffer_all: one at a time"
+        ),
+    ] = Overlap.allow,
+    dry_run: Annotated[bool, typer.Option(help="list the occurrences, run nothing")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(help="follow it until every occurrence is sent and each run has ended"),
+    ] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls (--wait)")] = 1.0,
+    timeout: Annotated[
+        float | None, typer.Option(help="stop waiting after this many seconds (exit 1)")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run the job's occurrences from --start to --end (both included), each once: an
+    occurrence that has a run already is not run again. Follow it with `backfills show`."""
+    nexus = client(ctx)
+    if dry_run:
+        if wait:
+            raise typer.BadParameter("a dry run runs nothing to wait for", param_hint="--wait")
+        _show_plan(nexus.backfill_dry_run(job_id, start, end, overlap=overlap.value), output)
+        return
+    started = nexus.backfill_job(job_id, start, end, overlap=overlap.value)
+    if not wait:
+        _show_backfill(started, output)
+        return
+    # Progress goes to stdout for people, to stderr when stdout is the JSON of the end state.
+    progress = err if output is Output.json else out
+    progress.print(
+        f"backfill {started.backfill_id}: {started.occurrences} occurrences "
+        f"({started.excluded} left out by calendars or blackouts)",
+        highlight=False,
+    )
+    last = nexus.wait_for_backfill(
+        started.backfill_id,
+        interval=interval,
+        timeout=timeout,
+        on_progress=lambda b: progress.print(_progress_line(b), highlight=False),
+    )
+    if output is Output.json:
+        _json(last)
+    if not last.runs_ended:
+        err.print(f"timed out after {timeout}s: {_progress_line(last)}", highlight=False)
+        raise typer.Exit(EXIT_OTHER)
+
+
+def _progress_line(backfill: Backfill) -> str:
+    handled = backfill.occurrences - backfill.remaining
+    runs = ", ".join(f"{status} {n}" for status, n in sorted(backfill.runs.items())) or "none"
+    line = (
+        f"{backfill.status}: {handled}/{backfill.occurrences} handled (sent {backfill.sent}, "
+        f"existing {backfill.existing}, skipped {backfill.skipped}); runs: {runs}"
+    )
+    return line + (f"; {backfill.reason}" if backfill.reason else "")
+
+
+def _show_plan(plan: BackfillPlan, output: Output) -> None:
+    if output is Output.json:
+        _json(plan)
+        return
+    for when in plan.occurrences:
+        out.print(_when(when), highlight=False)
+    out.print(
+        f"dry run, nothing run: {len(plan.occurrences)} occurrences "
+        f"({plan.excluded} left out by calendars or blackouts)",
+        highlight=False,
+    )
+
+
+def _show_backfill(backfill: Backfill, output: Output) -> None:
+    if output is Output.json:
+        _json(backfill)
+        return
+    table = Table("field", "value", title=f"backfill {backfill.backfill_id}")
+    for name, value in backfill.model_dump(mode="json").items():
+        table.add_row(name, value if isinstance(value, str) else json.dumps(value))
+    out.print(table)
+
+
+@backfills_app.command("show")
+def backfills_show(ctx: typer.Context, backfill_id: str, output: OutputOpt = Output.table) -> None:
+    """A backfill's progress, and its runs by status."""
+    _show_backfill(client(ctx).get_backfill(backfill_id), output)
+
+
 # -- runs ----------------------------------------------------------------------------------
 
 
@@ -453,6 +607,28 @@ def runs_list(
         _json(found)
     else:
         _table(RUN_COLUMNS, [_run_row(r) for r in found])
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    ctx: typer.Context,
+    execution_id: str,
+    reason: Annotated[str | None, typer.Option(help="why (recorded on the run)")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Cancel a run: a pending one never starts, a running one is asked to stop (it ends
+    cancelled, with no retry). A run that has ended is refused (exit 1)."""
+    run = client(ctx).cancel_run(execution_id, reason)
+    if output is Output.json:
+        _json(run)
+    elif run.status == "cancelled":
+        out.print(f"Run {run.id} cancelled ({run.reason})", highlight=False)
+    else:
+        out.print(
+            f"Run {run.id} is {run.status}: asked to stop ({run.cancel_requested}); "
+            "it ends cancelled",
+            highlight=False,
+        )
 
 
 @runs_app.command("watch")
@@ -577,9 +753,133 @@ def preview(
     answer = client(ctx).preview(fields, count=count)
     if output is Output.json:
         _json(answer)
-    else:
-        for when in answer.next_runs:
-            out.print(_when(when), highlight=False)
+        return
+    for when in answer.next_runs:
+        out.print(_when(when), highlight=False)
+    if answer.estimate is not None:
+        cost = answer.estimate
+        out.print(
+            f"about {cost.runs_per_month:g} runs a month, ${cost.cost_per_month_usd:.4f} a month "
+            f"on AWS",
+            highlight=False,
+        )
+    _warnings(answer.warnings)
+
+
+# -- holiday calendars ---------------------------------------------------------------------
+
+
+def _calendar_days(dates: list[str] | None, ics: Path | None, *, required: bool) -> dict[str, Any]:
+    if dates and ics is not None:
+        raise typer.BadParameter("give the days as --date or as --ics, not both")
+    if ics is not None:
+        try:
+            return {"ics": ics.read_text()}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"cannot read {ics}: {exc}", param_hint="--ics") from None
+    if dates:
+        return {"dates": dates}
+    if required:
+        raise typer.BadParameter("give the days: --date (repeat for more) or --ics FILE")
+    return {}
+
+
+def _show_calendar(calendar: Calendar, output: Output) -> None:
+    if output is Output.json:
+        _json(calendar)
+        return
+    table = Table("field", "value", title=f"calendar {calendar.name}")
+    table.add_row("name", calendar.name)
+    table.add_row("timezone", calendar.timezone)
+    table.add_row("description", calendar.description or "-")
+    table.add_row("dates", "\n".join(calendar.dates) or "-")
+    table.add_row("used by jobs", ", ".join(str(i) for i in calendar.used_by) or "-")
+    table.add_row("created", _when(calendar.created_at))
+    table.add_row("updated", _when(calendar.updated_at))
+    out.print(table)
+
+
+DateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--date", help="a day YYYY-MM-DD or a range YYYY-MM-DD/YYYY-MM-DD (repeat for more)"
+    ),
+]
+IcsOpt = Annotated[
+    Path | None, typer.Option("--ics", help="an iCalendar file: the days of its events")
+]
+
+
+@calendars_app.command("list")
+def calendars_list(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
+    """Every holiday calendar, by name."""
+    found = client(ctx).list_calendars()
+    if output is Output.json:
+        _json(found)
+        return
+    rows = [
+        [
+            c.name,
+            c.timezone,
+            str(len(c.dates)),
+            c.dates[0].split("/")[0] if c.dates else "-",
+            c.dates[-1].split("/")[-1] if c.dates else "-",
+            ",".join(str(i) for i in c.used_by),
+            c.description or "",
+        ]
+        for c in found
+    ]
+    _table(("name", "timezone", "entries", "first", "last", "used by", "description"), rows)
+
+
+@calendars_app.command("show")
+def calendars_show(ctx: typer.Context, name: str, output: OutputOpt = Output.table) -> None:
+    """One calendar: its days and the jobs that name it."""
+    _show_calendar(client(ctx).get_calendar(name), output)
+
+
+@calendars_app.command("create")
+def calendars_create(
+    ctx: typer.Context,
+    name: str,
+    tz: Annotated[str, typer.Option("--tz", help="the IANA zone its days are days of")],
+    date: DateOpt = None,
+    ics: IcsOpt = None,
+    description: DescOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """A new calendar, its days as --date (repeated) or --ics FILE."""
+    days = _calendar_days(date, ics, required=True)
+    made = client(ctx).create_calendar(name, tz, description=description, **days)
+    _show_calendar(made, output)
+
+
+@calendars_app.command("update")
+def calendars_update(
+    ctx: typer.Context,
+    name: str,
+    tz: Annotated[str | None, typer.Option("--tz", help="another IANA zone")] = None,
+    date: DateOpt = None,
+    ics: IcsOpt = None,
+    description: DescOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Change a calendar: --date (repeated) or --ics replace all its days."""
+    changes = _calendar_days(date, ics, required=False)
+    if tz is not None:
+        changes["timezone"] = tz
+    if description is not None:
+        changes["description"] = description
+    if not changes:
+        raise typer.BadParameter("nothing to change: give --tz, --date, --ics or --description")
+    _show_calendar(client(ctx).update_calendar(name, changes), output)
+
+
+@calendars_app.command("delete")
+def calendars_delete(ctx: typer.Context, name: str, output: OutputOpt = Output.table) -> None:
+    """Delete a calendar (refused, exit 1, while jobs name it)."""
+    client(ctx).delete_calendar(name)
+    _message({"message": f"Calendar {name} deleted", "name": name}, output)
 
 
 # -- keys ----------------------------------------------------------------------------------

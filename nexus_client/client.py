@@ -3,9 +3,9 @@ pages, errors as exceptions (nexus_client.errors), retries where a retry is safe
 
 Retries: a 429 is retried for every call (the rate limiter refuses a request before any of it
 runs), after its `Retry-After`. A 503 and a failed connection are retried only for idempotent
-calls (GET, PUT, DELETE, and the read-only POSTs cron/validate and schedules/preview): a
-POST that creates or runs something may have been done before the connection broke, and
-sending it again could do it twice.
+calls (GET, PUT, DELETE, and the read-only POSTs cron/validate, schedules/preview and a
+backfill's dry run): a POST that creates, runs or cancels something may have been done before
+the connection broke, and sending it again could do it twice.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from nexus_client.models import (
     ActionResult,
     ApiKey,
     AuditEntry,
+    Backfill,
+    BackfillPlan,
+    Calendar,
+    CancelRequest,
     CronPreset,
     CronValidateRequest,
     CronValidation,
@@ -43,12 +47,15 @@ from nexus_client.models import (
     Execution,
     Job,
     JobCreate,
+    JobPaused,
     KeyCreate,
     NewKey,
     Page,
+    PauseRequest,
     PreviewRequest,
     SchedulePreview,
     Stats,
+    WrittenJob,
 )
 
 DEFAULT_URL = "http://localhost:8000/api/v1"
@@ -212,10 +219,11 @@ class NexusClient:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, job: JobCreate | Mapping[str, Any]) -> Job:
-        """POST /jobs/: the job is checked with the server's model first (InvalidInput)."""
+    def create_job(self, job: JobCreate | Mapping[str, Any]) -> WrittenJob:
+        """POST /jobs/: the job is checked with the server's model first (InvalidInput). The
+        answer carries the schedule lint's `warnings` (empty from an older server)."""
         body = _local_model(JobCreate, dict(job) if isinstance(job, Mapping) else job)
-        return Job.model_validate(self.request("POST", "/jobs/", body=body).json())
+        return WrittenJob.model_validate(self.request("POST", "/jobs/", body=body).json())
 
     def list_jobs(
         self,
@@ -253,10 +261,12 @@ class NexusClient:
 
     def update_job(
         self, job_id: int, changes: Mapping[str, Any] | None = None, **fields: Any
-    ) -> Job:
-        """PUT /jobs/{id}: only the fields given change (`changes` and/or keyword fields)."""
+    ) -> WrittenJob:
+        """PUT /jobs/{id}: only the fields given change (`changes` and/or keyword fields).
+        The answer carries the schedule lint's `warnings`, as create_job's does."""
         body = {**(changes or {}), **fields}
-        return Job.model_validate(self.request("PUT", f"/jobs/{int(job_id)}", body=body).json())
+        answer = self.request("PUT", f"/jobs/{int(job_id)}", body=body)
+        return WrittenJob.model_validate(answer.json())
 
     def delete_job(self, job_id: int) -> None:
         self.request("DELETE", f"/jobs/{int(job_id)}")
@@ -275,13 +285,31 @@ class NexusClient:
 
     execute_job = run_job
 
-    def pause_job(self, job_id: int) -> ActionResult:
-        answer = self.request("POST", f"/jobs/{int(job_id)}/pause")
-        return ActionResult.model_validate(answer.json())
+    def pause_job(
+        self, job_id: int, *, note: str | None = None, until: datetime | str | None = None
+    ) -> JobPaused:
+        """POST /jobs/{id}/pause: paused until resumed; with `note`, the job shows why, and
+        with `until` it resumes by itself then (an instant without an offset is in the job's
+        zone; the runs the pause covered are not replayed)."""
+        given = {k: v for k, v in {"note": note, "until": until}.items() if v is not None}
+        body = _local_model(PauseRequest, given) if given else None
+        answer = self.request("POST", f"/jobs/{int(job_id)}/pause", body=body)
+        return JobPaused.model_validate(answer.json())
 
     def resume_job(self, job_id: int) -> ActionResult:
         answer = self.request("POST", f"/jobs/{int(job_id)}/resume")
         return ActionResult.model_validate(answer.json())
+
+    def cancel_run(self, execution_id: str, reason: str | None = None) -> Execution:
+        """POST /executions/{id}/cancel: a pending run never starts; a running one is asked
+        to stop and ends `cancelled` (the answer may still say `running`, with
+        `cancel_requested`); a scheduled run not started yet gets a `cancelled` record.
+        NotFound for an unknown id, Conflict (409) for a run that has already ended."""
+        body = _local_model(CancelRequest, {"reason": reason}) if reason is not None else None
+        path = f"/executions/{urllib.parse.quote(execution_id, safe='')}/cancel"
+        return Execution.model_validate(self.request("POST", path, body=body).json())
+
+    cancel_execution = cancel_run
 
     def list_runs(
         self,
@@ -306,6 +334,123 @@ class NexusClient:
 
     def stats(self) -> Stats:
         return Stats.model_validate(self.request("GET", "/jobs/stats/overview").json())
+
+    # -- backfills ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _backfill_body(
+        start: datetime | str, end: datetime | str, overlap: str, dry_run: bool
+    ) -> BaseModel:
+        # The engine's own request model; imported here, so the command's start stays quick.
+        from chalicelib.engine.backfill import BackfillRequest
+
+        fields = {"start": start, "end": end, "overlap": overlap, "dry_run": dry_run}
+        return _local_model(BackfillRequest, fields)
+
+    def backfill_job(
+        self,
+        job_id: int,
+        start: datetime | str,
+        end: datetime | str,
+        *,
+        overlap: str = "allow",
+    ) -> Backfill:
+        """POST /jobs/{id}/backfill: run every occurrence of the job's schedule from `start`
+        to `end` (both included; without an offset, in the job's zone; `end` not after now),
+        each once. `overlap`: allow, skip or buffer_all. Follow it with get_backfill or
+        wait_for_backfill."""
+        body = self._backfill_body(start, end, overlap, False)
+        answer = self.request("POST", f"/jobs/{int(job_id)}/backfill", body=body)
+        return Backfill.model_validate(answer.json())
+
+    def backfill_dry_run(
+        self,
+        job_id: int,
+        start: datetime | str,
+        end: datetime | str,
+        *,
+        overlap: str = "allow",
+    ) -> BackfillPlan:
+        """The occurrences backfill_job would run (`dry_run: true`); runs nothing."""
+        body = self._backfill_body(start, end, overlap, True)
+        answer = self.request("POST", f"/jobs/{int(job_id)}/backfill", body=body, idempotent=True)
+        return BackfillPlan.model_validate(answer.json())
+
+    def get_backfill(self, backfill_id: str) -> Backfill:
+        """GET /backfills/{id}: its progress and its runs by status (`runs`)."""
+        path = f"/backfills/{urllib.parse.quote(backfill_id, safe='')}"
+        return Backfill.model_validate(self.request("GET", path).json())
+
+    def wait_for_backfill(
+        self,
+        backfill_id: str,
+        *,
+        interval: float = 1.0,
+        timeout: float | None = None,
+        until_runs_end: bool = True,
+        on_progress: Callable[[Backfill], None] | None = None,
+    ) -> Backfill:
+        """Poll get_backfill every `interval` seconds until the backfill is done (with
+        `until_runs_end`, also until every run it sent has ended) or `timeout` seconds have
+        passed; the last state seen either way (check `.done` / `.runs_ended`).
+        `on_progress` is called with each state that differs from the one before."""
+        started = time.monotonic()
+        last: Backfill | None = None
+        while True:
+            current = self.get_backfill(backfill_id)
+            if on_progress is not None and (last is None or _progress(current) != _progress(last)):
+                on_progress(current)
+            last = current
+            if current.runs_ended if until_runs_end else current.done:
+                return current
+            if timeout is not None and time.monotonic() - started >= timeout:
+                return current
+            self._sleep(interval)
+
+    # -- holiday calendars -------------------------------------------------------------------
+
+    def create_calendar(
+        self,
+        name: str,
+        timezone: str,
+        *,
+        dates: list[str] | None = None,
+        ics: str | None = None,
+        description: str | None = None,
+    ) -> Calendar:
+        """POST /calendars: its days as `dates` ("YYYY-MM-DD", "YYYY-MM-DD/YYYY-MM-DD") or as
+        `ics` (an iCalendar file's text), exactly one; the answer shows them as `dates`."""
+        from chalicelib.calendars_api import CalendarCreate
+
+        fields = {
+            "name": name,
+            "timezone": timezone,
+            "description": description,
+            "dates": dates,
+            "ics": ics,
+        }
+        body = _local_model(CalendarCreate, {k: v for k, v in fields.items() if v is not None})
+        return Calendar.model_validate(self.request("POST", "/calendars", body=body).json())
+
+    def list_calendars(self) -> list[Calendar]:
+        return [Calendar.model_validate(c) for c in self.request("GET", "/calendars").json()]
+
+    def get_calendar(self, name: str) -> Calendar:
+        return Calendar.model_validate(self.request("GET", _calendar_path(name)).json())
+
+    def update_calendar(
+        self, name: str, changes: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Calendar:
+        """PUT /calendars/{name}: the fields given replace the calendar's (`dates` or `ics`
+        replace all its days); the others stay."""
+        from chalicelib.calendars_api import CalendarUpdate
+
+        body = _local_model(CalendarUpdate, {**(changes or {}), **fields})
+        return Calendar.model_validate(self.request("PUT", _calendar_path(name), body=body).json())
+
+    def delete_calendar(self, name: str) -> None:
+        """DELETE /calendars/{name}: Conflict (409, naming them) while jobs name it."""
+        self.request("DELETE", _calendar_path(name))
 
     # -- schedules -----------------------------------------------------------------------------
 
@@ -381,6 +526,14 @@ class NexusClient:
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
+
+
+def _calendar_path(name: str) -> str:
+    return f"/calendars/{urllib.parse.quote(name, safe='')}"
+
+
+def _progress(backfill: Backfill) -> tuple[Any, ...]:
+    return (backfill.status, backfill.sent, backfill.existing, backfill.skipped, backfill.runs)
 
 
 def _param(value: Any) -> str:

@@ -10,11 +10,14 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.models import (
     FINAL_STATUSES,
+    BlackoutWindow,
+    CancelRequest,
     CronValidateRequest,
     ExecuteRequest,
     Execution,
     Job,
     JobCreate,
+    PauseRequest,
     PreviewRequest,
 )
 from chalicelib.security.keys import KeyCreate, RateLimit
@@ -24,6 +27,12 @@ __all__ = [
     "ActionResult",
     "ApiKey",
     "AuditEntry",
+    "Backfill",
+    "BackfillPlan",
+    "BlackoutWindow",
+    "Calendar",
+    "CancelRequest",
+    "CostEstimate",
     "CronPreset",
     "CronValidateRequest",
     "CronValidation",
@@ -32,13 +41,17 @@ __all__ = [
     "Execution",
     "Job",
     "JobCreate",
+    "JobPaused",
     "KeyCreate",
     "NewKey",
     "Page",
+    "PauseRequest",
     "PreviewRequest",
     "RateLimit",
     "SchedulePreview",
+    "ScheduleWarning",
     "Stats",
+    "WrittenJob",
 ]
 
 T = TypeVar("T")
@@ -68,6 +81,13 @@ class ActionResult(_Answer):
     next_run_at: datetime | None = None
 
 
+class JobPaused(ActionResult):
+    """A pause's answer: `paused_note` and `paused_until` when the pause set them."""
+
+    paused_note: str | None = None
+    paused_until: datetime | None = None
+
+
 class Stats(_Answer):
     total_jobs: int
     active_jobs: int
@@ -92,8 +112,89 @@ class CronPreset(_Answer):
     description: str
 
 
+class ScheduleWarning(_Answer):
+    """What the schedule lint found (DST gaps, days some months lack, ...): never an error.
+    `message` names the dates; `dates` lists them (local, in the year after the start)."""
+
+    code: str
+    message: str
+    dates: list[str] = []
+
+
+class CostEstimate(_Answer):
+    runs_per_month: float
+    cost_per_month_usd: float
+    cost_per_run_usd: float
+
+
 class SchedulePreview(_Answer):
     next_runs: list[datetime]
+    # An older server answers neither.
+    warnings: list[ScheduleWarning] = []
+    estimate: CostEstimate | None = None
+
+
+class WrittenJob(Job):
+    """A job as created or changed: the job, and the schedule lint's `warnings` about it."""
+
+    warnings: list[ScheduleWarning] = []
+
+
+class Backfill(_Answer):
+    """A backfill (`POST /jobs/{id}/backfill`, `GET /backfills/{id}`): how far it got, and
+    (from GET only) `runs`, the runs it sent by the status of their latest attempt."""
+
+    backfill_id: str
+    job_id: int
+    status: str  # running, done
+    start: datetime
+    end: datetime
+    overlap: str
+    occurrences: int
+    excluded: int = 0
+    sent: int = 0
+    existing: int = 0
+    skipped: int = 0
+    remaining: int = 0
+    cursor: datetime | None = None
+    rate_per_second: float | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_by_key: str | None = None
+    runs: dict[str, int] = {}
+
+    @property
+    def done(self) -> bool:
+        """Every occurrence is handled (sent, found run already, or skipped)."""
+        return self.status == "done"
+
+    @property
+    def runs_ended(self) -> bool:
+        """Done, and every run it sent has ended (as far as `runs` shows: GET's answer)."""
+        return self.done and all(status in FINAL_STATUSES for status in self.runs)
+
+
+class BackfillPlan(_Answer):
+    """A backfill's dry run: the occurrences it would run, and how many the job's calendars
+    or blackout windows leave out. Nothing was written or run."""
+
+    occurrences: list[datetime]
+    excluded: int = 0
+
+
+class Calendar(_Answer):
+    """A holiday calendar: its days as sorted, merged `dates` ("YYYY-MM-DD" or
+    "YYYY-MM-DD/YYYY-MM-DD"), and the jobs that name it (`used_by`)."""
+
+    name: str
+    timezone: str
+    description: str | None = None
+    dates: list[str] = []
+    used_by: list[int] = []
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class ApiKey(_Answer):

@@ -71,6 +71,8 @@ def _reset_caches() -> None:
         app_module.dispatcher,
         app_module.jobs,
         app_module.worker_engine,
+        app_module.controls,
+        app_module.backfills,
         app_module.gate,
         app_module.keys,
     ):

@@ -177,3 +177,73 @@ VALIDATION_ERROR = {
         }
     ]
 }
+
+BACKFILL_REQUEST = {
+    "start": "2025-01-13T00:00:00Z",
+    "end": "2025-01-17T23:59:59Z",
+    "overlap": "allow",
+    "dry_run": False,
+}
+
+BACKFILL_STARTED: dict[str, Any] = {
+    "backfill_id": "1-3f9c2a7d4b10",
+    "job_id": 1,
+    "status": "running",
+    "start": "2025-01-13T00:00:00Z",
+    "end": "2025-01-17T23:59:59Z",
+    "overlap": "allow",
+    "occurrences": 5,
+    "excluded": 0,
+    "sent": 0,
+    "existing": 0,
+    "skipped": 0,
+    "remaining": 5,
+    "cursor": None,
+    "rate_per_second": 5,
+    "reason": None,
+    "created_at": "2025-01-20T12:00:00Z",
+    "updated_at": "2025-01-20T12:00:00Z",
+    "finished_at": None,
+    "created_by_key": "3k9d0a1b2c4e",
+}
+
+BACKFILL: dict[str, Any] = {
+    **BACKFILL_STARTED,
+    "status": "done",
+    "sent": 4,
+    "existing": 1,
+    "remaining": 0,
+    "cursor": "2025-01-17T14:00:00Z",
+    "updated_at": "2025-01-20T12:00:01Z",
+    "finished_at": "2025-01-20T12:00:01Z",
+    "runs": {"completed": 4},
+}
+
+BACKFILL_DRY_RUN = {
+    "occurrences": [
+        "2025-01-13T14:00:00Z",
+        "2025-01-14T14:00:00Z",
+        "2025-01-15T14:00:00Z",
+        "2025-01-16T14:00:00Z",
+        "2025-01-17T14:00:00Z",
+    ],
+    "excluded": 0,
+}
+
+CALENDAR_CREATE: dict[str, Any] = {
+    "name": "us-holidays",
+    "timezone": "US/Eastern",
+    "description": "Days the US office is closed",
+    "dates": ["2025-01-01", "2025-07-04", "2025-12-24/2025-12-26"],
+}
+
+CALENDAR_UPDATE: dict[str, Any] = {
+    "dates": ["2025-01-01", "2025-05-26", "2025-07-04", "2025-12-24/2025-12-26"],
+}
+
+CALENDAR: dict[str, Any] = {
+    **CALENDAR_CREATE,
+    "used_by": [1],
+    "created_at": "2025-01-10T09:00:00Z",
+    "updated_at": "2025-01-10T09:00:00Z",
+}

@@ -32,13 +32,18 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api import docs, examples
 from chalicelib.api import responses as out
+from chalicelib.calendars_api import CalendarCreate, CalendarUpdate
+from chalicelib.engine.backfill import MAX_OCCURRENCES, RATE_PER_SECOND, BackfillRequest
 from chalicelib.models import (
+    CALENDAR_NAME,
     NON_NULLABLE,
+    CancelRequest,
     CronValidateRequest,
     ExecuteRequest,
     JobCreate,
     ListExecutionsQuery,
     ListJobsQuery,
+    PauseRequest,
     PreviewRequest,
 )
 from chalicelib.security.admin import AuditQuery
@@ -78,6 +83,8 @@ class Operation:
     errors: tuple[int, ...] = ()  # beyond those the route's shape implies (see _errors)
     links: dict[str, Any] = field(default_factory=dict)
     no_store: bool = False
+    # Other successful answers: status -> (shape, example) (a backfill's dry run answers 200).
+    also: dict[int, tuple[Shape, Any]] = field(default_factory=dict)
 
 
 def _job_links(*operations: str) -> dict[str, Any]:
@@ -108,8 +115,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=JobCreate,
         body_example=examples.JOB_CREATE,
         status=201,
-        answer=out.JobOut,
-        answer_example=examples.JOB,
+        answer=out.JobWritten,
+        answer_example={**examples.JOB, "warnings": []},
         errors=RACES,
         links=JOB_LINKS,
     ),
@@ -135,8 +142,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "`null` is refused for fields that always have a value.",
         body="JobUpdate",
         body_example=examples.JOB_UPDATE,
-        answer=out.JobOut,
-        answer_example=examples.JOB,
+        answer=out.JobWritten,
+        answer_example={**examples.JOB, "warnings": []},
         errors=RACES,
     ),
     ("DELETE", "/v1/jobs/{job_id}"): Operation(
@@ -155,9 +162,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/jobs/{job_id}/pause"): Operation(
         "Pause a job",
-        "Pausing a paused job changes nothing.",
+        'With no body, as the contract says: paused until resumed. With `{"note", "until"}`'
+        " the job shows the note and resumes by itself at `until` (its next run counts from "
+        "then; the runs the pause covered are not replayed). Pausing a paused job with no body "
+        "changes nothing; with a body, it sets the note and end.",
+        body=PauseRequest,
+        body_required=False,
+        body_example={"note": "upstream maintenance", "until": "2025-01-20T18:00:00Z"},
         answer=out.JobPaused,
-        answer_example={"message": "Job paused"},
+        answer_example={
+            "message": "Job paused",
+            "paused_note": "upstream maintenance",
+            "paused_until": "2025-01-20T18:00:00Z",
+        },
         errors=RACES,
     ),
     ("POST", "/v1/jobs/{job_id}/resume"): Operation(
@@ -167,6 +184,27 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         answer_example={"message": "Job resumed", "next_run_at": "2025-01-20T14:00:00Z"},
         errors=RACES,
     ),
+    ("POST", "/v1/executions/{execution_id}/cancel"): Operation(
+        "Cancel a run",
+        "A pending run never starts. A running one is asked to stop: its task sees "
+        "`RunContext.cancelled` within a second (`nexus.sleep` and `nexus.http_request` stop "
+        "on it), and the run ends `cancelled`, with no retry. A scheduled run not started yet "
+        "(even one further ahead, named by its execution id) gets a `cancelled` record, so it "
+        "never starts. An ended run answers 409.",
+        body=CancelRequest,
+        body_required=False,
+        body_example={"reason": "bad input file"},
+        answer=out.ExecutionOut,
+        answer_example={
+            **examples.EXECUTION,
+            "status": "running",
+            "completed_at": None,
+            "duration_seconds": None,
+            "result": None,
+            "cancel_requested": "cancelled by ops: bad input file",
+        },
+        errors=(404, 409),
+    ),
     ("GET", "/v1/jobs/{job_id}/executions"): Operation(
         "A job's run history",
         "Newest first; the next page's cursor is in `X-Next-Cursor`.",
@@ -175,6 +213,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         answer=("list", out.ExecutionOut),
         answer_example=[examples.EXECUTION],
         paged=True,
+    ),
+    ("POST", "/v1/jobs/{job_id}/backfill"): Operation(
+        "Run a job's past occurrences",
+        "Runs every occurrence of the job's schedule from `start` to `end` (both included, in "
+        f"the job's zone; at most {MAX_OCCURRENCES:,}; `end` not after now), at most "
+        f"{RATE_PER_SECOND} runs a second, with `trigger: backfill` and the occurrence as "
+        "`scheduled_for`, even while the job is paused. An occurrence whose run has a record "
+        "already (it ran, was missed, or another backfill ran it) is counted `existing` and not "
+        "run again, so asking twice runs nothing twice. Answers 202 with the backfill; follow it "
+        "with `GET /backfills/{backfill_id}`. With `dry_run: true`, answers 200 with the "
+        "occurrences that would run, and runs nothing. Backfills have the rate limit of runs "
+        "on demand.",
+        body=BackfillRequest,
+        body_example=examples.BACKFILL_REQUEST,
+        status=202,
+        answer=out.BackfillStarted,
+        answer_example=examples.BACKFILL_STARTED,
+        also={200: (out.BackfillDryRun, examples.BACKFILL_DRY_RUN)},
+    ),
+    ("GET", "/v1/backfills/{backfill_id}"): Operation(
+        "A backfill's progress",
+        "How far the backfill got (`sent`, `existing`, `remaining`) and how the runs it sent "
+        "stand (`runs`, by status).",
+        answer=out.BackfillOut,
+        answer_example=examples.BACKFILL,
+        errors=(404,),
     ),
     ("GET", "/v1/jobs/{job_id}/audit"): Operation(
         "A job's audit trail",
@@ -200,12 +264,76 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         answer_example=examples.CRON_PRESETS,
     ),
     ("POST", "/v1/schedules/preview"): Operation(
-        "Preview a schedule's next runs",
-        "Any job type, without storing anything.",
+        "Preview a schedule's next runs, its warnings and its cost",
+        "Any job type, without storing anything. The runs are as a job would have them: its "
+        "holiday calendars and blackout windows honoured. `warnings` is the schedule lint "
+        "(DST gaps and overlaps, days some months lack, day-of-month OR day-of-week, runs "
+        "overlapping a task's timeout, a date in a blackout, calendars that remove every run), "
+        "each with the dates it found in the year after `start`; job create and update answer "
+        "the same `warnings`. `estimate`: runs a month and the AWS cost a month at the stage's "
+        "prices, from the per-run requests `make bench` measures (chalicelib.pricing).",
         body=PreviewRequest,
         body_example=examples.PREVIEW,
         answer=out.SchedulePreview,
-        answer_example={"next_runs": ["2026-03-07T07:30:00Z", "2026-03-08T06:30:00Z"]},
+        answer_example={
+            "next_runs": ["2026-03-07T07:30:00Z", "2026-03-08T06:30:00Z"],
+            "warnings": [
+                {
+                    "code": "dst_gap",
+                    "message": "02:30 does not exist on 2026-03-08 in US/Eastern (clocks "
+                    "go forward): the run that day is at 03:00",
+                    "dates": ["2026-03-08"],
+                }
+            ],
+            "estimate": {
+                "runs_per_month": 30.42,
+                "cost_per_month_usd": 0.00018,
+                "cost_per_run_usd": 5.96e-06,
+            },
+        },
+    ),
+    ("POST", "/v1/calendars"): Operation(
+        "Create a holiday calendar",
+        "Its days come as `dates` (days and ranges) or as `ics` (an iCalendar file's text: the "
+        "days of its events, recurring ones expanded up to 10 years), exactly one of them. "
+        "Jobs name calendars in `exclude_calendars` (no run on their days) or `only_calendars` "
+        "(runs on their days only); a day is a day in the calendar's own zone.",
+        body=CalendarCreate,
+        body_example=examples.CALENDAR_CREATE,
+        status=201,
+        answer=out.CalendarOut,
+        answer_example={**examples.CALENDAR, "used_by": []},
+        errors=(409,),
+    ),
+    ("GET", "/v1/calendars"): Operation(
+        "List holiday calendars",
+        "By name.",
+        answer=("list", out.CalendarOut),
+        answer_example=[examples.CALENDAR],
+    ),
+    ("GET", "/v1/calendars/{name}"): Operation(
+        "Get a holiday calendar",
+        answer=out.CalendarOut,
+        answer_example=examples.CALENDAR,
+        errors=(404,),
+    ),
+    ("PUT", "/v1/calendars/{name}"): Operation(
+        "Change a holiday calendar",
+        "The fields sent replace the calendar's (`dates` or `ics` replace all its days; "
+        "`description: null` clears it); the others stay. The jobs that name it follow the "
+        "change from their next occurrence.",
+        body=CalendarUpdate,
+        body_example=examples.CALENDAR_UPDATE,
+        answer=out.CalendarOut,
+        answer_example={**examples.CALENDAR, **examples.CALENDAR_UPDATE},
+        errors=(404, 409),
+    ),
+    ("DELETE", "/v1/calendars/{name}"): Operation(
+        "Delete a holiday calendar",
+        "Refused (409, naming the jobs) while jobs name it in `exclude_calendars` or "
+        "`only_calendars`.",
+        status=204,
+        errors=(404, 409),
     ),
     ("POST", "/v1/keys"): Operation(
         "Create an API key",
@@ -359,12 +487,18 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     inputs: list[type[BaseModel]] = [
         JobCreate,
         ExecuteRequest,
+        BackfillRequest,
         CronValidateRequest,
         PreviewRequest,
+        PauseRequest,
+        CancelRequest,
         KeyCreate,
+        CalendarCreate,
+        CalendarUpdate,
     ]
     outputs: list[type[BaseModel]] = [
         out.JobOut,
+        out.JobWritten,
         out.ExecutionOut,
         out.ExecutionStarted,
         out.JobPaused,
@@ -376,7 +510,11 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         out.ApiKeyOut,
         out.ApiKeyCreated,
         out.Realtime,
+        out.CalendarOut,
         out.AuditEntryOut,
+        out.BackfillStarted,
+        out.BackfillOut,
+        out.BackfillDryRun,
         out.Error,
         out.ValidationError,
     ]
@@ -471,7 +609,13 @@ def _path_parameter(name: str) -> dict[str, Any]:
     schemas: dict[str, dict[str, Any]] = {
         "job_id": {"type": "integer", "minimum": 1, "maximum": MAX_JOB_ID},
         "key_id": {"type": "string", "pattern": "^[A-Za-z0-9]{1,40}$"},
+        "name": {"type": "string", "pattern": CALENDAR_NAME},
         "asset": {"type": "string", "enum": sorted(docs.ASSETS)},
+        "backfill_id": {"type": "string", "pattern": "^[1-9][0-9]{0,17}-[0-9a-f]{12}$"},
+        "execution_id": {
+            "type": "string",
+            "pattern": r"^[0-9]{1,18}-[0-9]{8}T[0-9]{6}(\.[0-9]{6})?Z-[0-9]{1,4}$",
+        },
     }
     param: dict[str, Any] = {
         "name": name,
@@ -564,13 +708,17 @@ def _responses(
             media["example"] = op.answer_example
         ok["content"] = {op.answer_media: media}
     responses: dict[str, Any] = {str(op.status): ok}
+    for status, (shape, example) in op.also.items():
+        other = {**ok, "description": "OK" if status == 200 else _status_text(status)}
+        other["content"] = {op.answer_media: {"schema": _shape(shape, refs), "example": example}}
+        responses[str(status)] = other
     for code in _errors(op, scope, path_params):
         responses[str(code)] = {"$ref": f"#/components/responses/{code}"}
     return responses
 
 
 def _status_text(status: int) -> str:
-    return {201: "Created", 204: "No Content"}.get(status, str(status))
+    return {201: "Created", 202: "Accepted", 204: "No Content"}.get(status, str(status))
 
 
 def _error_responses() -> dict[str, Any]:
@@ -625,8 +773,10 @@ def build(routes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "security": [{SECURITY_SCHEME: []}],
         "tags": [
             {"name": "jobs", "description": "Scheduled jobs and their runs."},
+            {"name": "backfills", "description": "Runs of a job's past occurrences."},
             {"name": "cron", "description": "Cron expressions."},
             {"name": "schedules", "description": "Schedule previews."},
+            {"name": "calendars", "description": "Holiday calendars jobs leave out or keep to."},
             {"name": "keys", "description": "API keys (scope `keys:admin`)."},
             {"name": "audit", "description": "Who changed what (scope `keys:admin`)."},
             {"name": "openapi.json", "description": "This document."},

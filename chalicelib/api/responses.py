@@ -75,8 +75,12 @@ class ExecutionStarted(_Answer):
     execution_id: str
 
 
-class JobPaused(_Answer):
+class JobPaused(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     message: Literal["Job paused"]
+    # Left out of a bare pause's answer (the contract's), present when the pause set them.
+    paused_note: str | SkipJsonSchema[None] = None
+    paused_until: datetime | SkipJsonSchema[None] = None
 
 
 class JobResumed(_Answer):
@@ -125,8 +129,37 @@ class CronPreset(_Answer):
     description: str
 
 
+class ScheduleWarning(_Answer):
+    """Something about a schedule its author may not expect (chalicelib.lint)."""
+
+    code: str = Field(
+        description="dst_gap, dst_overlap, missing_day, dom_and_dow, "
+        "interval_shorter_than_timeout, date_in_blackout or calendar_excludes_all"
+    )
+    message: str
+    dates: list[str] = Field(description="The local dates it found in the year after start.")
+
+
+class CostEstimate(BaseModel):
+    """Runs a month and what they cost on AWS at the stage's prices (chalicelib.pricing)."""
+
+    model_config = ConfigDict(extra="allow")
+    runs_per_month: float
+    cost_per_month_usd: float
+    cost_per_run_usd: float
+
+
 class SchedulePreview(_Answer):
     next_runs: list[datetime]
+    warnings: list[ScheduleWarning]
+    estimate: CostEstimate
+
+
+class JobWritten(JobOut):
+    """A job as created or changed: the job, and what the schedule lint found."""
+
+    model_config = ConfigDict(title="JobWritten")
+    warnings: list[ScheduleWarning]
 
 
 class ApiKeyOut(_Answer):
@@ -166,8 +199,13 @@ class AuditEntryOut(BaseModel):
         "job.resume",
         "job.execute",
         "job.delete",
+        "job.backfill",
+        "run.cancel",
         "key.create",
         "key.revoke",
+        "calendar.create",
+        "calendar.update",
+        "calendar.delete",
     ]
     job_id: int | SkipJsonSchema[None] = None
     key_id: str | SkipJsonSchema[None] = None
@@ -178,6 +216,46 @@ class AuditEntryOut(BaseModel):
         default=None, description='job.update: `{field: {"from": ..., "to": ...}}`'
     )
     execution_id: str | SkipJsonSchema[None] = None
+
+
+class BackfillStarted(_Answer):
+    """A backfill (`POST /jobs/{job_id}/backfill`, 202): its occurrences run at
+    `rate_per_second` at most, each once (an occurrence whose run exists is not run again)."""
+
+    backfill_id: str = Field(description="`<job id>-<12 hex>`: `GET /backfills/{backfill_id}`.")
+    job_id: int
+    status: Literal["running", "done"]
+    start: datetime
+    end: datetime
+    overlap: Literal["allow", "skip", "buffer_all"]
+    occurrences: int = Field(description="The occurrences of the window to run.")
+    excluded: int = Field(description="Occurrences the job's calendars or blackouts leave out.")
+    sent: int = Field(description="Runs the backfill recorded and sent.")
+    existing: int = Field(description="Occurrences found run already (not run again).")
+    skipped: int = Field(description="Occurrences left unsent (the job was deleted).")
+    remaining: int = Field(description="Occurrences not handled yet.")
+    cursor: datetime | None = Field(description="The last occurrence handled.")
+    rate_per_second: float
+    reason: str | None = Field(description="Why the backfill ended early, if it did.")
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    created_by_key: str | None
+
+
+class BackfillOut(BackfillStarted):
+    """A backfill and how the runs it sent stand (`GET /backfills/{backfill_id}`)."""
+
+    runs: dict[str, int] = Field(
+        description="The runs this backfill sent, by the status of their latest attempt."
+    )
+
+
+class BackfillDryRun(_Answer):
+    """What a backfill would run (`dry_run: true`, 200): nothing is written or sent."""
+
+    occurrences: list[datetime]
+    excluded: int = Field(description="Occurrences the job's calendars or blackouts leave out.")
 
 
 class Error(BaseModel):
@@ -200,11 +278,37 @@ class ValidationError(BaseModel):
     detail: list[FieldProblem]
 
 
+class CalendarOut(_Answer):
+    """A holiday calendar (`GET /calendars/{name}`): its days as sorted, merged `dates`."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_serialization_defaults_required=True, title="Calendar"
+    )
+
+    name: str
+    timezone: str = Field(description="The IANA zone the days are days of.")
+    description: str | None
+    dates: list[str] = Field(
+        description='"YYYY-MM-DD" or "YYYY-MM-DD/YYYY-MM-DD" (both days included), sorted, '
+        "with overlapping and adjacent days joined."
+    )
+    used_by: list[int] = Field(
+        description="The ids of the jobs that name the calendar; it cannot be deleted while "
+        "there are any."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
 # Not used by the answers above, but named here so their members read well in the document.
 __all__ = [
     "ApiKeyCreated",
     "ApiKeyOut",
     "AuditEntryOut",
+    "BackfillDryRun",
+    "BackfillOut",
+    "BackfillStarted",
+    "CalendarOut",
     "CronPreset",
     "CronValidation",
     "Error",

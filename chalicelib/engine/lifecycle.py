@@ -23,7 +23,8 @@ States of an attempt::
 - `pending`: a manual run or a retry, recorded before its message is sent (P), and kept in
   the due index until it starts, so a message that was never sent is sent by the tick (TR).
 - `running`: a worker holds its lease (`lease_owner`, `lease_until`).
-- final: `completed`, `failed`, `skipped`, `missed`. A final record is never rewritten.
+- final: `completed`, `failed`, `skipped`, `missed`, `cancelled`. A final record is never
+  rewritten.
 - attempt 0 at the first run of a range is the record of runs missed without ever being sent.
 
 | step | who | the write (its condition) | if the process dies after it |
@@ -43,13 +44,27 @@ States of an attempt::
 | F2 | worker | job: slot out, last run (only moves forward) | message back: R repeats F2, F3 |
 | F3 | worker | retry: P, then send it with its delay | message back: R, P no-op, send |
 | R | worker | on a final record: F2, then F3 if it may retry | message back: R again |
+| W | worker | job: `buffered = key` (none/older waits); P | message back: W again |
+| WS | worker | after F2: send the waiting run if the slot is free | TR at its resend |
+| C | API | pending: `cancelled`; running: `cancel_requested`; none: put | done |
+| TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
 
 Counters are added in F1's transaction (and D's, and never elsewhere for runs), so the stats
 equal what the history shows. A job's `status` is computed from its slots and its last run,
 never stored, so it cannot disagree with them.
 
-Overlap: a `forbid` job's S1 is the check and the claim at once; a slot whose lease is over
+Overlap: an exclusive job's (`forbid`, `buffer_one`, `replace`) S1 is the check and the claim
+at once, and it fails while another run holds the slot or another run waits its turn
+(`Job.buffered`). Then `forbid` skips the run; `buffer_one` makes it the one run that waits
+(W: recorded `pending`, in the due index at the holder's lease end, so a lost nudge is sent by
+the tick), or skips it if one waits already; `replace` also asks the holder to stop (C) and
+its run replaces an older waiting one (settled `skipped`). When the holder's record is final,
+its R sends the waiting run (WS), whose S1 takes the slot and ends the wait in one write.
+Cancel: a running task is asked to stop through `RunContext.cancelled` (the worker reads
+`cancel_requested` every CANCEL_POLL_SECONDS while the task runs); F1 then writes `cancelled`,
+which never retries. A takeover (S3) that finds `cancel_requested` settles `cancelled`.
+A `forbid` job's S1 is the check and the claim at once; a slot whose lease is over
 (its worker died and its message went to the dead-letter queue) is freed by the next S1
 that meets it. A task that overruns its timeout is asked to stop (`RunContext.cancelled`);
 until its thread has really stopped, its lease (and slot) are renewed, so neither a takeover
@@ -58,6 +73,11 @@ nor its retry can start beside it (worker.run_task).
 Misfires: a run is missed only when it would start later than its job's
 `misfire_grace_seconds` after its time; a late or missing tick sends everything still inside
 the grace, in order.
+
+Control messages (engine.control) are timers on the same queue: `resume` ends a pause with
+`until` (engine.pauses; the job's due entry stays at `until` until the resume is written, so
+the tick sends a lost one again) and `backfill` runs a backfill's next step (engine.backfill;
+its item is in the due index the same way).
 
 Changes: a pause, resume or PUT applies from the moment it is made. Before it writes, the
 API handles the runs already due that no tick has reached (Dispatcher.catch_up: TM, T1, T2
@@ -69,6 +89,10 @@ started when the pause lands, is settled `skipped` by its worker (SK) like any q
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.models import Execution, Job
 
 # A pending attempt not started this long after it was (to be) sent is sent again.
 RESEND_AFTER = timedelta(seconds=120)
@@ -86,6 +110,54 @@ def execution_id(job_id: int, scheduled_for: datetime, attempt: int) -> str:
     return f"{job_id}-{stamp}Z-{attempt}"
 
 
+def first_attempt(
+    job: Job, scheduled_for: datetime, now: datetime, retention: timedelta, **fields: Any
+) -> Execution:
+    """Attempt 1 of the run `(job.id, scheduled_for)`, pending, as the tick, a backfill or a
+    cancel records it; `fields` set the rest (trigger, status, reason, ...)."""
+    from chalicelib.models import Execution
+
+    values: dict[str, Any] = {
+        "id": execution_id(job.id, scheduled_for, 1),
+        "job_id": job.id,
+        "status": "pending",
+        "trigger": "scheduled",
+        "scheduled_for": scheduled_for,
+        "attempt": 1,
+        "task_id": task_id(job.id, scheduled_for),
+        "task_name": job.task_name,
+        "task_args": job.task_args,
+        "task_kwargs": job.task_kwargs,
+        "created_at": now,
+        "expires_at": now + retention,
+    }
+    return Execution(**{**values, **fields})
+
+
 def task_id(job_id: int, scheduled_for: datetime) -> str:
     """The id a scheduled run carries into its task (stable across its attempts)."""
     return f"{job_id}:{scheduled_for:%Y%m%dT%H%M%SZ}"
+
+
+def parse_execution_id(text: str) -> tuple[int, datetime, int]:
+    """`(job_id, scheduled_for, attempt)` of an execution id; ExecutionNotFound if it is not
+    one (an id that cannot exist is as unknown as one that does not)."""
+    from datetime import UTC
+
+    from chalicelib.errors import ExecutionNotFound
+
+    parts = text.split("-")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+        raise ExecutionNotFound(text)
+    stamp = parts[1]
+    if not stamp.endswith("Z") or len(parts[0]) > 18 or len(parts[2]) > 4:
+        raise ExecutionNotFound(text)
+    try:
+        fmt = "%Y%m%dT%H%M%S.%f" if "." in stamp else "%Y%m%dT%H%M%S"
+        scheduled_for = datetime.strptime(stamp[:-1], fmt).replace(tzinfo=UTC)
+    except ValueError:
+        raise ExecutionNotFound(text) from None
+    job_id, attempt = int(parts[0]), int(parts[2])
+    if job_id < 1 or execution_id(job_id, scheduled_for, attempt) != text:
+        raise ExecutionNotFound(text)
+    return job_id, scheduled_for, attempt

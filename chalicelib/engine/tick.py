@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, task_id
+from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, first_attempt, task_id
+from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.errors import InvalidInput, Unavailable
+from chalicelib.holidays import HolidayCalendar
 from chalicelib.models import Execution, Job
 from chalicelib.observability import emit_metrics
 from chalicelib.schedules import Schedule, compile_schedule
-from chalicelib.store import Store
+from chalicelib.store import DueEntry, Store
 
 log = logging.getLogger("nexus.dispatch")
 
@@ -115,6 +117,7 @@ class TickReport:
     jobs_dispatched: int = 0
     runs_sent: int = 0
     runs_missed: int = 0
+    runs_skipped: int = 0
     claims_lost: int = 0
     retries_sent: int = 0
     deferred: int = 0
@@ -139,7 +142,11 @@ class Dispatcher:
         max_runs_per_tick: int = 50_000,
         retention: timedelta = timedelta(days=90),
         monotonic: Callable[[], float] = time.monotonic,
+        on_due: dict[str, Callable[[DueEntry, datetime], None]] | None = None,
     ) -> None:
+        """`on_due`: what to do with a due entry whose sort key starts with a given prefix
+        (a backfill's next step: engine.backfill), beside jobs and run attempts."""
+        self._on_due = dict(on_due or {})
         self._store = store
         self._queue = queue
         self._monotonic = monotonic
@@ -170,7 +177,10 @@ class Dispatcher:
                 report.deferred += 1
                 continue
             try:
-                if entry.is_job:
+                hook = next((f for p, f in self._on_due.items() if entry.sk.startswith(p)), None)
+                if hook is not None:
+                    hook(entry, now)
+                elif entry.is_job:
                     ready = self._prepare(entry.job_id, now, None, report, sweep)
                     if ready is not None:
                         prepared.append(ready)
@@ -259,10 +269,14 @@ class Dispatcher:
                 sweep.purge(job, now)
             return None
         window_end = now + self.window if until is None else until
+        if not job.is_active and job.paused_until is not None and until is None:
+            if job.paused_until <= window_end:
+                send_resume(self._queue, job, now)  # its pause ends before the next tick
+            return None
         if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
             return None
         try:
-            schedule = compile_schedule(job, anchor=job.created_at)
+            schedule = compile_schedule(job, anchor=job.created_at, calendars=self._calendars(job))
             plan = plan_runs(job, schedule, now, window_end)
         except (InvalidInput, ValueError, OverflowError) as exc:
             message = f"the stored schedule cannot be evaluated: {exc}"
@@ -290,8 +304,37 @@ class Dispatcher:
                     "missed_count": missed,
                 },
             )
-        executions = [self._execution(job, t, now) for t in plan.runs]
+        executions = []
+        for t in plan.runs:
+            # Calendars and blackout windows (chalicelib.exclusions): a skipped occurrence is
+            # recorded with its reason; a deferred one is sent to start at its new time.
+            decision = schedule.decide(t)
+            if decision.at is None:
+                if self._store.runs.put_final(self._skipped(job, t, now, decision.reason or "")):
+                    report.runs_skipped += 1
+                continue
+            execution = self._execution(job, t, now)
+            if decision.at != t:
+                execution = execution.model_copy(
+                    update={"not_before": decision.at, "reason": decision.reason}
+                )
+            executions.append(execution)
         return _Prepared(job, plan, executions)
+
+    def _calendars(self, job: Job) -> dict[str, HolidayCalendar]:
+        names = [*job.exclude_calendars, *job.only_calendars]
+        return self._store.calendars.get_many(names) if names else {}
+
+    def _skipped(self, job: Job, scheduled_for: datetime, now: datetime, why: str) -> Execution:
+        return self._execution(job, scheduled_for, now).model_copy(
+            update={
+                "status": "skipped",
+                "completed_at": now,
+                "task_args": [],
+                "task_kwargs": {},
+                "reason": why,
+            }
+        )
 
     def _commit(
         self, prepared: list[_Prepared], clock: Callable[[], datetime], report: TickReport
@@ -318,20 +361,7 @@ class Dispatcher:
                 report.claims_lost += 1
 
     def _execution(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
-        return Execution(
-            id=execution_id(job.id, scheduled_for, 1),
-            job_id=job.id,
-            status="pending",
-            trigger="scheduled",
-            scheduled_for=scheduled_for,
-            attempt=1,
-            task_id=task_id(job.id, scheduled_for),
-            task_name=job.task_name,
-            task_args=job.task_args,
-            task_kwargs=job.task_kwargs,
-            created_at=now,
-            expires_at=now + self.retention,
-        )
+        return first_attempt(job, scheduled_for, now, self.retention)
 
     def _missed(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
         return self._execution(job, scheduled_for, now).model_copy(

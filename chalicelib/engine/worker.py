@@ -24,14 +24,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.engine.control import Controls, is_control
 from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
 from chalicelib.models import Execution, Job
 from chalicelib.observability import Metric, emit_metrics
 from chalicelib.security import secrets
 from chalicelib.store import FinalWrite, Store
+from chalicelib.store.jobs import EXCLUSIVE
 from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
-from chalicelib.timefmt import parse_stored
+from chalicelib.timefmt import parse_stored, sortable
 
 log = logging.getLogger("nexus.worker")
 
@@ -49,6 +51,9 @@ RENEW_EVERY = 10.0
 RENEW_FOR = timedelta(seconds=60)
 # Below this much of the invocation's time left, a task that will not stop ends the process.
 STUCK_BUDGET_SECONDS = 15.0
+# How often a running task's record is read for a cancel request (the first read after this
+# much running: a quick run pays none). `RunContext.cancelled` is set within this of it.
+CANCEL_POLL_SECONDS = 0.5
 
 
 class TaskTimeout(Exception):
@@ -213,6 +218,7 @@ class Worker:
         linger: float = 0.0,
         on_stuck: Callable[[str], None] = exit_if_on_lambda,
         show_running_after: float = SHOW_RUNNING_AFTER,
+        controls: Controls | None = None,
     ) -> None:
         """`linger`: how long a final record may wait for those of other runs of the batch
         to be written with them (0: at once)."""
@@ -225,6 +231,7 @@ class Worker:
         self._rng = rng
         self._on_stuck = on_stuck
         self._show_running_after = show_running_after
+        self._controls = controls
         # Messages being processed now: a final record waits (up to `linger`) for the others'.
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
@@ -262,6 +269,14 @@ class Worker:
         remaining: Callable[[], float] | None,
     ) -> Verdict:
         try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if is_control(data):
+            if self._controls is None or not self._controls.handle(data, self._clock()):
+                log.error("dropping a control message nobody handles: %.200s", body)
+            return DONE
+        try:
             message = Message.parse(body)
         except (ValueError, KeyError, TypeError):
             log.error("dropping a message that is not a NEXUS run: %.200s", body)
@@ -286,6 +301,22 @@ class Worker:
             assert record.lease_until is not None
             if record.lease_until > now:
                 return Later((record.lease_until - now).total_seconds() + 1)
+            if record.cancel_requested:  # its worker died after the cancel: not run again
+                return self._not_run(
+                    job, message, record, now, "cancelled", record.cancel_requested
+                )
+        if (
+            not job.is_active
+            and job.paused_until is not None
+            and job.paused_until <= min(now, message.scheduled_for)
+            and self._controls is not None
+        ):
+            # A run after the end of a pause whose resume has not landed yet (its timer's
+            # worker died, or is late): make the resume first, as the timer would have.
+            self._controls.handle(
+                {"control": "resume", "job_id": job.id, "until": sortable(job.paused_until)}, now
+            )
+            job = self._store.jobs.find_job(message.job_id) or job
         if record is None or record.status == "pending":
             reason = self._reason_not_to_run(job, message, record, now)
             if reason is not None:
@@ -296,10 +327,27 @@ class Worker:
         self, job: Job, message: Message, record: Execution | None, now: datetime
     ) -> tuple[str, str] | None:
         trigger = record.trigger if record is not None else message.trigger
-        if trigger != "manual" and not job.is_active:
-            return "skipped", "the job was paused before this run started"
-        late = (now - message.scheduled_for).total_seconds()
-        if trigger == "scheduled" and late > job.misfire_grace_seconds:
+        # Runs someone asked for (a manual run, a backfill) run even while the job is paused.
+        asked = trigger in ("manual", "backfill") or (record is not None and record.backfill_id)
+        if not asked and not job.is_active:
+            note = f" ({job.paused_note})" if job.paused_note else ""
+            return "skipped", f"the job was paused before this run started{note}"
+        paused, resumed = job.paused_at, job.resumed_at
+        if (
+            trigger == "scheduled"
+            and paused is not None
+            and resumed is not None
+            and paused <= message.scheduled_for < resumed
+        ):
+            return (
+                "skipped",
+                f"its time fell while the job was paused (from {paused:%Y-%m-%dT%H:%M:%SZ} to "
+                f"{resumed:%Y-%m-%dT%H:%M:%SZ}); a resume does not replay the paused time",
+            )
+        # A run deferred out of a blackout counts its grace from its new time; a run that
+        # waited its turn (buffer_one, replace: it has a record) is not late for it.
+        late = (now - message.start_at).total_seconds()
+        if trigger == "scheduled" and record is None and late > job.misfire_grace_seconds:
             return (
                 "missed",
                 f"started {late:.0f} s after its time, later than its misfire grace "
@@ -389,21 +437,14 @@ class Worker:
         timeout = (task.timeout_seconds if task else None) or DEFAULT_TASK_TIMEOUT
         lease_until = now + timedelta(seconds=timeout) + LEASE_MARGIN
         owner = uuid.uuid4().hex
-        key = execution.run_key
-        # S1: a `forbid` job's slot is taken before the run starts: the check and the claim
+        policy = run_policy(job, execution)
+        # S1: an exclusive job's slot is taken before the run starts: the check and the claim
         # are one write. (An `allow` job's slot only shows the run, so it waits: see below.)
-        if job.concurrency_policy == "forbid" and not self._take_forbid_slot(
-            job, key, lease_until, now
-        ):
-            return self._not_run(
-                job,
-                message,
-                record,
-                now,
-                "skipped",
-                "the previous run was still running (concurrency_policy is forbid)",
-            )
-        # The run starts now, after its slot: a forbid run's start never precedes the end
+        if policy in EXCLUSIVE:
+            turn = self._take_turn(job, policy, message, record, execution, lease_until, now)
+            if turn is not None:
+                return turn
+        # The run starts now, after its slot: an exclusive run's start never precedes the end
         # its predecessor recorded before releasing the slot.
         now = self._clock()
         running = execution.model_copy(
@@ -447,17 +488,115 @@ class Worker:
             lateness = (now - execution.scheduled_for).total_seconds()
             started_metrics["StartLatenessSeconds"] = round(max(lateness, 0.0), 3)
         emit_metrics(started_metrics, **fields)
-        finished = self._run(job, running, task, timeout, owner, now, hold, remaining)
+        finished = self._run(job, running, task, timeout, owner, now, hold, remaining, policy)
         if finished is not None:
             self._resume(finished, job)
         return DONE
 
-    def _take_forbid_slot(self, job: Job, key: str, lease_until: datetime, now: datetime) -> bool:
-        """S1 for a `forbid` job. If another run holds the slot, look at it: a run whose
-        record is final already (its worker died between F1 and F2, and its message has not
-        come back yet) no longer runs, so its slot is released here and the start goes on.
-        Reads in proportion to the slots held: one."""
-        if self._store.jobs.take_slot(job, key, lease_until, now):
+    def _take_turn(
+        self,
+        job: Job,
+        policy: str,
+        message: Message,
+        record: Execution | None,
+        execution: Execution,
+        lease_until: datetime,
+        now: datetime,
+    ) -> Verdict | None:
+        """S1 of an exclusive job: None once the run holds the slot, or what became of it.
+
+        `forbid`: skipped while another run holds the slot. `buffer_one`: the run waits for
+        the running one (`Job.buffered`, recorded pending), unless another already waits:
+        then it is skipped. `replace`: the running one is asked to stop, and this run waits
+        for it to stop (a newer run replaces an older waiting one).
+        """
+        key = execution.run_key
+        if self._take_exclusive_slot(job, key, lease_until, now):
+            return None
+        if policy == "forbid":
+            return self._not_run(
+                job,
+                message,
+                record,
+                now,
+                "skipped",
+                "the previous run was still running (concurrency_policy is forbid)",
+            )
+        current = self._store.jobs.find_job(job.id)
+        if current is None or current.deleted_at is not None:
+            return DONE
+        holders = {k: v for k, v in current.running.items() if k != key}
+        if policy == "replace":
+            for holder in holders:
+                if self._store.runs.request_cancel(
+                    job.id,
+                    holder,
+                    f"replaced by run {execution.id} (concurrency_policy is replace)",
+                ):
+                    log.info(
+                        "asked the running run to stop: a newer run replaces it",
+                        extra={"job_id": job.id, "execution_id": execution.id, "replaces": holder},
+                    )
+        if not self._store.jobs.wait_turn(job.id, key, newer_only=policy == "replace"):
+            why = (
+                "another run was already waiting for the running one (concurrency_policy is "
+                "buffer_one)"
+                if policy == "buffer_one"
+                else "a newer run replaced it (concurrency_policy is replace)"
+            )
+            return self._not_run(job, message, record, now, "skipped", why)
+        if current.buffered and current.buffered != key:
+            self._replaced_waiting(job, current.buffered, execution, now)
+        leases = [parse_stored(v) for v in holders.values()]
+        resend_at = max([t for t in leases if t is not None], default=now) + LEASE_MARGIN
+        waiting_for = ", ".join(sorted(holders)) or "the running run"
+        if record is None:
+            pending = self._scheduled_execution(job, message, now).model_copy(
+                update={"reason": f"waiting for {waiting_for} to finish ({policy})"}
+            )
+            self._store.runs.put_pending(pending, resend_at)  # P: a repeat finds it there
+        else:
+            self._store.runs.move_resend(job.id, key, resend_at)
+        log.info(
+            "run waits for the running one",
+            extra={"job_id": job.id, "execution_id": execution.id, "policy": policy},
+        )
+        # The running one may have finished before this run waited (and so found none to
+        # start): look once more, and start this one now if the slot is free.
+        self._start_waiting(job.id, now)
+        return DONE
+
+    def _replaced_waiting(self, job: Job, waiting: str, newer: Execution, now: datetime) -> None:
+        """`replace`: a run that waited is skipped for a newer one."""
+        record = self._store.runs.get(job.id, waiting)
+        if record is None or record.status != "pending":
+            return
+        write = self._store.runs.settlement(
+            record, "skipped", f"a newer run ({newer.id}) replaced it while it waited", now
+        )
+        self._store.runs.commit([write])
+
+    def _start_waiting(self, job_id: int, now: datetime) -> None:
+        """Send the run waiting its turn (buffer_one, replace) if the slot is free: the run
+        that held it has finished. A waiting run whose record ended stops waiting."""
+        job = self._store.jobs.find_job(job_id)
+        if job is None or job.buffered is None or job.running:
+            return
+        record = self._store.runs.get(job_id, job.buffered)
+        if record is None or record.is_final:
+            self._store.jobs.end_wait(job_id, job.buffered)
+            return
+        if record.status == "pending":
+            self._queue.send([record], now)
+
+    def _take_exclusive_slot(
+        self, job: Job, key: str, lease_until: datetime, now: datetime
+    ) -> bool:
+        """S1 for an exclusive job. If another run holds the slot (or waits for it), look at
+        it: a run whose record is final already (its worker died between F1 and F2, and its
+        message has not come back yet) no longer runs, so its slot (or its wait) is released
+        here and the start goes on. Reads in proportion to the slots held: one."""
+        if self._store.jobs.take_slot(job, key, lease_until, now, exclusive=True):
             return True
         current = self._store.jobs.find_job(job.id)
         if current is None:
@@ -474,7 +613,11 @@ class Worker:
                 extra={"job_id": job.id, "execution_id": record.id},
             )
             emit_metrics({"SweepRepairs": 1}, job_id=job.id)
-        return released and self._store.jobs.take_slot(job, key, lease_until, now)
+        if current.buffered and current.buffered != key:
+            waiting = self._store.runs.get(job.id, current.buffered)
+            if waiting is None or waiting.is_final:
+                released |= self._store.jobs.end_wait(job.id, current.buffered)
+        return released and self._store.jobs.take_slot(job, key, lease_until, now, exclusive=True)
 
     def _task(self, execution: Execution) -> Any:
         try:
@@ -492,6 +635,7 @@ class Worker:
         started_at: datetime,
         hold: Callable[[float], None],
         remaining: Callable[[], float] | None,
+        policy: str,
     ) -> Execution | None:
         """Run the task, then F1. The record written, or None if the lease was lost."""
         context = RunContext(
@@ -501,7 +645,7 @@ class Worker:
             attempt=execution.attempt,
         )
         shown = _SlotShow(self, job, execution, owner)
-        if job.concurrency_policy == "forbid":
+        if policy in EXCLUSIVE:
             shown.taken = True
         else:
             shown.after(self._show_running_after)
@@ -518,9 +662,12 @@ class Worker:
             shown.cancel()
         finished_at = self._clock()
         error = outcome.get("error")
+        cancelled = outcome.get("cancelled")
+        status = "cancelled" if cancelled else "failed" if error is not None else "completed"
         record = execution.model_copy(
             update={
-                "status": "failed" if error is not None else "completed",
+                "status": status,
+                "reason": cancelled,
                 "completed_at": finished_at,
                 "duration_seconds": round((finished_at - started_at).total_seconds(), 6),
                 "result": None if error is not None else _capped_result(outcome.get("result")),
@@ -533,8 +680,8 @@ class Worker:
         )
         deltas: dict[str, int | float] = {
             "total_executions": 1,
-            "successful_executions": int(error is None),
-            "failed_executions": int(error is not None),
+            "successful_executions": int(status == "completed"),
+            "failed_executions": int(status == "failed"),
             "duration_sum": record.duration_seconds or 0.0,
             "duration_count": 1,
         }
@@ -557,7 +704,10 @@ class Worker:
                 "error_type": None if record.error is None else record.error["type"],
             },
         )
-        emit_metrics({"RunsFailed" if error is not None else "RunsSucceeded": 1}, **fields)
+        if status == "cancelled":
+            emit_metrics({"RunsCancelled": 1}, **fields)
+        else:
+            emit_metrics({"RunsFailed" if error is not None else "RunsSucceeded": 1}, **fields)
         return record
 
     def _call(
@@ -596,12 +746,15 @@ class Worker:
 
         thread = threading.Thread(target=target, name="nexus-task", daemon=True)
         thread.start()
-        thread.join(timeout)
+        cancelled = self._watch(thread, execution, timeout)
         if not thread.is_alive():
-            return outcome
+            return {**outcome, "cancelled": cancelled} if cancelled else outcome
         context.cancelled.set()
         fields = {"job_id": execution.job_id, "execution_id": execution.id}
-        log.warning("task overran its %g s timeout; asked it to stop", timeout, extra=fields)
+        if cancelled:
+            log.info("run cancelled: %s; asked its task to stop", cancelled, extra=fields)
+        else:
+            log.warning("task overran its %g s timeout; asked it to stop", timeout, extra=fields)
         while thread.is_alive():
             lease_until = self._clock() + RENEW_FOR
             self._store.runs.renew(execution, owner, lease_until)
@@ -611,7 +764,25 @@ class Worker:
                 emit_metrics({"TasksStuck": 1}, **fields)
                 self._on_stuck(f"task of {execution.id} did not stop after its timeout")
             thread.join(RENEW_EVERY)
+        if cancelled:
+            return {**outcome, "cancelled": cancelled}
         return {"error": TaskTimeout(f"the task ran longer than its {timeout:g} s timeout")}
+
+    def _watch(self, thread: threading.Thread, execution: Execution, timeout: float) -> str | None:
+        """Wait for the task's thread for at most `timeout` seconds, reading the record every
+        CANCEL_POLL_SECONDS for a cancel request: its reason once there is one (the thread
+        may still run), else None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            thread.join(min(CANCEL_POLL_SECONDS, left))
+            if not thread.is_alive():
+                return None
+            why = self._store.runs.cancel_requested(execution.job_id, execution.run_key)
+            if why:
+                return why
 
     # -- R: what follows a final record --------------------------------------------------------
 
@@ -628,6 +799,8 @@ class Worker:
             self._store.jobs.run_finished(job.id, record.run_key, record.status, at)
         else:
             self._store.jobs.release_slot(job.id, record.run_key)
+        if job.concurrency_policy in ("buffer_one", "replace"):
+            self._start_waiting(job.id, self._clock())
         if (
             record.status == "failed"
             and record.reason != "dead-lettered"
@@ -742,6 +915,13 @@ class Worker:
             self._resume(current, job)
 
 
+def run_policy(job: Job, execution: Execution) -> str:
+    """The overlap rule of this run: the job's, or its backfill's (`skip`: none beside it)."""
+    if execution.backfill_id is not None:  # its retries too
+        return "forbid" if execution.overlap == "skip" else "allow"
+    return job.concurrency_policy
+
+
 class _SlotShow:
     """Puts an `allow` job's run in the job's slots once it has run a while, so the job
     shows `running`; a quick run never pays the write. Cancelled (or waited for) before the
@@ -766,7 +946,11 @@ class _SlotShow:
             try:
                 lease = self._execution.lease_until or self._worker._clock()
                 self.taken = self._worker._store.jobs.take_slot(
-                    self._job, self._execution.run_key, lease, self._worker._clock()
+                    self._job,
+                    self._execution.run_key,
+                    lease,
+                    self._worker._clock(),
+                    exclusive=False,
                 )
             except Exception:
                 log.exception("could not show a run as running", extra={"job_id": self._job.id})

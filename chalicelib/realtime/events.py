@@ -39,6 +39,7 @@ RUN_EVENTS = {
     "dead_lettered": "run.failed",
     "skipped": "run.skipped",
     "missed": "run.missed",
+    "cancelled": "run.cancelled",
 }
 # What a run changes on its job (its status, its last run, its slots): the run's own events
 # carry it, so a run is not also a job.updated (it would double what a busy job sends).

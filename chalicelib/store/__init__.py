@@ -7,7 +7,9 @@
 - `keys.KeyStore`: API keys (hashes, never secrets);
 - `audit.AuditLog`: who changed what (written in the change's own transaction);
 - `ratelimit.RateCounter`: per-key request counts;
-- `connections.ConnectionStore`: WebSocket listeners (realtime).
+- `connections.ConnectionStore`: WebSocket listeners (realtime);
+- `backfills.BackfillStore`: backfills of past occurrences (engine.backfill);
+- `calendars.CalendarStore`: holiday calendars, and which jobs name them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.store.audit import AuditLog
+from chalicelib.store.backfills import BackfillStore
+from chalicelib.store.calendars import CalendarStore
 from chalicelib.store.connections import ConnectionStore
 from chalicelib.store.counters import COUNTER_SHARDS, Counters
 from chalicelib.store.items import (
@@ -34,6 +38,8 @@ from chalicelib.store.runs import FinalWrite, RunStore
 __all__ = [
     "COUNTER_SHARDS",
     "AuditLog",
+    "BackfillStore",
+    "CalendarStore",
     "ConnectionStore",
     "Counters",
     "DueEntry",
@@ -62,6 +68,8 @@ class Store:
     audit: AuditLog
     rates: RateCounter
     connections: ConnectionStore
+    backfills: BackfillStore
+    calendars: CalendarStore
     table_name: str
 
     @classmethod
@@ -75,6 +83,8 @@ class Store:
             audit=AuditLog(client, table_name),
             rates=RateCounter(client, table_name),
             connections=ConnectionStore(client, table_name),
+            backfills=BackfillStore(client, table_name),
+            calendars=CalendarStore(client, table_name),
             table_name=table_name,
         )
 

@@ -136,6 +136,13 @@ class AuditLog:
             }
         }
 
+    def write(self, items: list[dict[str, Any]]) -> None:
+        """Record entries on their own (`put`'s items), after a change that could not carry
+        them in its own transaction (a run's conditional settlement)."""
+        for item in items:
+            put: dict[str, Any] = item["Put"]
+            with_backoff(lambda: self._db.put_item(**put), what="auditing")  # noqa: B023
+
     def for_job(
         self, job_id: int, *, limit: int, cursor: str | None
     ) -> tuple[list[AuditEntry], str | None]:

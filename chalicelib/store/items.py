@@ -54,6 +54,9 @@ _TIME_FIELDS = (
     "started_at",
     "completed_at",
     "missed_until",
+    "paused_until",
+    "paused_at",
+    "resumed_at",
     "lease_until",
     "not_before",
     "deleted_at",
@@ -159,9 +162,11 @@ def job_item(job: Job) -> dict[str, Any]:
         list_pk=LIST_PARTITION,
         list_sk=f"{sortable(job.created_at)}#{job.id:012d}",
     )
-    if job.is_active and job.next_run_at is not None:
+    # Due: an active job at its next run; a job paused `until` at its end (engine.pauses).
+    due = job.next_run_at if job.is_active else job.paused_until
+    if due is not None:
         item["due_pk"] = due_shard(job.id)
-        item["due_sk"] = due_sort_key(job.next_run_at, job.id)
+        item["due_sk"] = due_sort_key(due, job.id)
     return dump(item)
 
 

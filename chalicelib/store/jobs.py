@@ -35,13 +35,13 @@ from chalicelib.store.items import (
 from chalicelib.timefmt import parse_stored, sortable
 
 # Written by the engine only: an API update never touches them, so it cannot undo a run's record.
-ENGINE_FIELDS = frozenset(
-    {"last_run_at", "last_run_status", "running", "deleted_at", "buffered"}
-)
+ENGINE_FIELDS = frozenset({"last_run_at", "last_run_status", "running", "deleted_at", "buffered"})
 # Set by a pause, cleared by a resume: written (or removed) with the job's state.
 PAUSE_FIELDS = frozenset({"paused_note", "paused_until"})
 # A filter expression may be at most 4 KB; a tag filter of this many tags stays far below it.
 MAX_TAG_FILTER = 20
+# Policies under which at most one run of the job runs at a time (the slot is the check).
+EXCLUSIVE = frozenset({"forbid", "buffer_one", "replace"})
 # An `allow` job shows at most this many runs in its slot map (the item would grow past 1 KB,
 # and every job write costs a write unit per KB); a `forbid` job has at most one.
 MAX_SHOWN_RUNNING = 10
@@ -143,7 +143,9 @@ class JobStore:
             values[f":v{i}"] = value
             sets.append(f"#f{i} = :v{i}")
         cleared = {
-            k for k, v in after.model_dump(include=set(UPDATABLE) | PAUSE_FIELDS).items() if v is None
+            k
+            for k, v in after.model_dump(include=set(UPDATABLE) | PAUSE_FIELDS).items()
+            if v is None
         }
         if reschedule:
             cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error"}
@@ -396,25 +398,42 @@ class JobStore:
 
     # -- the worker's writes (transitions S1 and F2 of engine.lifecycle) ---------------------
 
-    def take_slot(self, job: Job, key: str, lease_until: datetime, now: datetime) -> bool:
-        """Put the run `key` in the job's slots. For a `forbid` job only while none is held
-        by another run whose lease is still good: the overlap check and the claim of the
-        slot are one conditional write, so two runs of a `forbid` job never both start."""
+    def take_slot(
+        self,
+        job: Job,
+        key: str,
+        lease_until: datetime,
+        now: datetime,
+        *,
+        exclusive: bool | None = None,
+    ) -> bool:
+        """Put the run `key` in the job's slots. For an exclusive job (`forbid`, `buffer_one`,
+        `replace`) only while none is held by another run whose lease is still good, and no
+        other run is waiting its turn (`buffered`): the overlap check and the claim of the slot
+        are one conditional write, so two runs of such a job never both start. Taking the slot
+        ends this run's own wait."""
         values: dict[str, Any] = {":lease": {"S": sortable(lease_until)}}
         names = {"#r": "running", "#k": key}
-        if job.concurrency_policy == "forbid":
-            condition = "attribute_not_exists(#r) OR size(#r) = :zero OR attribute_exists(#r.#k)"
+        update = "SET #r.#k = :lease"
+        if exclusive is None:
+            exclusive = job.concurrency_policy in EXCLUSIVE
+        if exclusive:
+            # Its own slot already (a takeover of a run whose worker died) or a free one that
+            # no other run waits for.
+            condition = (
+                "attribute_exists(#r.#k) OR ((attribute_not_exists(#r) OR size(#r) = :zero) "
+                "AND (attribute_not_exists(#b) OR #b = :key))"
+            )
             values[":zero"] = {"N": "0"}
+            values[":key"] = {"S": key}
+            names["#b"] = "buffered"
+            update += " REMOVE #b"
         else:
             condition = "attribute_not_exists(#r) OR size(#r) < :cap OR attribute_exists(#r.#k)"
             values[":cap"] = {"N": str(MAX_SHOWN_RUNNING)}
         try:
             taken = self._update(
-                job.id,
-                "SET #r.#k = :lease",
-                f"attribute_not_exists(deleted_at) AND ({condition})",
-                values,
-                names,
+                job.id, update, f"attribute_not_exists(deleted_at) AND ({condition})", values, names
             )
         except ClientError as exc:
             # A path in a map can be set only once the map exists; jobs get an empty one when
@@ -428,15 +447,32 @@ class JobStore:
                 {":empty": {"M": {}}},
                 {"#r": "running"},
             )
-            return self.take_slot(job, key, lease_until, now)
-        if taken or job.concurrency_policy != "forbid":
+            return self.take_slot(job, key, lease_until, now, exclusive=exclusive)
+        if taken or not exclusive:
             return taken
         return self._free_stale_slots(job.id, now) and self._update(
-            job.id,
-            "SET #r.#k = :lease",
+            job.id, update, f"attribute_not_exists(deleted_at) AND ({condition})", values, names
+        )
+
+    def wait_turn(self, job_id: int, key: str, *, newer_only: bool) -> bool:
+        """Make run `key` the one that waits for the running one (buffer_one, replace): only if
+        no other run waits (`newer_only`: or the one waiting is older, as `replace` wants).
+        True if `key` waits now (a repeat finds it waiting already)."""
+        condition = "attribute_not_exists(#b) OR #b = :key"
+        if newer_only:
+            condition += " OR #b < :key"
+        return self._update(
+            job_id,
+            "SET #b = :key",
             f"attribute_not_exists(deleted_at) AND ({condition})",
-            values,
-            names,
+            {":key": {"S": key}},
+            {"#b": "buffered"},
+        )
+
+    def end_wait(self, job_id: int, key: str) -> bool:
+        """Run `key` no longer waits (it ended without starting)."""
+        return self._update(
+            job_id, "REMOVE #b", "#b = :key", {":key": {"S": key}}, {"#b": "buffered"}
         )
 
     def _free_stale_slots(self, job_id: int, now: datetime) -> bool:

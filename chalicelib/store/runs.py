@@ -225,6 +225,33 @@ class RunStore:
             },
         )
 
+    def request_cancel(self, job_id: int, key: str, reason: str) -> bool:
+        """Ask a running attempt to stop: its worker sees `cancel_requested` within a second
+        and ends it `cancelled` (no retry). Only on a running attempt; the first reason stays."""
+        return self._update(
+            job_id,
+            key,
+            "SET #cr = :why",
+            "#st = :running AND attribute_not_exists(#cr)",
+            {"#cr": "cancel_requested", "#st": "status"},
+            {":why": {"S": reason[:500]}, ":running": {"S": "running"}},
+        )
+
+    def cancel_requested(self, job_id: int, key: str) -> str | None:
+        """Why the attempt must stop, if it must: a small consistent read (the worker polls it
+        while the task runs)."""
+        out = with_backoff(
+            lambda: self._db.get_item(
+                TableName=self._table,
+                Key=run_item_key(job_id, key),
+                ConsistentRead=True,
+                ProjectionExpression="cancel_requested",
+            ),
+            what="reading the run",
+        )
+        value = out.get("Item", {}).get("cancel_requested", {}).get("S")
+        return str(value) if value else None
+
     @staticmethod
     def _lease_names() -> dict[str, str]:
         return {

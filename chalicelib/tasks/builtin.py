@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.errors import FieldError
 from chalicelib.security import outbound
-from chalicelib.tasks.registry import RunContext, task
+from chalicelib.tasks.registry import RunContext, TaskCancelled, task
+
+T = TypeVar("T")
 
 HTTP_BODY_CAP = 4096
 
@@ -45,6 +49,35 @@ def fail(ctx: RunContext, message: str = "nexus.fail always fails", **_: Any) ->
 
 # The task's registered timeout; its `timeout` argument (the whole request's) is capped at it.
 HTTP_TIMEOUT = 60
+# How often a request in flight looks at `ctx.cancelled`: a cancel ends the run within this.
+CANCEL_POLL_SECONDS = 0.1
+
+
+def _unless_cancelled(ctx: RunContext, call: Callable[[], T], what: str) -> T:
+    """`call()` in a helper thread, or TaskCancelled as soon as the run is cancelled.
+
+    A blocking socket read cannot be interrupted from another thread; the helper is left to
+    end by its own deadline (the request's `timeout`), its answer unread. It is a daemon,
+    so it never holds the process up."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the task's thread, which raises it
+            outcome.append((False, exc))
+
+    helper = threading.Thread(target=target, name="nexus-task-io", daemon=True)
+    helper.start()
+    while True:
+        helper.join(CANCEL_POLL_SECONDS)
+        if outcome:
+            ok, value = outcome[0]
+            if ok:
+                return value  # type: ignore[no-any-return]
+            raise value
+        if ctx.cancelled.is_set():
+            raise TaskCancelled(f"the run was cancelled while {what} was in flight")
 
 
 def _check_http_request(args: list[Any], kwargs: dict[str, Any]) -> list[FieldError]:
@@ -78,6 +111,10 @@ def http_request(
     The request goes through the outbound guard (chalicelib.security.outbound): the URL and
     each redirect (at most 5) must reach a public address unless NEXUS_HTTP_ALLOW names it,
     or the run fails with ForbiddenDestination. `timeout` bounds the whole request.
+
+    The request runs in a helper thread while the task watches `ctx.cancelled`: a run
+    cancelled (through the API, by a newer run under `replace`, or by its timeout) stops
+    within CANCEL_POLL_SECONDS with TaskCancelled, however long the server takes to answer.
     """
     seconds = float(timeout)
     if not seconds > 0:  # (NaN too)
@@ -88,13 +125,17 @@ def http_request(
         sent["Content-Type"] = "application/json"
     if not any(k.lower() == "user-agent" for k in sent):
         sent["User-Agent"] = "nexus-scheduler"
-    response = outbound.fetch(
-        url,
-        method=method,
-        headers=sent,
-        body=data,
-        timeout=min(seconds, HTTP_TIMEOUT),
-        body_cap=HTTP_BODY_CAP,
+    response = _unless_cancelled(
+        ctx,
+        lambda: outbound.fetch(
+            url,
+            method=method,
+            headers=sent,
+            body=data,
+            timeout=min(seconds, HTTP_TIMEOUT),
+            body_cap=HTTP_BODY_CAP,
+        ),
+        f"its {method.upper()} request",
     )
     if not 200 <= response.status < 300:
         raise TaskFailed(f"{method.upper()} {response.url} answered {response.status}")

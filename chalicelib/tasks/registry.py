@@ -33,14 +33,16 @@ class RunContext:
     scheduled_for: datetime
     execution_id: str
     attempt: int
-    # Set when the run must stop: its timeout passed. A task that waits should wait on it
-    # (`ctx.sleep`), so it stops within a second; until it has stopped, its retry waits.
+    # Set when the run must stop: its timeout passed, someone cancelled it (the API's cancel),
+    # or a newer run replaces it (`concurrency_policy` replace). A task that waits should wait
+    # on it (`ctx.sleep`), so it stops within a second; until it has stopped, the run's lease
+    # is kept, so nothing (a retry, a waiting run) starts beside it.
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
     def sleep(self, seconds: float) -> None:
         """Sleep `seconds`, or raise TaskCancelled as soon as the run is cancelled."""
         if self.cancelled.wait(seconds):
-            raise TaskCancelled("the run was cancelled (its timeout passed) while it slept")
+            raise TaskCancelled("the run was cancelled while it slept")
 
 
 class TaskCancelled(Exception):

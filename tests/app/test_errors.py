@@ -229,7 +229,7 @@ def test_no_value_of_any_field_yields_a_500(api, field):
         response = api.post("/v1/jobs", body)
         assert response.status_code in (201, 422), (field, value, response.json)
         if response.status_code == 201:
-            job = response.json
+            job = {k: v for k, v in response.json.items() if k != "warnings"}
             assert api.get(f"/v1/jobs/{job['id']}").json == job
             put = api.put(f"/v1/jobs/{job['id']}", {field: value})
             assert put.status_code in (200, 422), (field, value, put.json)

@@ -36,11 +36,15 @@ def banner(server: int) -> str:
 
 
 class LocalServer:
-    """`python -m local.run` as a child process, on `port`, keeping its state in `state`."""
+    """`python -m local.run` as a child process, on `port`, keeping its state in `state`.
 
-    def __init__(self, port: int, state: Path) -> None:
+    `extra_env`: variables the stage would set (NEXUS_HTTP_ALLOW, say), for a module that
+    starts a server of its own; the shared `server` sets none."""
+
+    def __init__(self, port: int, state: Path, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
         env["NEXUS_ADMIN_KEY"] = E2E_KEY
+        env.update(extra_env or {})
         self.port = port
         self.proc = subprocess.Popen(
             [

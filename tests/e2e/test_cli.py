@@ -1,12 +1,15 @@
 """The `nexus` command against `make run` (python -m local.run as a process): jobs, runs,
-watch, and jobs as code with apply (create, no-op, dry run, update, prune)."""
+watch, jobs as code with apply (create, no-op, dry run, update, prune), and issue 13's
+controls: pause notes and ends, cancels, backfills, holiday calendars, schedule warnings."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +238,207 @@ def test_apply_refuses_a_name_two_server_jobs_carry(nexus, tmp_path):
     )
     refused = nexus("apply", "-f", str(path), expect=2)
     assert all(str(i) in refused.stderr for i in ids)
+
+
+# -- issue 13's scheduling controls ----------------------------------------------------------
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def test_a_pause_with_a_note_and_an_end_shows_on_the_job(nexus):
+    job = nexus.json(
+        "jobs", "create", "--name", "noted", "--interval", "3600", "--task", "nexus.echo"
+    )
+    ident = str(job["id"])
+    until = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    paused = nexus("jobs", "pause", ident, "--note", "db upgrade", "--until", until.isoformat())
+    assert "Job paused" in paused.stdout and "db upgrade" in paused.stdout
+
+    shown = nexus.json("jobs", "show", ident)
+    assert (shown["status"], shown["paused_note"]) == ("paused", "db upgrade")
+    assert datetime.fromisoformat(shown["paused_until"]) == until
+    table = nexus("jobs", "show", ident).stdout
+    for field in ("paused_note", "db upgrade", "concurrency_policy", "blackout_windows"):
+        assert field in table
+
+    past = nexus("jobs", "pause", ident, "--until", "2020-01-01T00:00:00Z", expect=2)
+    assert "until" in past.stderr and "future" in past.stderr
+    assert "Job resumed" in nexus("jobs", "resume", ident).stdout
+    assert nexus.json("jobs", "show", ident)["paused_note"] is None
+    nexus("jobs", "pause", "999999", "--note", "nobody", expect=3)
+    nexus("jobs", "delete", ident)
+
+
+def test_create_and_update_show_the_schedule_warnings_and_preview_its_cost(nexus):
+    # 02:30 does not happen on US/Eastern's spring-forward night.
+    dst = ("--cron", "30 2 * * *", "--tz", "US/Eastern")
+    made = nexus("jobs", "create", "--name", "half past two", *dst, "--task", "nexus.echo")
+    assert "warning:" in made.stderr and "(dst_gap)" in made.stderr
+    (job,) = [j for j in nexus.json("jobs", "list") if j["name"] == "half past two"]
+    changed = nexus.json("jobs", "update", str(job["id"]), "--priority", "2")
+    assert "dst_gap" in {w["code"] for w in changed["warnings"]}
+    preview = nexus("preview", *dst, "--count", "2")
+    assert "runs a month" in preview.stdout and "(dst_gap)" in preview.stderr
+    assert "dst_gap" in {w["code"] for w in nexus.json("preview", *dst)["warnings"]}
+    nexus("jobs", "delete", str(job["id"]))
+
+
+def test_a_running_and_a_waiting_manual_run_are_cancelled_and_an_ended_one_is_refused(nexus):
+    # buffer_one: the second run waits, pending, for the first (a 30 s sleep) to end.
+    job = nexus.json(
+        "jobs",
+        "create",
+        "--name",
+        "sleeper",
+        "--interval",
+        "3600",
+        "--task",
+        "nexus.sleep",
+        "--kwargs",
+        '{"seconds": 30}',
+        "--set",
+        "concurrency_policy=buffer_one",
+    )
+    ident = str(job["id"])
+    assert job["concurrency_policy"] == "buffer_one"
+
+    def status(execution_id: str) -> str:
+        runs = nexus.json("runs", "list", ident)
+        return str({r["id"]: r["status"] for r in runs}.get(execution_id))
+
+    first = nexus.json("jobs", "run", ident)["execution_id"]
+    wait_until(lambda: status(first) == "running", 30, "the first run to start")
+    second = nexus.json("jobs", "run", ident)["execution_id"]
+    assert status(second) == "pending"
+
+    waiting = nexus("runs", "cancel", second, "--reason", "not needed").stdout
+    assert f"Run {second} cancelled" in waiting and "not needed" in waiting
+    assert status(second) == "cancelled"
+
+    asked = nexus.json("runs", "cancel", first, "--reason", "taking too long")
+    assert asked["id"] == first and asked["status"] in ("running", "cancelled")
+    wait_until(lambda: status(first) == "cancelled", 15, "the running run to stop")
+    (stopped,) = [r for r in nexus.json("runs", "list", ident) if r["id"] == first]
+    assert stopped["duration_seconds"] < 20  # stopped, not slept out
+
+    ended = nexus("runs", "cancel", first, expect=1)
+    assert "already ended" in ended.stderr
+    nexus("runs", "cancel", f"{ident}-20200101T000000Z-1", expect=3)
+    nexus("jobs", "delete", ident)
+
+
+def test_a_backfill_dry_run_lists_the_window_and_a_real_one_is_followed_to_its_end(nexus):
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=3)
+    window = ("--start", start.isoformat(), "--end", end.isoformat())
+    # Paused: its own runs stay out of the way; a backfill runs all the same.
+    job = nexus.json(
+        "jobs", "create", "--name", "minutely", "--cron", "* * * * *", "--task", "nexus.echo"
+    )
+    ident = str(job["id"])
+    nexus("jobs", "pause", ident)
+    minutes = [(start + timedelta(minutes=m)).isoformat() for m in range(4)]
+
+    plan = nexus.json("jobs", "backfill", ident, *window, "--dry-run")
+    assert [datetime.fromisoformat(t).isoformat() for t in plan["occurrences"]] == minutes
+    assert (
+        "dry run, nothing run: 4 occurrences"
+        in nexus("jobs", "backfill", ident, *window, "--dry-run").stdout
+    )
+    assert nexus.json("runs", "list", ident) == []
+
+    followed = nexus(
+        "jobs", "backfill", ident, *window, "--wait", "--interval", "0.5", "--timeout", "60"
+    ).stdout
+    assert "4 occurrences" in followed
+    assert "done: 4/4 handled (sent 4, existing 0, skipped 0); runs: completed 4" in followed
+    runs = nexus.json("runs", "list", ident)
+    assert sorted(datetime.fromisoformat(r["scheduled_for"]).isoformat() for r in runs) == minutes
+    assert {(r["trigger"], r["status"]) for r in runs} == {("backfill", "completed")}
+    backfill_id = runs[0]["backfill_id"]
+    shown = nexus.json("backfills", "show", backfill_id)
+    assert (shown["status"], shown["sent"], shown["runs"]) == ("done", 4, {"completed": 4})
+    assert backfill_id in nexus("backfills", "show", backfill_id).stdout
+
+    # Asked again, every occurrence has its run: none runs twice.
+    again = nexus.json("jobs", "backfill", ident, *window, "--wait", "--interval", "0.5")
+    assert (again["status"], again["sent"], again["existing"]) == ("done", 0, 4)
+    assert len(nexus.json("runs", "list", ident)) == 4
+
+    future = ("--start", start.isoformat(), "--end", (end + timedelta(days=1)).isoformat())
+    refused = nexus("jobs", "backfill", ident, *future, expect=2)
+    assert "end" in refused.stderr and "now" in refused.stderr
+    nexus("jobs", "backfill", ident, *window, "--overlap", "sometimes", expect=2)
+    nexus("jobs", "backfill", ident, *window, "--dry-run", "--wait", expect=2)
+    nexus("backfills", "show", f"{ident}-000000000000", expect=3)
+    nexus("jobs", "delete", ident)
+
+
+def test_calendars_are_created_listed_shown_changed_and_deleted(nexus, tmp_path):
+    name, other = f"closed-{uuid.uuid4().hex[:8]}", f"ics-{uuid.uuid4().hex[:8]}"
+    made = nexus.json(
+        "calendars",
+        "create",
+        name,
+        "--tz",
+        "Europe/London",
+        "--date",
+        "2025-12-25",
+        "--date",
+        "2025-12-24/2025-12-26",
+        "--date",
+        "2026-01-01",
+        "--description",
+        "office shut",
+    )
+    assert (made["timezone"], made["dates"]) == (
+        "Europe/London",
+        ["2025-12-24/2025-12-26", "2026-01-01"],
+    )
+    ics = tmp_path / "holidays.ics"
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+        "DTSTART;VALUE=DATE:20250704\r\nDTEND;VALUE=DATE:20250705\r\nSUMMARY:July 4\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    made_ics = nexus("calendars", "create", other, "--tz", "US/Eastern", "--ics", str(ics))
+    assert "2025-07-04" in made_ics.stdout
+
+    assert {name, other} <= {c["name"] for c in nexus.json("calendars", "list")}
+    assert name in nexus("calendars", "list").stdout
+    shown = nexus("calendars", "show", name).stdout
+    assert "2025-12-24/2025-12-26" in shown and "office shut" in shown
+    changed = nexus.json("calendars", "update", name, "--date", "2027-01-01")
+    assert (changed["dates"], changed["description"]) == (["2027-01-01"], "office shut")
+
+    job = nexus.json(
+        "jobs",
+        "create",
+        "--name",
+        "skips holidays",
+        "--cron",
+        "0 9 * * *",
+        "--task",
+        "nexus.echo",
+        "--set",
+        f'exclude_calendars=["{name}"]',
+    )
+    assert job["exclude_calendars"] == [name]
+    assert nexus.json("calendars", "show", name)["used_by"] == [job["id"]]
+    in_use = nexus("calendars", "delete", name, expect=1)
+    assert str(job["id"]) in in_use.stderr
+    nexus("jobs", "delete", str(job["id"]))
+
+    assert nexus.json("calendars", "delete", name)["message"] == f"Calendar {name} deleted"
+    assert f"Calendar {other} deleted" in nexus("calendars", "delete", other).stdout
+    nexus("calendars", "show", name, expect=3)
+    both = ("--date", "2025-01-01", "--ics", str(ics))
+    nexus("calendars", "create", "x", "--tz", "UTC", *both, expect=2)
+    nexus("calendars", "create", "x", "--tz", "UTC", expect=2)
+    bad = nexus("calendars", "create", "x", "--tz", "UTC", "--date", "2025-02-30", expect=2)
+    assert "dates" in bad.stderr

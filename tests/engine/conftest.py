@@ -18,6 +18,11 @@ from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
 from chalicelib.store import Store, execution_from_item, job_item
 from chalicelib.tasks import registry
+from local.aws_process import serialise_dynamodb
+
+# DynamoDB applies each request atomically; in-process moto does not (a condition and its write
+# are two steps): tests that race runs against each other need DynamoDB's guarantee.
+serialise_dynamodb()
 
 
 class Clock:

@@ -14,6 +14,8 @@ from typing import Any
 
 from chalicelib.aws import client
 from chalicelib.engine.batch import BatchIncomplete, Record, handle_batch
+from chalicelib.engine.control import Controls
+from chalicelib.engine.pauses import RESUME, PauseEnds
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
 from chalicelib.engine.worker import Worker
@@ -53,6 +55,11 @@ class System:
         self.store = Store.over(self.db, table_name)
         self.queue = WorkQueue(self.sqs, self.queue_url, sleep=lambda _s: None)
         self.dispatcher = Dispatcher(self.store, self.queue, monotonic=lambda: 0.0)
+        # The control messages the deployed worker handles (app.controls): a pause's end.
+        controls = Controls()
+        controls.register(
+            RESUME, PauseEnds(self.store, self.dispatcher.dispatch_job, self.clock.sleep).handle
+        )
         self.worker = Worker(
             self.store,
             self.queue,
@@ -61,6 +68,7 @@ class System:
             sleep=self.clock.sleep,
             rng=lambda: 0.0,
             on_stuck=lambda reason: None,
+            controls=controls,
         )
         self.api = JobService(self.store, registry, self.dispatcher, self.queue, self.sqs)
         self.next_tick = EPOCH

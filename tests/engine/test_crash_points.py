@@ -117,6 +117,57 @@ def _forbid_expect(system: System, jobs: list[Job], runs: Runs) -> None:
         assert end is not None and start is not None and end <= start, "two runs overlapped"
 
 
+def _buffer_one_setup(system: System) -> list[Job]:
+    return [
+        system.create_job(
+            job_type="interval",
+            interval_seconds=30,
+            start_time=(EPOCH + timedelta(minutes=5)).isoformat(),
+            end_time=(EPOCH + timedelta(minutes=5, seconds=60)).isoformat(),
+            task_name="test.slow",
+            concurrency_policy="buffer_one",
+        )
+    ]
+
+
+def _buffer_one_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """Three runs 30 s apart of a 45 s task: the first runs, the second waits and runs after
+    it, the third is skipped only if the second was still waiting; never two at once."""
+    assert len(runs) == 3
+    finals = sorted((attempts[-1] for attempts in runs.values()), key=lambda a: a.scheduled_for)
+    assert {f.status for f in finals} <= {"completed", "skipped", "missed"}
+    assert finals[0].status == "completed" and finals[1].status == "completed"
+    done = sorted(
+        ((a.started_at, a.completed_at) for a in finals if a.status == "completed"),
+        key=lambda span: span[0] or EPOCH,
+    )
+    for (_, end), (start, _) in itertools.pairwise(done):
+        assert end is not None and start is not None and end <= start, "two runs overlapped"
+    assert system.job(jobs[0].id).buffered is None
+
+
+def _pause_until_act(system: System, jobs: list[Job]) -> None:
+    system.clock.now = EPOCH + timedelta(minutes=1, seconds=30)
+    system.tick()
+    system.next_tick = system.clock.now + timedelta(seconds=60)
+    until = {"note": "maintenance", "until": (EPOCH + timedelta(minutes=2, seconds=25)).isoformat()}
+    system._survive("api", lambda: system.api.pause_job(jobs[0].id, system.clock.now, None, until))
+    if system.deaths.by_part["api"]:  # the API died: the operator pauses again
+        system._source(lambda: system.api.pause_job(jobs[0].id, system.clock.now, None, until))
+
+
+def _pause_until_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """Runs at 2:00, 2:10, 2:20 fall in the pause; 2:30 to 2:50 run after it ends by itself."""
+    end = EPOCH + timedelta(minutes=2, seconds=25)
+    statuses = {t: attempts[-1].status for (_, t), attempts in runs.items()}
+    assert {s for t, s in statuses.items() if t < end} <= {"skipped"}
+    assert {t for t, s in statuses.items() if t >= end and s == "completed"} == {
+        EPOCH + timedelta(minutes=2, seconds=s) for s in (30, 40, 50)
+    }
+    job = system.job(jobs[0].id)
+    assert (job.paused_until, job.paused_note) == (None, None)
+
+
 def _pause_setup(system: System) -> list[Job]:
     start = EPOCH + timedelta(minutes=2)
     return [
@@ -220,6 +271,10 @@ LIFE_CYCLES = [
     ),
     LifeCycle("forbid overlap", _forbid_setup, _run_to_time, _forbid_expect),
     LifeCycle("pause while runs are queued", _pause_setup, _pause_act, _pause_expect),
+    LifeCycle("buffer_one overlap", _buffer_one_setup, _run_to_time, _buffer_one_expect),
+    LifeCycle(
+        "pause until, resumed by itself", _pause_setup, _pause_until_act, _pause_until_expect
+    ),
     LifeCycle("misfire after downtime", _misfire_setup, lambda s, j: None, _misfire_expect),
     LifeCycle(
         "retry longer than 900 s through the index",

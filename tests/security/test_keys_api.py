@@ -43,6 +43,14 @@ SCOPE_OF = {
     ("/v1/keys/{key_id}", "DELETE"): "keys:admin",
     ("/v1/audit", "GET"): "keys:admin",
     ("/v1/realtime", "GET"): "jobs:read",
+    ("/v1/jobs/{job_id}/backfill", "POST"): "jobs:execute",
+    ("/v1/backfills/{backfill_id}", "GET"): "jobs:read",
+    ("/v1/executions/{execution_id}/cancel", "POST"): "jobs:execute",
+    ("/v1/calendars", "POST"): "jobs:write",
+    ("/v1/calendars", "GET"): "jobs:read",
+    ("/v1/calendars/{name}", "GET"): "jobs:read",
+    ("/v1/calendars/{name}", "PUT"): "jobs:write",
+    ("/v1/calendars/{name}", "DELETE"): "jobs:write",
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("/v1/jobs", "POST"): {
@@ -55,6 +63,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("/v1/cron/validate", "POST"): {"expression": "* * * * *"},
     ("/v1/schedules/preview", "POST"): {"job_type": "cron", "cron_expression": "* * * * *"},
     ("/v1/keys", "POST"): {"name": "k", "scopes": ["jobs:read"]},
+    ("/v1/jobs/{job_id}/backfill", "POST"): {
+        "start": "2029-12-31T00:00:00Z",
+        "end": "2030-01-01T00:00:00Z",
+    },
+    ("/v1/calendars", "POST"): {"name": "c", "timezone": "UTC", "dates": ["2030-01-01"]},
+    ("/v1/calendars/{name}", "PUT"): {"dates": []},
 }
 
 
@@ -122,7 +136,13 @@ def test_every_route_refuses_a_request_without_a_good_key_and_changes_nothing(
     for key in scoped.values():
         # Used once, so its last_used_at is fresh and the calls below write nothing.
         api.as_key(key).get("/v1/jobs/stats/overview")
-    paths = {"job_id": str(job["id"]), "key_id": victim["id"]}
+    paths = {
+        "job_id": str(job["id"]),
+        "key_id": victim["id"],
+        "backfill_id": f"{job['id']}-000000000000",
+        "execution_id": f"{job['id']}-20300101T000000Z-1",
+        "name": "c",
+    }
     for path, method in every_route():
         scope = SCOPE_OF[(path, method)]
         if case == "without the scope":

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from nexus_client import (
+    Conflict,
     ConnectionFailed,
     Forbidden,
     InvalidInput,
@@ -25,7 +26,7 @@ from nexus_client import (
 )
 from nexus_client.apply import ApplyError, load_jobs, plan
 from nexus_client.config import ConfigError, resolve
-from nexus_client.models import Job
+from nexus_client.models import Backfill, Job, WrittenJob
 from tests.conftest import TEST_ADMIN_KEY, store_admin_key
 
 # -- the real API --------------------------------------------------------------------------
@@ -157,6 +158,162 @@ def test_schedule_and_stats_answers_are_typed(nexus):
     assert nexus.stats().total_jobs == 0
 
 
+# -- issue 13's scheduling controls, against the real API (no worker runs here) -------------
+
+
+def test_a_pause_with_a_note_and_an_end_shows_them_on_the_answer_and_the_job(nexus, contract_job):
+    job = nexus.create_job(contract_job)
+    bare = nexus.pause_job(job.id)
+    assert (bare.message, bare.paused_note, bare.paused_until) == ("Job paused", None, None)
+
+    # Without an offset the end is wall-clock time in the job's zone (US/Eastern, EST: UTC-5).
+    paused = nexus.pause_job(job.id, note="upstream maintenance", until="2030-01-02T10:00")
+    assert paused.paused_note == "upstream maintenance"
+    assert paused.paused_until == datetime(2030, 1, 2, 15, tzinfo=UTC)
+    shown = nexus.get_job(job.id)
+    assert (shown.status, shown.paused_note, shown.paused_until) == (
+        "paused",
+        "upstream maintenance",
+        datetime(2030, 1, 2, 15, tzinfo=UTC),
+    )
+
+    resumed = nexus.resume_job(job.id)
+    assert resumed.next_run_at is not None
+    assert (nexus.get_job(job.id).paused_note, nexus.get_job(job.id).paused_until) == (None, None)
+
+    with pytest.raises(InvalidInput) as past:
+        nexus.pause_job(job.id, until="2020-01-01T00:00:00Z")
+    assert past.value.errors[0]["loc"] == ["body", "until"] and "future" in str(past.value)
+    with pytest.raises(InvalidInput) as local:  # checked before it is sent
+        nexus.pause_job(job.id, note="x" * 501)
+    assert local.value.errors[0]["loc"] == ["body", "note"]
+    with pytest.raises(NotFound):
+        nexus.pause_job(999999, note="nobody")
+
+
+def test_a_pending_run_is_cancelled_once_and_then_refused_as_ended(nexus, contract_job):
+    job = nexus.create_job(contract_job)
+    started = nexus.run_job(job.id)
+    assert started.execution_id is not None
+    cancelled = nexus.cancel_run(started.execution_id, reason="bad input file")
+    assert (cancelled.id, cancelled.status) == (started.execution_id, "cancelled")
+    assert cancelled.reason is not None and cancelled.reason.endswith("bad input file")
+    assert [r.status for r in nexus.list_runs(job.id)] == ["cancelled"]
+
+    with pytest.raises(Conflict) as again:
+        nexus.cancel_execution(started.execution_id)
+    assert again.value.status == 409 and "already ended" in str(again.value.detail)
+    with pytest.raises(NotFound):
+        nexus.cancel_run(f"{job.id}-20200101T000000Z-1")
+    with pytest.raises(NotFound):
+        nexus.cancel_run("not/an id")
+
+
+def test_a_backfill_dry_run_lists_the_window_and_a_backfill_is_followed_by_its_id(nexus):
+    job = nexus.create_job(
+        {
+            "name": "weekday nine",
+            "job_type": "cron",
+            "cron_expression": "0 9 * * 1-5",
+            "task_name": "nexus.echo",
+        }
+    )
+    window = ("2025-01-13T00:00:00Z", "2025-01-19T23:59:59Z")  # Monday to Sunday
+    plan = nexus.backfill_dry_run(job.id, *window)
+    assert [t.isoformat() for t in plan.occurrences] == [
+        f"2025-01-{day}T09:00:00+00:00" for day in (13, 14, 15, 16, 17)
+    ]
+    assert nexus.list_runs(job.id) == []  # a dry run runs nothing
+
+    started = nexus.backfill_job(job.id, *window, overlap="buffer_all")
+    assert isinstance(started, Backfill) and started.backfill_id.startswith(f"{job.id}-")
+    assert (started.status, started.occurrences, started.remaining, started.overlap) == (
+        "running",
+        5,
+        5,
+        "buffer_all",
+    )
+    shown = nexus.get_backfill(started.backfill_id)
+    assert (shown.backfill_id, shown.occurrences, shown.done) == (started.backfill_id, 5, False)
+
+    with pytest.raises(NotFound):
+        nexus.get_backfill(f"{job.id}-000000000000")
+    with pytest.raises(InvalidInput) as future:
+        nexus.backfill_job(job.id, "2025-01-13T00:00:00Z", "2999-01-01T00:00:00Z")
+    assert future.value.errors[0]["loc"] == ["body", "end"] and "now" in str(future.value)
+    with pytest.raises(InvalidInput) as local:  # the engine's own model, before sending
+        nexus.backfill_job(job.id, *window, overlap="sometimes")
+    assert local.value.errors[0]["loc"] == ["body", "overlap"]
+
+
+def test_calendars_are_made_listed_changed_and_deleted_unless_a_job_names_them(nexus):
+    made = nexus.create_calendar(
+        "office-closed",
+        "Europe/London",
+        dates=["2025-12-25", "2025-12-24/2025-12-26", "2025-01-01"],
+        description="the office is shut",
+    )
+    # Sorted and merged: the range swallows the day inside it.
+    assert (made.name, made.timezone, made.dates) == (
+        "office-closed",
+        "Europe/London",
+        ["2025-01-01", "2025-12-24/2025-12-26"],
+    )
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+        "DTSTART;VALUE=DATE:20250704\r\nDTEND;VALUE=DATE:20250705\r\nSUMMARY:July 4\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert nexus.create_calendar("us-days", "US/Eastern", ics=ics).dates == ["2025-07-04"]
+    assert [c.name for c in nexus.list_calendars()] == ["office-closed", "us-days"]
+
+    changed = nexus.update_calendar("office-closed", dates=["2026-01-01"])
+    assert (changed.dates, changed.description) == (["2026-01-01"], "the office is shut")
+
+    job = nexus.create_job(
+        {
+            "name": "skips holidays",
+            "job_type": "cron",
+            "cron_expression": "0 9 * * *",
+            "task_name": "nexus.echo",
+            "exclude_calendars": ["office-closed"],
+        }
+    )
+    assert nexus.get_calendar("office-closed").used_by == [job.id]
+    with pytest.raises(Conflict) as in_use:
+        nexus.delete_calendar("office-closed")
+    assert str(job.id) in str(in_use.value.detail)
+    with pytest.raises(Conflict):
+        nexus.create_calendar("us-days", "UTC", dates=["2025-01-01"])
+
+    nexus.delete_calendar("us-days")
+    with pytest.raises(NotFound):
+        nexus.get_calendar("us-days")
+    with pytest.raises(InvalidInput) as bad:
+        nexus.create_calendar("x", "UTC", dates=["2025-02-30"])
+    assert bad.value.errors[0]["loc"][:2] == ["body", "dates"]
+    with pytest.raises(InvalidInput) as local:  # the server's own model, before sending
+        nexus.create_calendar("no spaces", "UTC", dates=["2025-01-01"])
+    assert local.value.errors[0]["loc"] == ["body", "name"]
+
+
+def test_written_jobs_and_previews_carry_the_schedule_lint_and_the_estimate(nexus):
+    # 02:30 does not happen on US/Eastern's spring-forward night.
+    dst = {
+        "name": "half past two",
+        "job_type": "cron",
+        "cron_expression": "30 2 * * *",
+        "timezone": "US/Eastern",
+        "task_name": "nexus.echo",
+    }
+    job = nexus.create_job(dst)
+    assert isinstance(job, WrittenJob) and "dst_gap" in {w.code for w in job.warnings}
+    assert "dst_gap" in {w.code for w in nexus.update_job(job.id, priority=3).warnings}
+    preview = nexus.preview({k: v for k, v in dst.items() if k not in ("name", "task_name")})
+    assert "dst_gap" in {w.code for w in preview.warnings}
+    assert preview.estimate is not None and preview.estimate.runs_per_month > 29
+
+
 # -- transport, against a stub ---------------------------------------------------------
 
 
@@ -256,6 +413,70 @@ def test_a_503_is_retried_for_a_get_but_not_for_a_post_that_creates(stub, contra
     with pytest.raises(Unavailable):
         NexusClient(server.url, "k", sleep=sleep).create_job(contract_job)
     assert len(server.seen) == 1
+
+
+def test_answers_without_warnings_or_an_estimate_still_read(stub, contract_job):
+    """An older server answers no `warnings` and no `estimate`: the client does not need them."""
+    now = "2026-01-01T00:00:00Z"
+    job = {**contract_job, "id": 1, "created_at": now, "updated_at": now}
+    server = stub((201, {}, job, 0.0), (200, {}, {"next_runs": [now]}, 0.0))
+    nexus = NexusClient(server.url, "k")
+    assert nexus.create_job(contract_job).warnings == []
+    preview = nexus.preview(job_type="interval", interval_seconds=60)
+    assert (preview.warnings, preview.estimate) == ([], None)
+
+
+def backfill_state(status: str, sent: int, runs: dict[str, int]) -> dict[str, Any]:
+    return {
+        "backfill_id": "7-0123456789ab",
+        "job_id": 7,
+        "status": status,
+        "start": "2025-01-13T00:00:00Z",
+        "end": "2025-01-17T23:59:59Z",
+        "overlap": "allow",
+        "occurrences": 3,
+        "sent": sent,
+        "remaining": 3 - sent,
+        "runs": runs,
+    }
+
+
+def test_waiting_for_a_backfill_polls_until_its_runs_have_ended_reporting_each_change(stub):
+    states = [
+        backfill_state("running", 1, {"pending": 1}),
+        backfill_state("running", 1, {"pending": 1}),  # no change: not reported
+        backfill_state("done", 3, {"completed": 2, "running": 1}),
+        backfill_state("done", 3, {"completed": 3}),
+    ]
+    server = stub(*[(200, {}, state, 0.0) for state in states])
+    waits, sleep = recorder()
+    seen: list[Backfill] = []
+    last = NexusClient(server.url, "k", sleep=sleep).wait_for_backfill(
+        "7-0123456789ab", interval=0.25, on_progress=seen.append
+    )
+    assert last.runs_ended and last.runs == {"completed": 3}
+    assert [(b.sent, b.runs) for b in seen] == [
+        (1, {"pending": 1}),
+        (3, {"completed": 2, "running": 1}),
+        (3, {"completed": 3}),
+    ]
+    assert waits == [0.25, 0.25, 0.25]
+    assert server.seen == [("GET", "/api/v1/backfills/7-0123456789ab")] * 4
+
+
+def test_waiting_for_a_backfill_gives_up_at_its_timeout_with_the_last_state(stub):
+    running: tuple[int, dict[str, str], Any, float] = (
+        200,
+        {},
+        backfill_state("running", 1, {"pending": 1}),
+        0.0,
+    )
+    server = stub(*[running] * 50)
+    last = NexusClient(server.url, "k").wait_for_backfill(
+        "7-0123456789ab", interval=0.05, timeout=0.2
+    )
+    assert (last.done, last.runs_ended) == (False, False)
+    assert 2 <= len(server.seen) <= 10
 
 
 def test_connection_errors_are_retried_with_growing_backoff_for_idempotent_calls_only():

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from chalicelib.tasks import RunContext, TaskRegistry, registry
 from chalicelib.tasks.builtin import TaskFailed
+from chalicelib.tasks.registry import TaskCancelled
 
 CTX = RunContext(
     job_id=1, scheduled_for=datetime(2026, 1, 1, tzinfo=UTC), execution_id="1-x-1", attempt=1
@@ -94,3 +96,84 @@ def test_a_task_is_registered_under_an_explicit_name_with_an_optional_timeout():
         tasks.get("billing.refund")
     with pytest.raises(ValueError, match="already registered"):
         tasks.task("billing.invoice")(invoice)
+
+
+# -- a cancel stops a waiting task -------------------------------------------------------------
+
+
+def a_run() -> RunContext:
+    return RunContext(
+        job_id=1, scheduled_for=datetime(2026, 1, 1, tzinfo=UTC), execution_id="1-x-1", attempt=1
+    )
+
+
+def cancel_after(ctx: RunContext, seconds: float) -> threading.Timer:
+    """Set `ctx.cancelled` from another thread, as the worker does when a cancel comes."""
+    timer = threading.Timer(seconds, ctx.cancelled.set)
+    timer.start()
+    return timer
+
+
+class Silent(BaseHTTPRequestHandler):
+    """Reads the request, then answers nothing until the test is over."""
+
+    server: SilentServer
+
+    def do_GET(self) -> None:
+        self.server.requests.set()
+        self.server.release.wait(30)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class SilentServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Silent)
+        self.requests = threading.Event()
+        self.release = threading.Event()
+
+
+@pytest.fixture
+def silent_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
+    monkeypatch.setenv("NEXUS_HTTP_ALLOW", "127.0.0.1")
+    server = SilentServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_sleeping_task_raises_task_cancelled_within_a_second_of_a_cancel_from_elsewhere() -> None:
+    ctx = a_run()
+    cancel_after(ctx, 0.3)
+    started = time.monotonic()
+    with pytest.raises(TaskCancelled, match="the run was cancelled while it slept"):
+        registry.get("nexus.sleep").func(ctx, seconds=30)
+    assert time.monotonic() - started < 0.3 + 1.0
+
+
+def test_a_request_in_flight_raises_task_cancelled_within_a_second_of_a_cancel(
+    silent_server: SilentServer,
+) -> None:
+    ctx = a_run()
+    url = f"http://127.0.0.1:{silent_server.server_address[1]}/never-answers"
+    cancel_after(ctx, 0.5)
+    started = time.monotonic()
+    with pytest.raises(TaskCancelled, match="cancelled while its GET request was in flight"):
+        registry.get("nexus.http_request").func(ctx, url=url, timeout=30)
+    assert silent_server.requests.is_set(), "the request reached the server before the cancel"
+    assert time.monotonic() - started < 0.5 + 1.0
+
+
+def test_a_request_that_answers_before_any_cancel_returns_its_answer_as_before(
+    http_server: str,
+) -> None:
+    ctx = a_run()
+    result = registry.get("nexus.http_request").func(ctx, url=f"{http_server}/hook", method="POST")
+    assert result["status"] == 201 and not ctx.cancelled.is_set()

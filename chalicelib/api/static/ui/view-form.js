@@ -166,6 +166,8 @@ export function render(ctx) {
     { class: "input input--auto", name: "concurrency_policy" },
     h("option", { value: "allow" }, "Allowed"),
     h("option", { value: "forbid" }, "Skipped while a run is under way"),
+    h("option", { value: "buffer_one" }, "One waits for the running one"),
+    h("option", { value: "replace" }, "The new one replaces the running one"),
   );
   const metadata = textarea({ name: "metadata", class: "input input--mono", rows: "2", value: "{}" });
 

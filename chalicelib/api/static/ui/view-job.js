@@ -30,8 +30,14 @@ const HISTORY_PAGE = 25;
 const HISTORY_MAX_ROWS = 500;
 const UPCOMING_COUNT = 5;
 const UPCOMING_MIN_GAP_MS = 5000;
-const TRIGGER_WORDS = { scheduled: "Scheduled", manual: "Manual", retry: "Retry" };
-const FINAL = new Set(["completed", "failed", "missed", "skipped", "dead_lettered"]);
+const OVERLAP_WORDS = {
+  allow: "Allowed",
+  forbid: "Skipped while a run is under way",
+  buffer_one: "One waits for the running one",
+  replace: "The new one replaces the running one",
+};
+const TRIGGER_WORDS = { scheduled: "Scheduled", manual: "Manual", retry: "Retry", backfill: "Backfill" };
+const FINAL = new Set(["completed", "failed", "missed", "skipped", "dead_lettered", "cancelled"]);
 
 function scheduleSignature(job) {
   return JSON.stringify([
@@ -309,7 +315,8 @@ export function render(ctx) {
         ["Keyword arguments", jsonValue(job.task_kwargs)],
         ["Retries", job.max_retries ? `${job.max_retries}, ${job.retry_delay} s apart${job.retry_backoff ? ", doubling each time" : ""}` : "None"],
         ["Priority", String(job.priority)],
-        ["Overlapping runs", job.concurrency_policy === "forbid" ? "Skipped while a run is under way" : "Allowed"],
+        ["Overlapping runs", OVERLAP_WORDS[job.concurrency_policy] || job.concurrency_policy],
+        ["Paused", job.paused_until || job.paused_note ? [job.paused_note, job.paused_until ? `until ${job.paused_until}` : null].filter(Boolean).join(", ") : null],
         ["Late start allowed", job.misfire_grace_seconds ? spanInWords(job.misfire_grace_seconds) : "No"],
         ["Metadata", job.metadata && Object.keys(job.metadata).length ? jsonValue(job.metadata) : null],
         ["Created", h("span", { class: "stack-xs" }, timeElement(job.created_at), job.created_by ? h("span", { class: "table__sub" }, `by ${job.created_by}`) : null)],

@@ -21,7 +21,8 @@ def test_the_api_is_served_under_api_v1_with_keep_alive(conn):
         },
     )
     assert status == 201, job
-    assert request(conn, "GET", f"/api/v1/jobs/{job['id']}") == (200, job)
+    stored = {k: v for k, v in job.items() if k != "warnings"}  # only writes answer warnings
+    assert request(conn, "GET", f"/api/v1/jobs/{job['id']}") == (200, stored)
     status, listed = request(conn, "GET", "/api/v1/jobs?limit=5")
     assert status == 200 and job["id"] in [j["id"] for j in listed]
     status, started = request(conn, "POST", f"/api/v1/jobs/{job['id']}/execute", {"task_args": [1]})

@@ -20,9 +20,16 @@ from chalicelib.store import Store, execution_from_item, job_item
 from chalicelib.tasks import registry
 from local.aws_process import serialise_dynamodb
 
-# DynamoDB applies each request atomically; in-process moto does not (a condition and its write
-# are two steps): tests that race runs against each other need DynamoDB's guarantee.
-serialise_dynamodb()
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each request atomically; in-process moto does not (a condition and its
+    write are two steps): a test that races requests needs DynamoDB's guarantee. Undone after
+    the test (monkeypatch restores moto's handler)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    monkeypatch.setattr(DynamoHandler, "call_action", DynamoHandler.__dict__["call_action"])
+    serialise_dynamodb()
 
 
 class Clock:

@@ -99,7 +99,7 @@ def test_finding_2_a_forbid_job_is_not_stopped_for_good_by_one_failed_job_update
     assert statuses.count("completed") >= 5 and "skipped" not in statuses
 
 
-def test_finding_2_two_runs_of_a_forbid_job_never_both_take_its_slot(system):
+def test_finding_2_two_runs_of_a_forbid_job_never_both_take_its_slot(system, atomic_dynamodb):
     job = system.create_job(job_type="interval", interval_seconds=60, concurrency_policy="forbid")
     lease = system.clock.now + timedelta(minutes=1)
     results = []

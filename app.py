@@ -143,8 +143,9 @@ def sockets() -> Sockets:
 @functools.lru_cache(maxsize=1)
 def backfills() -> Backfills:
     """Backfills: the API's requests, the `backfill` control handler and the tick's hook."""
-    retention = timedelta(days=get_settings().history_days)
-    return Backfills(store(), work_queue(), retention=retention)
+    settings = get_settings()
+    retention = timedelta(days=settings.history_days)
+    return Backfills(store(), work_queue(), retention=retention, rate=settings.backfill_rate)
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,6 +20,8 @@ class Settings:
     queue_name: str
     dlq_name: str
     history_days: int
+    # Runs a second one backfill starts (engine.backfill), to spare what its task calls.
+    backfill_rate: float
 
 
 @lru_cache(maxsize=1)
@@ -34,7 +36,22 @@ def get_settings() -> Settings:
         queue_name=queue_name(),
         dlq_name=dlq_name(),
         history_days=int(os.environ.get("NEXUS_HISTORY_DAYS", "90")),
+        backfill_rate=backfill_rate(),
     )
+
+
+def backfill_rate() -> float:
+    """NEXUS_BACKFILL_RATE_PER_SECOND, 5 if unset: a number from 0.01 to 100."""
+    raw = os.environ.get("NEXUS_BACKFILL_RATE_PER_SECOND", "5")
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = 0.0
+    if not 0.01 <= rate <= 100:  # also false for nan
+        raise ValueError(
+            f"NEXUS_BACKFILL_RATE_PER_SECOND is {raw!r}; a number from 0.01 to 100 is accepted"
+        )
+    return rate
 
 
 def queue_name() -> str:

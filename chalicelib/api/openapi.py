@@ -218,8 +218,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Run a job's past occurrences",
         "Runs every occurrence of the job's schedule from `start` to `end` (both included, in "
         f"the job's zone; at most {MAX_OCCURRENCES:,}; `end` not after now), at most "
-        f"{RATE_PER_SECOND} runs a second, with `trigger: backfill` and the occurrence as "
-        "`scheduled_for`, even while the job is paused. An occurrence whose run has a record "
+        f"{RATE_PER_SECOND} runs a second by default (the deployment's "
+        "NEXUS_BACKFILL_RATE_PER_SECOND; the answer's `rate_per_second`), with "
+        "`trigger: backfill` and the occurrence as `scheduled_for`, even while the job is "
+        "paused. An occurrence whose run has a record "
         "already (it ran, was missed, or another backfill ran it) is counted `existing` and not "
         "run again, so asking twice runs nothing twice. Answers 202 with the backfill; follow it "
         "with `GET /backfills/{backfill_id}`. With `dry_run: true`, answers 200 with the "

@@ -44,3 +44,31 @@ def connections_client(endpoint: str) -> Any:
         endpoint_url=endpoint,
         config=_MANAGEMENT_CONFIG,
     )
+
+
+# A RequestResponse invoke answers when the function ends, and botocore retries a read timeout
+# by sending the request again, which would run the function a second time: the Lambda
+# target's client waits as long as the task may run and never retries (the engine retries the
+# run, and the function sees the run's idempotency key).
+LAMBDA_TARGET_TIMEOUT = 300
+
+_LAMBDA_TARGET_CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=LAMBDA_TARGET_TIMEOUT,
+)
+
+
+@cache
+def target_client(service: str, region: str) -> Any:
+    """A client for an AWS target (chalicelib.tasks.aws_targets) in the region its ARN names:
+    most services refuse a resource of another region. Locally every call goes to the
+    embedded AWS, as `client`'s do."""
+    settings = get_settings()
+    session = cast(Any, boto3.session.Session())
+    return session.client(
+        service,
+        region_name=region,
+        endpoint_url=settings.endpoint_url,
+        config=_LAMBDA_TARGET_CONFIG if service == "lambda" else _CONFIG,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,3 +70,31 @@ def stream_arn() -> str:
         "NEXUS_STREAM_ARN",
         "arn:aws:dynamodb:us-east-1:000000000000:table/nexus-local/stream/local",
     )
+
+
+TARGET_ALLOW_ENV = "NEXUS_TARGET_ALLOW"
+
+
+def target_allow() -> tuple[str, ...]:
+    """NEXUS_TARGET_ALLOW: the ARN patterns of the AWS targets jobs may call (a JSON list,
+    `*` matching any run of characters); unset or `[]` allows none.
+
+    Read on every call rather than with the settings: a malformed list then refuses AWS
+    targets only (each job and run says why) instead of every request, and the worker sees
+    the list as it is when the run starts."""
+    raw = os.environ.get(TARGET_ALLOW_ENV, "").strip()
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(
+        isinstance(p, str) and p.startswith("arn:") for p in value
+    ):
+        shown = raw if len(raw) <= 200 else raw[:200] + "..."
+        raise ValueError(
+            f"{TARGET_ALLOW_ENV} is {shown!r}; a JSON list of ARN patterns is accepted, "
+            'e.g. ["arn:aws:sqs:us-east-1:123456789012:orders-*"]'
+        )
+    return tuple(value)

@@ -65,6 +65,7 @@ def _reset_caches() -> None:
 
     config.get_settings.cache_clear()
     aws.client.cache_clear()
+    aws.target_client.cache_clear()
     for getter in (
         app_module.store,
         app_module.work_queue,

@@ -19,7 +19,10 @@ const CHECK_DELAY_MS = 400;
 const PREVIEW_COUNT = 5;
 // The built-in tasks (chalicelib/tasks/builtin.py): suggestions only; the API names every
 // registered task when another is given.
-const KNOWN_TASKS = ["nexus.echo", "nexus.sleep", "nexus.fail", "nexus.http_request", "tasks.generate_report"];
+const KNOWN_TASKS = [
+  "nexus.echo", "nexus.sleep", "nexus.fail", "nexus.http_request", "tasks.generate_report",
+  "aws.lambda.invoke", "aws.sqs.send", "aws.sns.publish", "aws.stepfunctions.start", "aws.events.put",
+];
 const SCHEDULE_FIELD = { cron: "cron_expression", interval: "interval_seconds", date: "scheduled_time", calendar: "calendar_rule" };
 const SCHEDULE_INPUTS = ["job_type", ...Object.values(SCHEDULE_FIELD), "timezone", "start_time", "end_time"];
 const TYPE_HINTS = {

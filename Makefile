@@ -68,6 +68,7 @@ deploy: $(BIN)/.installed aws-cli
 		--no-fail-on-empty-changeset
 	aws cloudformation describe-stacks --stack-name $(STACK) --output json \
 		| $(BIN)/python -m infra.configure $(STAGE)
+	$(BIN)/python -m infra.target_policy $(STAGE)
 	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
 		$(BIN)/chalice deploy --stage $(STAGE)
 	$(BIN)/python -m infra.gateway $(STAGE)

@@ -27,6 +27,7 @@ from cfnlint.decode import decode
 from chalicelib.security import secrets
 from chalicelib.store import table_definition
 from chalicelib.tasks import registry
+from infra.target_policy import is_target_statement, stage_allowlist, target_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "nexus.yaml"
@@ -600,6 +601,12 @@ def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: 
                 assert set(as_list(statement["Action"])) <= WILDCARD_ACTIONS, statement
             elif arn in UNNAMED_RESOURCES:
                 assert set(as_list(statement["Action"])) <= UNNAMED_RESOURCES[arn], statement
+            elif is_target_statement(statement):
+                # The stage's AWS targets: what its NEXUS_TARGET_ALLOW generates, no more
+                # (tests/infra/test_target_policy.py); a `*` resource is refused above.
+                assert statement in target_statements(stage_allowlist(chalice_config(), stage)), (
+                    statement
+                )
             elif arn == ANY_KMS_KEY:
                 # Any key, but only to decrypt the stage's parameters through SSM (below).
                 assert as_list(statement["Action"]) == ["kms:Decrypt"], statement
@@ -613,8 +620,13 @@ def test_each_policy_names_only_real_actions_and_no_wildcards_but_x_rays(stage: 
 
 
 def test_the_prod_policy_is_the_dev_policy_for_the_prod_resources() -> None:
-    as_prod = json.dumps(policy("dev")).replace("-dev", "-prod").replace("/dev/", "/prod/")
-    assert json.loads(as_prod) == policy("prod")
+    # But for the AWS targets, each stage's own (its NEXUS_TARGET_ALLOW).
+    def without_targets(stage: str) -> list[dict[str, Any]]:
+        return [s for s in policy(stage)["Statement"] if not is_target_statement(s)]
+
+    as_prod = json.dumps(without_targets("dev")).replace("-dev", "-prod").replace("/dev/", "/prod/")
+    assert json.loads(as_prod) == without_targets("prod")
+    assert {**policy("dev"), "Statement": []} == {**policy("prod"), "Statement": []}
 
 
 # -- secrets: SSM Parameter Store, read by the worker (security.secrets) ----------------------

@@ -88,13 +88,16 @@ def test_h_fixes_a_minute_per_job_and_the_job_shows_the_real_time(conn):
         next_run = datetime.fromisoformat(job["next_run_at"].replace("Z", "+00:00"))
         assert next_run.second == 0
         minutes.add(next_run.minute)
-        # A preview for the same job shows the same time.
-        status, preview = request(
-            conn,
-            "POST",
-            "/api/v1/schedules/preview",
-            {"job_type": "cron", "cron_expression": "H * * * *", "job_id": job["id"], "count": 1},
-        )
+        # A preview for the same job, from when it was made, shows the same time (from
+        # "now", it would show the next hour's once the minute has passed meanwhile).
+        body = {
+            "job_type": "cron",
+            "cron_expression": "H * * * *",
+            "job_id": job["id"],
+            "count": 1,
+            "start": job["created_at"],
+        }
+        status, preview = request(conn, "POST", "/api/v1/schedules/preview", body)
         assert status == 200, preview
         assert preview["next_runs"] == [job["next_run_at"]]
         assert request(conn, "DELETE", f"/api/v1/jobs/{job['id']}")[0] == 204

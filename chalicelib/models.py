@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
 )
 
+from chalicelib.notify import NotifyPolicy
+
 JobType = Literal["cron", "interval", "date", "calendar"]
 JOB_TYPES: tuple[str, ...] = ("cron", "interval", "date", "calendar")
 JobStatus = Literal["pending", "running", "completed", "failed", "paused"]
@@ -211,6 +213,12 @@ class JobCreate(ScheduleFields):
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
     misfire_grace_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
     concurrency_policy: ConcurrencyPolicy = "allow"
+    # Who hears of a run's final outcome (chalicelib.notify): events and channels.
+    notify: NotifyPolicy | None = Field(
+        default=None,
+        description="Notifications of the job's runs: run.failed_final (after the last retry), "
+        "run.recovered, job.failing (N failed runs in a row), to SNS topics or webhooks.",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -358,6 +366,12 @@ class Job(JobCreate):
     # comes after the resume (a worker died with it, SQS was late).
     paused_at: datetime | None = None
     resumed_at: datetime | None = None
+    # The job's streak of failed runs (final outcomes), kept only for a job with `notify`, in
+    # the write that records its last run (F2): its value before and after the run `streak_run`
+    # (a run key), so a repeat of that write counts the run once.
+    failure_streak: int = 0
+    streak_before: int = 0
+    streak_run: str | None = None
 
     @property
     def running_count(self) -> int:
@@ -387,6 +401,9 @@ class Job(JobCreate):
                 "buffered",
                 "paused_at",
                 "resumed_at",
+                "failure_streak",
+                "streak_before",
+                "streak_run",
             }
         )
         out["status"] = self.current_status
@@ -455,6 +472,10 @@ class Execution(BaseModel):
     overlap: BackfillOverlap | None = None
     # Set on a running attempt that must stop (a cancel, or a `replace` job's next run): why.
     cancel_requested: str | None = None
+    # What became of the notifications of this run's final outcome (chalicelib.notify): one
+    # entry per event and channel, {event, channel, status, attempts, error, at}. Null when
+    # none was sent (no event fired, or none decided yet).
+    notifications: list[dict[str, Any]] | None = None
 
     @property
     def start_at(self) -> datetime:

@@ -95,14 +95,31 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from chalicelib.models import Execution, Job, StrictBool, StrictInt
-from chalicelib.security import outbound, secrets
+from chalicelib.security import outbound
 from chalicelib.timefmt import iso
+
+if TYPE_CHECKING:
+    # chalicelib.models holds a job's `notify` (a NotifyPolicy): it imports this module, so
+    # this module imports it (and secrets, which reads the store) only when it is used.
+    from chalicelib.models import Execution, Job
+    from chalicelib.security import secrets
+
+# As chalicelib.models': no "1" for 1, no "true" for true.
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
 
 DEFAULT_ENV = "NEXUS_NOTIFY_DEFAULT"
 SIGNATURE_HEADER = "X-Nexus-Signature"
@@ -192,6 +209,8 @@ class Channel(_Input):
     def _secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
+        from chalicelib.security import secrets
+
         problem = secrets.reference_problem(value, secrets.current_stage())
         if problem is not None:
             raise ValueError(problem)
@@ -472,6 +491,8 @@ def deliver(
 def _secret_value(channel: Channel, resolver: secrets.Resolver | None) -> str | None:
     if channel.secret is None:
         return None
+    from chalicelib.security import secrets
+
     try:
         # prepare() resolves every reference in a kwargs dict; here the dict is the secret.
         arguments = secrets.prepare({"secret": channel.secret}, {}, resolver)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib import notify
 from chalicelib.engine.control import Controls, is_control
 from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
@@ -794,20 +795,95 @@ class Worker:
             job = self._store.jobs.find_job(record.job_id)
             if job is None or job.deleted_at is not None:
                 return
-        if record.status in ("completed", "failed"):
-            at = record.completed_at or self._clock()
-            self._store.jobs.run_finished(job.id, record.run_key, record.status, at)
-        else:
-            self._store.jobs.release_slot(job.id, record.run_key)
-        if job.concurrency_policy in ("buffer_one", "replace"):
-            self._start_waiting(job.id, self._clock())
-        if (
+        retries = (
             record.status == "failed"
             and record.reason != "dead-lettered"
             and record.attempt >= 1
             and record.attempt <= job.max_retries
-        ):
+        )
+        # N: a run's final outcome (completed; failed after its last retry; dead-lettered) is
+        # notified once it is recorded, unless a delivery before this one recorded it did.
+        final = record.status in ("completed", "failed") and not retries
+        policy = self._notify_policy(job) if final and record.notifications is None else None
+        streak: tuple[int, int] | None = None
+        if record.status in ("completed", "failed"):
+            at = record.completed_at or self._clock()
+            if policy is not None and job.notify is not None:
+                # The job's streak of failed runs, in the write F2 makes anyway.
+                streak = self._store.jobs.run_finished_counted(
+                    job.id, record.run_key, record.status, at
+                )
+            else:
+                self._store.jobs.run_finished(job.id, record.run_key, record.status, at)
+        else:
+            self._store.jobs.release_slot(job.id, record.run_key)
+        if job.concurrency_policy in ("buffer_one", "replace"):
+            self._start_waiting(job.id, self._clock())
+        if retries:
             self._retry(job, record)
+        if policy is not None:
+            self._notify(job, record, policy, streak)
+
+    # -- N: notifications -----------------------------------------------------------------
+
+    def _notify_policy(self, job: Job) -> notify.NotifyPolicy | None:
+        """The job's `notify`, with the stage's default channel (NEXUS_NOTIFY_DEFAULT) added
+        to its channels. A job without `notify` sends its failed runs (run.failed_final) to
+        the default channel, if the stage has one; otherwise nothing."""
+        try:
+            default = notify.default_channel()
+        except ValueError as exc:
+            log.error("no default notification channel: %s", exc, extra={"job_id": job.id})
+            default = None
+        if job.notify is None:
+            if default is None:
+                return None
+            return notify.NotifyPolicy(channels=[default])
+        channels = list(job.notify.channels)
+        if default is not None and default not in channels:
+            channels.append(default)
+        return job.notify.model_copy(update={"channels": channels})
+
+    def _notify(
+        self,
+        job: Job,
+        record: Execution,
+        policy: notify.NotifyPolicy,
+        streak: tuple[int, int] | None,
+    ) -> None:
+        """Decide, deliver, record (N). Delivery never raises; the record's outcome is
+        written already, so nothing here changes it. The deliveries are recorded on the
+        record (`notifications`) only if no other delivery of its message recorded them: a
+        crash before that write sends them again (at least once)."""
+        failed = record.status != "completed"
+        if streak is None:
+            # No streak kept (no `notify` of its own), or this run's outcome came after a
+            # newer one's: run.failed_final only.
+            previous, consecutive = None, 0
+        else:
+            before, after = streak
+            # The job's previous run's outcome: its streak says whether it failed (its
+            # last_run_status may be this run's own earlier attempt's).
+            previous = "failed" if before > 0 else None
+            consecutive = after if failed else 0
+        events = notify.decide(policy, previous, record.status, consecutive)
+        if not events:
+            return
+        now = self._clock()
+        deliveries: list[dict[str, Any]] = []
+        for event in events:
+            body = notify.event_body(event, job, record, now)
+            for channel in policy.channels:
+                delivery = notify.deliver(channel, body, now=now, sleep=self._sleep)
+                deliveries.append(delivery.as_dict())
+        fields = {"job_id": job.id, "execution_id": record.id}
+        if not self._store.runs.record_notifications(job.id, record.run_key, deliveries):
+            log.warning("notifications recorded by another delivery of this run", extra=fields)
+        sent = sum(d["status"] == "sent" for d in deliveries)
+        log.info(
+            "notified",
+            extra={**fields, "events": events, "sent": sent, "failed": len(deliveries) - sent},
+        )
 
     def _retry(self, job: Job, failed: Execution) -> None:
         """F3: the next attempt, recorded pending (P), then sent with its delay. A repeat

@@ -35,7 +35,18 @@ from chalicelib.store.items import (
 from chalicelib.timefmt import parse_stored, sortable
 
 # Written by the engine only: an API update never touches them, so it cannot undo a run's record.
-ENGINE_FIELDS = frozenset({"last_run_at", "last_run_status", "running", "deleted_at", "buffered"})
+ENGINE_FIELDS = frozenset(
+    {
+        "last_run_at",
+        "last_run_status",
+        "running",
+        "deleted_at",
+        "buffered",
+        "failure_streak",
+        "streak_before",
+        "streak_run",
+    }
+)
 # Set by a pause, cleared by a resume: written (or removed) with the job's state.
 PAUSE_FIELDS = frozenset({"paused_note", "paused_until"})
 # A filter expression may be at most 4 KB; a tag filter of this many tags stays far below it.
@@ -534,6 +545,72 @@ class JobStore:
             self._update(job_id, "SET last_run_at = :at, last_run_status = :st", forward, values)
             return
         self.release_slot(job_id, key)
+
+    def run_finished_counted(
+        self, job_id: int, key: str, status: str, finished_at: datetime
+    ) -> tuple[int, int] | None:
+        """F2 of a run's final outcome for a job with `notify`: run_finished, and in the same
+        write the job's streak of failed runs (+1 for a failed run, 0 for a completed one).
+
+        Returns the streak before and after this run: `(streak_before, failure_streak)`. A
+        repeat (the run's message delivered again) does not count the run twice: the write
+        is conditional on `streak_run` not being this run, and the repeat reads the values the
+        first one wrote. None if the job's last run is another's (an older outcome recorded
+        after a newer one): then the streak says nothing of this run."""
+        failed = status != "completed"
+        values: dict[str, Any] = {
+            ":at": {"S": sortable(finished_at)},
+            ":st": {"S": status},
+            ":zero": {"N": "0"},
+            ":key": {"S": key},
+        }
+        streak = "if_not_exists(failure_streak, :zero) + :one" if failed else ":zero"
+        if failed:
+            values[":one"] = {"N": "1"}
+        sets = (
+            "SET last_run_at = :at, last_run_status = :st, "
+            f"streak_before = if_not_exists(failure_streak, :zero), failure_streak = {streak}, "
+            "streak_run = :key"
+        )
+        condition = (
+            "attribute_exists(pk) AND (attribute_not_exists(last_run_at) OR last_run_at <= :at)"
+            " AND (attribute_not_exists(streak_run) OR streak_run <> :key)"
+        )
+
+        def write(expression: str, names: dict[str, str] | None) -> dict[str, Any]:
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": job_key(job_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "ReturnValues": "ALL_NEW",
+            }
+            if names:
+                params["ExpressionAttributeNames"] = names
+            out: dict[str, Any] = with_backoff(
+                lambda: self._db.update_item(**params), what="updating the job"
+            )
+            return out
+
+        try:
+            try:
+                out = write(f"{sets} REMOVE #r.#k", {"#r": "running", "#k": key})
+            except ClientError as exc:
+                if "document path" not in str(exc):
+                    raise
+                out = write(sets, None)  # a job stored before slots existed
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            # Counted already (a repeat), or an older outcome: F2 as usual, then read.
+            self.run_finished(job_id, key, status, finished_at)
+            job = self.find_job(job_id)
+            if job is None or job.streak_run != key:
+                return None
+            return job.streak_before, job.failure_streak
+        after = load(out.get("Attributes", {}))
+        return int(after.get("streak_before", 0)), int(after.get("failure_streak", 0))
 
     def release_slot(self, job_id: int, key: str, lease: datetime | None = None) -> None:
         """Take `key` out of the job's slots; with `lease`, only if it is still that lease (a

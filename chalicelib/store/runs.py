@@ -237,6 +237,20 @@ class RunStore:
             {":why": {"S": reason[:500]}, ":running": {"S": "running"}},
         )
 
+    def record_notifications(
+        self, job_id: int, key: str, notifications: list[dict[str, Any]]
+    ) -> bool:
+        """N: the "notified" marker of a final record: what its notifications became. Only
+        once (a repeat that finds it there sends nothing); the record's outcome is untouched."""
+        return self._update(
+            job_id,
+            key,
+            "SET #n = :n",
+            "attribute_not_exists(#n)",
+            {"#n": "notifications"},
+            {":n": dump({"n": notifications})["n"]},
+        )
+
     def cancel_requested(self, job_id: int, key: str) -> str | None:
         """Why the attempt must stop, if it must: a small consistent read (the worker polls it
         while the task runs)."""

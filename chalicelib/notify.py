@@ -1,9 +1,10 @@
 """Failure notifications (issue 14, item 3): what a job's `notify` policy accepts, which events
 a run's outcome fires, the JSON each event sends, how a webhook is signed, and delivery.
 
-Nothing here reads the clock or is wired in yet: the worker (after it records a run's final
-outcome) and the tick (item 4's `job.overdue`) are to call it. Plan first, then act:
-`decide` and `event_body` are pure; `deliver` does the I/O and never raises.
+Nothing here reads the clock. The worker calls it after it records a run's final outcome
+(engine.lifecycle, step N: at least once, a duplicated message sends once); the tick (item
+4's `job.overdue`) is still to. Plan first, then act: `decide` and `event_body` are pure;
+`deliver` does the I/O and never raises.
 
 The policy (`NotifyPolicy`, a job's `notify`)
     `on_failure` (default true): `run.failed_final` when a run ends failed after its last
@@ -25,7 +26,9 @@ The policy (`NotifyPolicy`, a job's `notify`)
       POST is signed with the parameter's value; without it the POST is unsigned.
 
     The stage's default channel: NEXUS_NOTIFY_DEFAULT, a JSON object of a Channel, read on
-    every call (`default_channel`); a malformed value is an error naming the setting.
+    every call (`default_channel`); a malformed value is an error naming the setting. The
+    worker adds it to the channels of every job with `notify`, and sends it the
+    `run.failed_final` of every job without one (the policy `{"channels": [default]}`).
 
 Events (`decide`; statuses as the run records them)
     ==================  =========================================================

@@ -343,7 +343,9 @@ class JobService:
             calendars=calendars,
             spread_key=str(job_id),
         )
-        fields = _normalize_times(request).model_dump()
+        # The fields as they are (a `notify` stays a NotifyPolicy, not a dict: model_copy
+        # does not validate what it is given).
+        fields = dict(_normalize_times(request))
         after = before.model_copy(update=fields)
         after.updated_at = now
         after.version = before.version + 1

@@ -52,6 +52,7 @@ JOB: dict[str, Any] = {
     "blackout_policy": "skip",
     "paused_note": None,
     "paused_until": None,
+    "notify": None,
 }
 
 JOB_UPDATE = {"name": "Updated Job Name", "is_active": False, "priority": 7}
@@ -89,6 +90,7 @@ EXECUTION: dict[str, Any] = {
     "backfill_id": None,
     "overlap": None,
     "cancel_requested": None,
+    "notifications": None,
 }
 
 STATS = {

@@ -49,6 +49,25 @@ States of an attempt::
 | C | API | pending: `cancelled`; running: `cancel_requested`; none: put | done |
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
+| N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
+
+Notifications (N, chalicelib.notify): a run's final outcome (completed; failed after its
+last retry; dead-lettered) is notified after it is recorded, at the end of R, so a delivery
+never fails or holds back the outcome, the slot's release or a retry. For a job with `notify`,
+F2 also counts the job's streak of failed runs (`failure_streak`, and `streak_before` and
+`streak_run`, the run it counted, so a repeat of F2 counts it once and reads what the first
+wrote); a job without `notify` pays no write for it. The events are decided from that streak
+(the previous run failed iff the streak before this run was not 0: `last_run_status` may be
+this run's own failed first attempt), sent, and what became of each is recorded on the final
+record as `notifications`, a conditional write (none there) that is the "notified" marker: the
+only change ever made to a final record. A repeat of the message that finds the marker sends
+nothing, so a duplicated message sends once. The choice is **at least once**: a process that
+dies after sending and before the marker is written sends again when the message comes back
+(each body's `event_id` is the same, so a receiver can drop the second); a run with no event
+to send writes no marker. Two deliveries of one message running at the same moment may both
+send (SQS's visibility timeout makes that rare). NEXUS_NOTIFY_DEFAULT, the stage's default
+channel, is added to the channels of every job with `notify`, and gets `run.failed_final` of
+every job without one.
 
 Counters are added in F1's transaction (and D's, and never elsewhere for runs), so the stats
 equal what the history shows. A job's `status` is computed from its slots and its last run,

@@ -1,0 +1,171 @@
+"""Issue 14, item 3 on make run: a failing job with `notify.on_failure` to a local webhook
+receiver delivers one signed notification, after its last retry.
+
+The module starts its own stack (tests/e2e/conftest.py's LocalServer) with
+NEXUS_HTTP_ALLOW=127.0.0.1, so the worker may POST to the receiver this test runs on loopback
+(an http.server thread). The signing secret is a SecureString the test puts in the stack's
+embedded SSM (`/nexus/local/NAME`, what `{"$secret": "ssm:/nexus/NAME"}` names in stage local).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib import notify
+from tests.e2e.conftest import LocalServer, free_port, request
+
+SECRET = "whsec-e2e-8a7b6c5d"
+
+
+class Receiver(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        # (when it arrived, headers, raw body)
+        self.posts: list[tuple[datetime, dict[str, str], bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/nexus"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.posts.append((datetime.now(UTC), dict(self.headers), data))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    local = LocalServer(
+        free_port(),
+        tmp_path_factory.mktemp("notify-state"),
+        extra_env={"NEXUS_HTTP_ALLOW": "127.0.0.1"},
+    )
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def conn(stack: LocalServer) -> Iterator[http.client.HTTPConnection]:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def put_secret(stack: LocalServer, name: str, value: str) -> None:
+    found = re.search(r"embedded AWS at (\S+?)\)", stack.banner)
+    assert found, stack.banner
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=found.group(1),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    ssm.put_parameter(Name=f"/nexus/local/{name}", Value=value, Type="SecureString")
+
+
+def until(find: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = find()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def runs(conn: http.client.HTTPConnection, job_id: int) -> list[dict[str, Any]]:
+    status, found = request(conn, "GET", f"/api/v1/jobs/{job_id}/executions")
+    assert status == 200, found
+    return sorted(found, key=lambda r: r["attempt"])
+
+
+def test_a_failing_job_sends_one_signed_notification_after_its_last_retry(
+    stack: LocalServer, conn: http.client.HTTPConnection, receiver: Receiver
+) -> None:
+    put_secret(stack, "e2e-hook", SECRET)
+    at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    status, job = request(
+        conn,
+        "POST",
+        "/api/v1/jobs",
+        {
+            "name": "fails, and says so",
+            "job_type": "date",
+            "scheduled_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "task_name": "nexus.fail",
+            "max_retries": 2,
+            "retry_delay": 1,
+            "notify": {
+                "on_failure": True,
+                "channels": [
+                    {"webhook_url": receiver.url, "secret": {"$secret": "ssm:/nexus/e2e-hook"}}
+                ],
+            },
+        },
+    )
+    assert status == 201, job
+    assert job["notify"]["channels"][0]["webhook_url"] == receiver.url
+
+    found = until(
+        lambda: (
+            (r := runs(conn, job["id"]))
+            and len(r) == 3
+            and all(a["status"] == "failed" for a in r)
+            and r[2]["notifications"]
+            and r
+        ),
+        60,
+        "three failed attempts, the last one notified",
+    )
+    time.sleep(3)  # nothing else comes
+    assert len(receiver.posts) == 1, [p[2] for p in receiver.posts]
+    arrived, headers, data = receiver.posts[0]
+    last = found[2]
+    completed = datetime.fromisoformat(last["completed_at"].replace("Z", "+00:00"))
+    assert arrived >= completed  # after the last retry had failed, not before
+    body = json.loads(data)
+    assert body["event"] == "run.failed_final"
+    assert body["job"] == {"id": job["id"], "name": "fails, and says so"}
+    assert body["execution"]["id"] == last["id"]
+    assert body["execution"]["attempt"] == 3
+    assert body["execution"]["error"]["message"] == last["error"]["message"]
+    notify.verify(data, headers[notify.SIGNATURE_HEADER], SECRET, now=time.time())
+    with pytest.raises(notify.InvalidSignature):
+        notify.verify(data, headers[notify.SIGNATURE_HEADER], "not the secret", now=time.time())
+    assert [r["notifications"] for r in found[:2]] == [None, None]
+    (recorded,) = last["notifications"]
+    assert recorded["status"] == "sent"
+    assert recorded["event"] == "run.failed_final"
+    assert recorded["attempts"] == 1

@@ -9,14 +9,18 @@ The number of crash points covered is printed at the end of the test run.
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from chalicelib.models import Execution, Job
+from chalicelib.security import outbound
 from chalicelib.tasks import registry
 from tests.conftest import FIGURES
 from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
@@ -227,6 +231,72 @@ def _long_retry_expect(system: System, jobs: list[Job], runs: Runs) -> None:
     assert second.started_at - first.completed_at >= timedelta(seconds=1000)
 
 
+# -- notifications: a webhook receiver on loopback, for every system of a test --------------
+
+
+class _Hooks(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.bodies: list[dict[str, Any]] = []
+
+
+class _Hook(BaseHTTPRequestHandler):
+    server: _Hooks
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.bodies.append(json.loads(data))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+HOOKS: list[_Hooks] = []
+
+
+@pytest.fixture(autouse=True)
+def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
+    server = _Hooks()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    HOOKS.append(server)
+    yield
+    HOOKS.clear()
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _notified_setup(system: System) -> list[Job]:
+    HOOKS[-1].bodies.clear()  # each crash point's system starts from nothing
+    url = f"http://127.0.0.1:{HOOKS[-1].server_address[1]}/hook"
+    return [
+        _date_job(
+            system,
+            task_name="nexus.fail",
+            max_retries=2,
+            retry_delay=1,
+            notify={"channels": [{"webhook_url": url}]},
+        )
+    ]
+
+
+def _notified_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """At least once: never lost, at most twice (a death between the POST and its record),
+    once when every message is delivered twice (the record stops the twin)."""
+    attempts = _only(runs)
+    assert [a.status for a in attempts] == ["failed"] * 3
+    bodies = HOOKS[-1].bodies
+    assert {b["event_id"] for b in bodies} == {
+        f"run.failed_final:{jobs[0].id}:{attempts[2].scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+    }, bodies
+    assert 1 <= len(bodies) <= (1 if system.sqs.duplicate_every_delivery else 2), bodies
+    assert [a.notifications is not None for a in attempts] == [False, False, True]
+
+
 def _dead_letter_setup(system: System) -> list[Job]:
     job = _date_job(system)
     _to_run_time(system)
@@ -283,6 +353,12 @@ LIFE_CYCLES = [
         _long_retry_expect,
     ),
     LifeCycle("dead letter", _dead_letter_setup, lambda s, j: None, _dead_letter_expect),
+    LifeCycle(
+        "failure notified after its last retry",
+        _notified_setup,
+        _run_to_time,
+        _notified_expect,
+    ),
 ]
 
 

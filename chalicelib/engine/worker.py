@@ -55,6 +55,8 @@ STUCK_BUDGET_SECONDS = 15.0
 # How often a running task's record is read for a cancel request (the first read after this
 # much running: a quick run pays none). `RunContext.cancelled` is set within this of it.
 CANCEL_POLL_SECONDS = 0.5
+# The longest one notification's delivery takes: 3 tries of WEBHOOK_TIMEOUT, 1 s + 2 s apart.
+NOTIFY_SECONDS = 3 * notify.WEBHOOK_TIMEOUT + 3 * notify.BACKOFF_BASE + 2
 
 
 class TaskTimeout(Exception):
@@ -284,7 +286,7 @@ class Worker:
             return DONE
         record = self._store.runs.get(message.job_id, message.run_key)
         if record is not None and record.is_final:
-            self._resume(record)  # R: a repeat, or a worker that died after F1
+            self._resume(record, hold=hold)  # R: a repeat, or a worker that died after F1
             return DONE
         if record is None and message.trigger != "scheduled":
             return DONE  # a pending attempt's record went with its job
@@ -491,7 +493,7 @@ class Worker:
         emit_metrics(started_metrics, **fields)
         finished = self._run(job, running, task, timeout, owner, now, hold, remaining, policy)
         if finished is not None:
-            self._resume(finished, job)
+            self._resume(finished, job, hold)
         return DONE
 
     def _take_turn(
@@ -787,7 +789,12 @@ class Worker:
 
     # -- R: what follows a final record --------------------------------------------------------
 
-    def _resume(self, record: Execution, job: Job | None = None) -> None:
+    def _resume(
+        self,
+        record: Execution,
+        job: Job | None = None,
+        hold: Callable[[float], None] | None = None,
+    ) -> None:
         """F2 and F3 for a final record: release its slot and record the job's last run,
         then schedule its retry if it failed and may. Each step is idempotent, so this runs
         after every F1 and again on every redelivery of a finished attempt's message."""
@@ -822,7 +829,7 @@ class Worker:
         if retries:
             self._retry(job, record)
         if policy is not None:
-            self._notify(job, record, policy, streak)
+            self._notify(job, record, policy, streak, hold)
 
     # -- N: notifications -----------------------------------------------------------------
 
@@ -850,6 +857,7 @@ class Worker:
         record: Execution,
         policy: notify.NotifyPolicy,
         streak: tuple[int, int] | None,
+        hold: Callable[[float], None] | None = None,
     ) -> None:
         """Decide, deliver, record (N). Delivery never raises; the record's outcome is
         written already, so nothing here changes it. The deliveries are recorded on the
@@ -869,6 +877,10 @@ class Worker:
         events = notify.decide(policy, previous, record.status, consecutive)
         if not events:
             return
+        if hold is not None:
+            # The message stays hidden while the deliveries take their time (each at most
+            # `attempts` bounded tries and the backoff), so no twin sends them beside these.
+            hold(len(events) * len(policy.channels) * NOTIFY_SECONDS + LEASE_MARGIN.total_seconds())
         now = self._clock()
         deliveries: list[dict[str, Any]] = []
         for event in events:

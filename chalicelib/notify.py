@@ -107,6 +107,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,6 +126,9 @@ StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 
 DEFAULT_ENV = "NEXUS_NOTIFY_DEFAULT"
+# The validation context the store reads jobs with (`is_stored`).
+STORED_KEY = "stored"
+STORED_CONTEXT = {STORED_KEY: True}
 SIGNATURE_HEADER = "X-Nexus-Signature"
 EVENT_HEADER = "X-Nexus-Event"
 EVENT_ID_HEADER = "X-Nexus-Event-Id"
@@ -166,6 +170,15 @@ class InvalidSignature(ValueError):
 # -- the policy ----------------------------------------------------------------------------
 
 
+def is_stored(info: ValidationInfo) -> bool:
+    """Whether a model is being read back from the store (`STORED_CONTEXT`), not written.
+
+    What depends on the stage's settings (NEXUS_HTTP_ALLOW, the stage's secrets) is checked
+    when a job is written, and again when a notification is sent: a stage whose settings
+    changed since must still read its jobs (a refusal then is recorded on the delivery)."""
+    return bool(info.context and info.context.get(STORED_KEY))
+
+
 class _Input(BaseModel):
     # As chalicelib.models: an unknown field (a typo such as `on_failures`) is refused.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -195,11 +208,13 @@ class Channel(_Input):
 
     @field_validator("webhook_url")
     @classmethod
-    def _url(cls, url: str | None) -> str | None:
+    def _url(cls, url: str | None, info: ValidationInfo) -> str | None:
         if url is None:
             return None
         if len(url) > MAX_URL_LENGTH:
             raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+        if is_stored(info):
+            return url  # checked when written; the guard checks it again on every delivery
         # The check nexus.http_request makes when a job is written; the guard checks the
         # resolved addresses again on every delivery.
         problem = outbound.literal_problem(url)
@@ -209,9 +224,9 @@ class Channel(_Input):
 
     @field_validator("secret")
     @classmethod
-    def _secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
+    def _secret(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if value is None or is_stored(info):
+            return value  # a stored reference is resolved (or its failure recorded) when sent
         from chalicelib.security import secrets
 
         problem = secrets.reference_problem(value, secrets.current_stage())

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from chalicelib import notify
 from chalicelib.errors import Unavailable
 from chalicelib.models import Execution, Job
 from chalicelib.timefmt import parse_stored, sortable
@@ -171,7 +172,8 @@ def job_item(job: Job) -> dict[str, Any]:
 
 
 def job_from_item(raw: dict[str, Any]) -> Job:
-    return Job.model_validate(from_item(raw))
+    # Read back, not written: the checks that depend on the stage's settings are not redone.
+    return Job.model_validate(from_item(raw), context=notify.STORED_CONTEXT)
 
 
 def execution_item(execution: Execution, **extra: Any) -> dict[str, Any]:

@@ -81,3 +81,21 @@ def test_bad_notify_is_422_naming_the_field(
     detail = response.json["detail"]
     assert [d["loc"] for d in detail] == [loc], detail
     assert says in detail[0]["msg"], detail
+
+
+def test_a_job_stays_readable_when_the_stage_narrows_what_its_channels_may_reach(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEXUS_HTTP_ALLOW", "10.0.0.0/8")
+    hook = {"webhook_url": "http://10.1.2.3:9000/hook"}
+    job = create(api, notify={"channels": [hook]})
+    monkeypatch.delenv("NEXUS_HTTP_ALLOW")
+
+    shown = api.get(f"/v1/jobs/{job['id']}")
+    assert shown.status_code == 200, shown.json
+    assert shown.json["notify"]["channels"][0]["webhook_url"] == hook["webhook_url"]
+    assert api.get("/v1/jobs").status_code == 200
+    # A new job may not name it any more: the check is made when a job is written.
+    refused = api.post("/v1/jobs", minimal(notify={"channels": [hook]}))
+    assert refused.status_code == 422, refused.json
+    assert "NEXUS_HTTP_ALLOW" in refused.json["detail"][0]["msg"]

@@ -33,7 +33,7 @@ from chalicelib.api import docs, openapi, ui
 from chalicelib.aws import client, connections_client
 from chalicelib.calendars_api import CalendarService
 from chalicelib.config import dlq_name, get_settings, queue_name, stream_arn
-from chalicelib.engine import backfill
+from chalicelib.engine import backfill, watch
 from chalicelib.engine.backfill import Backfills
 from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
 from chalicelib.engine.control import Controls
@@ -149,11 +149,18 @@ def backfills() -> Backfills:
 
 
 @functools.lru_cache(maxsize=1)
+def watcher() -> watch.Watch:
+    """The dead-man's switch: the `watch` control handler and the tick's hook."""
+    return watch.Watch(store(), work_queue())
+
+
+@functools.lru_cache(maxsize=1)
 def controls() -> Controls:
     """The handlers of the work queue's control messages (engine.control)."""
     handlers = Controls()
     handlers.register(RESUME, PauseEnds(store(), dispatcher().dispatch_job).handle)
     handlers.register(backfill.CONTROL, backfills().handle)
+    handlers.register(watch.CONTROL, watcher().handle)
     return handlers
 
 

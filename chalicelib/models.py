@@ -21,6 +21,10 @@ from pydantic import (
 
 from chalicelib.notify import NotifyPolicy
 
+# expect_success_within's bounds, in seconds: 5 s to 366 days.
+MIN_EXPECT_SUCCESS = 5
+MAX_EXPECT_SUCCESS = 366 * 86_400
+
 JobType = Literal["cron", "interval", "date", "calendar"]
 JOB_TYPES: tuple[str, ...] = ("cron", "interval", "date", "calendar")
 JobStatus = Literal["pending", "running", "completed", "failed", "paused"]
@@ -213,6 +217,16 @@ class JobCreate(ScheduleFields):
     created_by: Annotated[str, StringConstraints(max_length=200)] | None = None
     misfire_grace_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_MISFIRE_GRACE)] = 300
     concurrency_policy: ConcurrencyPolicy = "allow"
+    # The dead-man's switch (engine.watch): a job.overdue notification when no run has
+    # succeeded for this many seconds, and job.recovered at the next success.
+    expect_success_within: (
+        Annotated[StrictInt, Field(ge=MIN_EXPECT_SUCCESS, le=MAX_EXPECT_SUCCESS)] | None
+    ) = Field(
+        default=None,
+        description="Seconds: if no run has succeeded for this long (paused, failing, not "
+        "run), the job is overdue: job.overdue is sent once, job.recovered at the next "
+        f"success. {MIN_EXPECT_SUCCESS} to {MAX_EXPECT_SUCCESS} (366 days).",
+    )
     # Who hears of a run's final outcome (chalicelib.notify): events and channels.
     notify: NotifyPolicy | None = Field(
         default=None,
@@ -372,6 +386,18 @@ class Job(JobCreate):
     failure_streak: int = 0
     streak_before: int = 0
     streak_run: str | None = None
+    # The dead-man's switch (engine.watch). `expect_since`: when `expect_success_within` was
+    # set (the API writes it); `last_success_at`: the last completed run's end (F2 writes it);
+    # `overdue_since`: the instant no success came in time, while the job is overdue;
+    # `overdue_notice`: job.overdue or job.recovered while it is being sent; and
+    # `overdue_notifications`: what became of the last one sent.
+    expect_since: datetime | None = None
+    last_success_at: datetime | None = None
+    overdue_since: datetime | None = None
+    overdue_notice: str | None = None
+    # The overdue spell the notice is about (its `overdue_since`, which a recovery clears).
+    overdue_notice_since: datetime | None = None
+    overdue_notifications: list[dict[str, Any]] | None = None
 
     @property
     def running_count(self) -> int:
@@ -404,6 +430,9 @@ class Job(JobCreate):
                 "failure_streak",
                 "streak_before",
                 "streak_run",
+                "expect_since",
+                "overdue_notice",
+                "overdue_notice_since",
             }
         )
         out["status"] = self.current_status
@@ -417,6 +446,8 @@ class Job(JobCreate):
             "created_at",
             "updated_at",
             "paused_until",
+            "last_success_at",
+            "overdue_since",
         ):
             out[key] = iso(getattr(self, key))
         out["last_run_status"] = self.last_run_status

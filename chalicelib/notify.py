@@ -2,9 +2,9 @@
 a run's outcome fires, the JSON each event sends, how a webhook is signed, and delivery.
 
 Nothing here reads the clock. The worker calls it after it records a run's final outcome
-(engine.lifecycle, step N: at least once, a duplicated message sends once); the tick (item
-4's `job.overdue`) is still to. Plan first, then act: `decide` and `event_body` are pure;
-`deliver` does the I/O and never raises.
+(engine.lifecycle, step N: at least once, a duplicated message sends once); the dead-man's
+switch (engine.watch) for `job.overdue` and `job.recovered`. Plan first, then act: `decide`
+and `event_body` are pure; `deliver` does the I/O and never raises.
 
 The policy (`NotifyPolicy`, a job's `notify`)
     `on_failure` (default true): `run.failed_final` when a run ends failed after its last
@@ -16,7 +16,9 @@ The policy (`NotifyPolicy`, a job's `notify`)
 
     A channel (`Channel`) is exactly one of
     - `sns_topic_arn`: `arn:aws:sns:REGION:ACCOUNT:NAME`; email, SMS and chat (AWS Chatbot)
-      subscribe to the topic. The worker's IAM role must be allowed to publish to it.
+      subscribe to the topic. Like an AWS target's ARN, the topic must be in the stage's
+      NEXUS_TARGET_ALLOW (checked when the job is written), from which the functions' IAM
+      policy is generated: sns:Publish on exactly the listed topics.
     - `webhook_url`: an http(s) URL, POSTed the JSON body. It follows `nexus.http_request`'s
       rules: checked without DNS when the job is written (`outbound.literal_problem`: a 422
       for 169.254.169.254, localhost, private addresses...) and through the outbound guard
@@ -36,8 +38,12 @@ Events (`decide`; statuses as the run records them)
     run.recovered       on_recovery, the run completed, and the job's previous run failed
     job.failing         after_consecutive_failures == N, the run failed, and it is the
                         Nth failed run in a row (exactly N)
-    job.overdue         item 4 (the dead-man's switch); same body, `execution` null
+    job.overdue         the dead-man's switch (engine.watch): no run of the job
+                        succeeded within its `expect_success_within`
+    job.recovered       the dead-man's switch: a run succeeded after job.overdue
     ==================  =========================================================
+    The two job events have `execution` null and `overdue` set (below); they go to the
+    job's `notify` channels and the stage's default one, whatever the policy's flags.
     Cancelled, skipped and missed runs fire nothing.
 
 The body (`event_body`; version 1, every key always present, null when unknown)::
@@ -54,8 +60,14 @@ The body (`event_body`; version 1, every key always present, null when unknown):
         "status": "failed",
         "attempt": 3,
         "error": {"type": "TaskFailed", "message": "..."}
-      }
+      },
+      "overdue": null
     }
+
+    A job event has `"execution": null` and `"overdue": {"expect_success_within": 3600,
+    "last_success_at": "2026-03-02T08:00:00Z" or null, "since": "2026-03-02T09:00:00Z",
+    "recovered_at": null or the success's time}`; its `event_id` is
+    `<event>:<job id>:<since>`.
 
     `event_id` is the same for the same event of the same run (the run's identity, not the
     attempt's), so a receiver that sees it twice (the worker's message delivered twice) can
@@ -92,6 +104,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import time
@@ -125,10 +138,12 @@ if TYPE_CHECKING:
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 
+log = logging.getLogger("nexus.notify")
+
 DEFAULT_ENV = "NEXUS_NOTIFY_DEFAULT"
-# The validation context the store reads jobs with (`is_stored`).
-STORED_KEY = "stored"
-STORED_CONTEXT = {STORED_KEY: True}
+# The validation context of values NEXUS accepted already (`is_accepted`).
+ACCEPTED_KEY = "accepted"
+ACCEPTED = {ACCEPTED_KEY: True}
 SIGNATURE_HEADER = "X-Nexus-Signature"
 EVENT_HEADER = "X-Nexus-Event"
 EVENT_ID_HEADER = "X-Nexus-Event-Id"
@@ -170,13 +185,15 @@ class InvalidSignature(ValueError):
 # -- the policy ----------------------------------------------------------------------------
 
 
-def is_stored(info: ValidationInfo) -> bool:
-    """Whether a model is being read back from the store (`STORED_CONTEXT`), not written.
+def is_accepted(info: ValidationInfo) -> bool:
+    """Whether the model holds values NEXUS accepted already (validated with `ACCEPTED`): a
+    job read back from the store, or an API answer the client reads.
 
-    What depends on the stage's settings (NEXUS_HTTP_ALLOW, the stage's secrets) is checked
-    when a job is written, and again when a notification is sent: a stage whose settings
-    changed since must still read its jobs (a refusal then is recorded on the delivery)."""
-    return bool(info.context and info.context.get(STORED_KEY))
+    What depends on the stage's settings (NEXUS_HTTP_ALLOW, NEXUS_TARGET_ALLOW, the stage's
+    secrets) is checked when a job is written, and again when a notification is sent: a stage
+    whose settings changed since must still read its jobs (a refusal then is recorded on the
+    delivery), and a client, which has none of the stage's settings, must read the answers."""
+    return bool(info.context and info.context.get(ACCEPTED_KEY))
 
 
 class _Input(BaseModel):
@@ -201,9 +218,20 @@ class Channel(_Input):
 
     @field_validator("sns_topic_arn")
     @classmethod
-    def _topic(cls, arn: str | None) -> str | None:
-        if arn is not None and not _SNS_ARN.fullmatch(arn):
+    def _topic(cls, arn: str | None, info: ValidationInfo) -> str | None:
+        if arn is None:
+            return None
+        if not _SNS_ARN.fullmatch(arn):
             raise ValueError(f"must be an SNS topic's ARN, {SNS_FORM}")
+        if is_accepted(info):
+            return arn
+        # Only what the stage allows, as for the AWS targets: NEXUS_TARGET_ALLOW, from which
+        # the functions' IAM policy (sns:Publish on exactly those topics) is generated.
+        from chalicelib.tasks.aws_targets import allowlist_problem
+
+        problem = allowlist_problem(arn)
+        if problem is not None:
+            raise ValueError(problem)
         return arn
 
     @field_validator("webhook_url")
@@ -213,7 +241,7 @@ class Channel(_Input):
             return None
         if len(url) > MAX_URL_LENGTH:
             raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-        if is_stored(info):
+        if is_accepted(info):
             return url  # checked when written; the guard checks it again on every delivery
         # The check nexus.http_request makes when a job is written; the guard checks the
         # resolved addresses again on every delivery.
@@ -225,7 +253,7 @@ class Channel(_Input):
     @field_validator("secret")
     @classmethod
     def _secret(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
-        if value is None or is_stored(info):
+        if value is None or is_accepted(info):
             return value  # a stored reference is resolved (or its failure recorded) when sent
         from chalicelib.security import secrets
 
@@ -286,6 +314,21 @@ class NotifyPolicy(_Input):
                 seen.append(dumped)
                 kept.append(channel)
         return kept
+
+
+def channels_for(policy: NotifyPolicy | None) -> list[Channel]:
+    """Where a job's events go: its policy's channels and the stage's default channel
+    (NEXUS_NOTIFY_DEFAULT) once. A malformed default is logged and left out: a notification
+    must never fail what sends it."""
+    channels = list(policy.channels) if policy is not None else []
+    try:
+        default = default_channel()
+    except ValueError as exc:
+        log.error("no default notification channel: %s", exc)
+        default = None
+    if default is not None and default not in channels:
+        channels.append(default)
+    return channels
 
 
 def default_channel(environ: Mapping[str, str] | None = None) -> Channel | None:
@@ -350,8 +393,18 @@ def decide(
 # -- the body ------------------------------------------------------------------------------
 
 
-def event_body(kind: str, job: Job, execution: Execution | None, now: datetime) -> dict[str, Any]:
-    """The event's JSON, the same for every channel (the module's docstring shows it)."""
+def event_body(
+    kind: str,
+    job: Job,
+    execution: Execution | None,
+    now: datetime,
+    *,
+    overdue: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event's JSON, the same for every channel (the module's docstring shows it).
+
+    `overdue`: the dead-man's switch's facts for `job.overdue` and `job.recovered`
+    (engine.watch), with `since`, the instant the job became overdue: the event's id."""
     run: dict[str, Any] | None = None
     if execution is not None:
         error = execution.error
@@ -369,6 +422,9 @@ def event_body(kind: str, job: Job, execution: Execution | None, now: datetime) 
         }
         # The run's identity, not the attempt's: the same event of the same run has one id.
         event_id = f"{kind}:{job.id}:{iso(execution.scheduled_for)}"
+    elif overdue is not None and overdue.get("since"):
+        # The overdue spell's identity: the same event of the same spell has one id.
+        event_id = f"{kind}:{job.id}:{overdue['since']}"
     else:
         event_id = f"{kind}:{job.id}:{iso(now)}"
     return {
@@ -378,6 +434,7 @@ def event_body(kind: str, job: Job, execution: Execution | None, now: datetime) 
         "occurred_at": iso(now),
         "job": {"id": job.id, "name": job.name},
         "execution": run,
+        "overdue": dict(overdue) if overdue is not None else None,
     }
 
 
@@ -564,6 +621,11 @@ def _publish(
     match = _SNS_ARN.fullmatch(arn)
     if match is None:  # the model checked it; a Channel built with model_construct is not
         raise _GiveUp(f"{arn} is not an SNS topic's ARN ({SNS_FORM})")
+    from chalicelib.tasks.aws_targets import allowlist_problem
+
+    problem = allowlist_problem(arn)  # the stage may have narrowed it since the job was written
+    if problem is not None:
+        raise _GiveUp(problem)
     if sns is None:
         from chalicelib.aws import target_client
 

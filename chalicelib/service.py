@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib import lint, pricing, schedules, tzmath
 from chalicelib.calendar_rule import CalendarRuleError, work_budget
 from chalicelib.cron import CronError
+from chalicelib.engine import watch
 from chalicelib.engine.lifecycle import (
     RESEND_AFTER,
     execution_id,
@@ -25,6 +26,7 @@ from chalicelib.engine.lifecycle import (
 from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
+from chalicelib.engine.watch import deadline as _deadline
 from chalicelib.errors import (
     ConcurrentUpdate,
     ExecutionNotFound,
@@ -177,15 +179,27 @@ class JobService:
             created_by_key=actor.key_id if actor else None,
         )
         uses = [self._store.calendars.use_item(n, job.id) for n in _calendar_names(job)]
+        watches = []
+        if job.expect_success_within is not None:
+            job.expect_since = now
+            first = now + timedelta(seconds=job.expect_success_within)
+            watches.append(self._store.watches.put_item(job.id, first))
         try:
             self._store.jobs.create_job(
-                job, [*self._audit("job.create", now, actor, job.id), *uses]
+                job, [*self._audit("job.create", now, actor, job.id), *uses, *watches]
             )
         except ClientError as exc:
             if uses and is_condition_failure(exc):
                 raise InvalidInput(self._calendar_errors(job, {})) from None
             raise
+        self._watch_soon(job, _deadline(job), now)
         return self._dispatch_soon(job, now)
+
+    def _watch_soon(self, job: Job, at: datetime | None, now: datetime) -> None:
+        """A dead-man's switch due before the next tick is looked at on its second
+        (engine.watch); a later one, by the tick."""
+        if at is not None and at <= now + self._dispatcher.window:
+            watch.send_check(self._queue, job.id, at, now)
 
     def _calendars_named(self, job: JobCreate | PreviewRequest) -> dict[str, HolidayCalendar]:
         """The calendars the job names, read; 422 naming each that does not exist."""
@@ -373,7 +387,15 @@ class JobService:
         had, has = set(_calendar_names(before)), set(_calendar_names(after))
         audit += [self._store.calendars.use_item(n, job_id) for n in sorted(has - had)]
         audit += [self._store.calendars.release_item(n, job_id) for n in sorted(had - has)]
+        expecting = after.expect_success_within != before.expect_success_within
+        if expecting:
+            # The switch counts from now, and looks at once: it may stop being overdue, or
+            # expect nothing any more (engine.watch removes its watch then).
+            after.expect_since = now if after.expect_success_within is not None else None
+            audit.append(self._store.watches.put_item(job_id, now))
         self._store.jobs.replace_job(before, after, reschedule=reschedule, also=audit)
+        if expecting:
+            self._watch_soon(after, now, now)
         return self._dispatch_soon(after, now)
 
     def delete_job(self, job_id: int, now: datetime, actor: Actor | None = None) -> None:
@@ -693,6 +715,7 @@ class JobService:
             "running_executions": self._running(),
             "average_duration": (float(c.get("duration_sum", 0)) / durations if durations else 0.0),
             "last_24h_executions": int(c.get("last_24h_executions", 0)),
+            "overdue_jobs": int(c.get("overdue_jobs", 0)),
             "last_24h_by_hour": c.get("by_hour", []),
         }
 

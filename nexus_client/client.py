@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.notify import ACCEPTED
 from nexus_client.errors import (
     ConnectionFailed,
     InvalidInput,
@@ -79,7 +80,7 @@ def _local_model(model: type[M], data: Any) -> M:
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=ACCEPTED)
     except ValidationError as exc:
         errors = [
             {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
@@ -214,7 +215,7 @@ class NexusClient:
 
     def _page(self, path: str, model: type[M], params: Mapping[str, Any]) -> Page[M]:
         response = self.request("GET", path, params=params)
-        items = [model.model_validate(item) for item in response.json() or []]
+        items = [model.model_validate(item, context=ACCEPTED) for item in response.json() or []]
         return Page(items, response.headers.get("x-next-cursor") or None)
 
     # -- jobs --------------------------------------------------------------------------------
@@ -223,7 +224,8 @@ class NexusClient:
         """POST /jobs/: the job is checked with the server's model first (InvalidInput). The
         answer carries the schedule lint's `warnings` (empty from an older server)."""
         body = _local_model(JobCreate, dict(job) if isinstance(job, Mapping) else job)
-        return WrittenJob.model_validate(self.request("POST", "/jobs/", body=body).json())
+        answer = self.request("POST", "/jobs/", body=body)
+        return WrittenJob.model_validate(answer.json(), context=ACCEPTED)
 
     def list_jobs(
         self,
@@ -257,7 +259,8 @@ class NexusClient:
             cursor = page.next_cursor
 
     def get_job(self, job_id: int) -> Job:
-        return Job.model_validate(self.request("GET", f"/jobs/{int(job_id)}").json())
+        answer = self.request("GET", f"/jobs/{int(job_id)}")
+        return Job.model_validate(answer.json(), context=ACCEPTED)
 
     def update_job(
         self, job_id: int, changes: Mapping[str, Any] | None = None, **fields: Any
@@ -266,7 +269,7 @@ class NexusClient:
         The answer carries the schedule lint's `warnings`, as create_job's does."""
         body = {**(changes or {}), **fields}
         answer = self.request("PUT", f"/jobs/{int(job_id)}", body=body)
-        return WrittenJob.model_validate(answer.json())
+        return WrittenJob.model_validate(answer.json(), context=ACCEPTED)
 
     def delete_job(self, job_id: int) -> None:
         self.request("DELETE", f"/jobs/{int(job_id)}")

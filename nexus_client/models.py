@@ -98,6 +98,7 @@ class Stats(_Answer):
     running_executions: int
     average_duration: float
     last_24h_executions: int
+    overdue_jobs: int = 0  # a server before the dead-man's switch has none
 
 
 class CronValidation(_Answer):

@@ -53,6 +53,10 @@ JOB: dict[str, Any] = {
     "paused_note": None,
     "paused_until": None,
     "notify": None,
+    "expect_success_within": None,
+    "last_success_at": "2025-01-20T09:00:04Z",
+    "overdue_since": None,
+    "overdue_notifications": None,
 }
 
 JOB_UPDATE = {"name": "Updated Job Name", "is_active": False, "priority": 7}
@@ -103,6 +107,7 @@ STATS = {
     "running_executions": 2,
     "average_duration": 125.5,
     "last_24h_executions": 287,
+    "overdue_jobs": 1,
     "last_24h_by_hour": [
         {"hour": "2025-01-14T11:00:00Z", "succeeded": 12, "failed": 0},
         {"hour": "2025-01-14T12:00:00Z", "succeeded": 11, "failed": 1},

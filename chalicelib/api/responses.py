@@ -48,6 +48,17 @@ class JobOut(JobCreate):
     paused_until: datetime | None = Field(
         description="When a paused job resumes by itself (its next run counts from then)."
     )
+    last_success_at: datetime | None = Field(
+        description="When the job's last completed run ended (the dead-man's switch's clock)."
+    )
+    overdue_since: datetime | None = Field(
+        description="Set while the job is overdue: no run succeeded within "
+        "expect_success_within; the instant its deadline passed."
+    )
+    overdue_notifications: list[dict[str, Any]] | None = Field(
+        description="What became of the last job.overdue or job.recovered notification: one "
+        "entry per channel, {event, channel, status, attempts, error, at}."
+    )
 
 
 # The Execution fields `Execution.to_api()` leaves out.
@@ -111,6 +122,10 @@ class StatsOverview(_Answer):
     running_executions: int
     average_duration: float = Field(description="Seconds, over the runs that finished.")
     last_24h_executions: int
+    overdue_jobs: int = Field(
+        description="Jobs with expect_success_within that no run has succeeded within: "
+        "the dead-man's switch's count (job.overdue sent, job.recovered not yet)."
+    )
     last_24h_by_hour: list[HourOfRuns] = Field(
         description="The last 24 hours, oldest first: the runs that ended in each (UTC) hour, "
         "by outcome."

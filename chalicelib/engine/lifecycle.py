@@ -50,6 +50,9 @@ States of an attempt::
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
 | N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
+| O | tick/worker | job: `overdue_since` + notice, count, watch (not overdue) | next check sends |
+| OK | tick/worker | job: `overdue_since` out + notice, count, watch (same) | next check sends |
+| ON | tick/worker | job: notice out, `overdue_notifications` (notice there) | done |
 
 Notifications (N, chalicelib.notify): a run's final outcome (completed; failed after its
 last retry; dead-lettered) is notified after it is recorded, at the end of R, so a delivery
@@ -68,6 +71,12 @@ to send writes no marker. Two deliveries of one message running at the same mome
 send (SQS's visibility timeout makes that rare). NEXUS_NOTIFY_DEFAULT, the stage's default
 channel, is added to the channels of every job with `notify`, and gets `run.failed_final` of
 every job without one.
+
+The dead-man's switch (O, OK, ON: engine.watch) reads a job's `last_success_at`, which F2
+writes for a completed run in the write it makes anyway, and makes one transition per check,
+each one transaction conditional on the state it read; its notice stays on the job until it
+is sent and recorded, so a check that dies leaves it for the next (at least once). After R of
+a completed run of an overdue job, the worker has the switch looked at at once.
 
 Counters are added in F1's transaction (and D's, and never elsewhere for runs), so the stats
 equal what the history shows. A job's `status` is computed from its slots and its last run,

@@ -28,6 +28,8 @@ from typing import Any
 from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, first_attempt, task_id
 from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
+from chalicelib.engine.watch import DUE_PREFIX as WATCH_PREFIX
+from chalicelib.engine.watch import Watch
 from chalicelib.errors import InvalidInput, Unavailable
 from chalicelib.holidays import HolidayCalendar
 from chalicelib.models import Execution, Job
@@ -145,8 +147,10 @@ class Dispatcher:
         on_due: dict[str, Callable[[DueEntry, datetime], None]] | None = None,
     ) -> None:
         """`on_due`: what to do with a due entry whose sort key starts with a given prefix
-        (a backfill's next step: engine.backfill), beside jobs and run attempts."""
-        self._on_due = dict(on_due or {})
+        (a backfill's next step: engine.backfill), beside jobs, run attempts and the
+        dead-man's switch's watches (engine.watch, always)."""
+        watches = Watch(store, queue, window=window)
+        self._on_due = {WATCH_PREFIX: watches.on_due, **(on_due or {})}
         self._store = store
         self._queue = queue
         self._monotonic = monotonic

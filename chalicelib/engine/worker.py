@@ -28,6 +28,7 @@ from chalicelib import notify
 from chalicelib.engine.control import Controls, is_control
 from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
+from chalicelib.engine.watch import send_check
 from chalicelib.models import Execution, Job
 from chalicelib.observability import Metric, emit_metrics
 from chalicelib.security import secrets
@@ -828,6 +829,10 @@ class Worker:
             self._start_waiting(job.id, self._clock())
         if retries:
             self._retry(job, record)
+        if record.status == "completed" and job.overdue_since is not None:
+            # The dead-man's switch looks at once: the success may end the job's overdue spell
+            # (engine.watch; if this message is lost, the next tick looks).
+            send_check(self._queue, job.id, self._clock(), self._clock())
         if policy is not None:
             self._notify(job, record, policy, streak, hold)
 
@@ -837,18 +842,11 @@ class Worker:
         """The job's `notify`, with the stage's default channel (NEXUS_NOTIFY_DEFAULT) added
         to its channels. A job without `notify` sends its failed runs (run.failed_final) to
         the default channel, if the stage has one; otherwise nothing."""
-        try:
-            default = notify.default_channel()
-        except ValueError as exc:
-            log.error("no default notification channel: %s", exc, extra={"job_id": job.id})
-            default = None
+        channels = notify.channels_for(job.notify)
+        if not channels:
+            return None
         if job.notify is None:
-            if default is None:
-                return None
-            return notify.NotifyPolicy(channels=[default])
-        channels = list(job.notify.channels)
-        if default is not None and default not in channels:
-            channels.append(default)
+            return notify.NotifyPolicy(channels=channels)
         return job.notify.model_copy(update={"channels": channels})
 
     def _notify(

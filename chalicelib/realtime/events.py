@@ -43,7 +43,9 @@ RUN_EVENTS = {
 }
 # What a run changes on its job (its status, its last run, its slots): the run's own events
 # carry it, so a run is not also a job.updated (it would double what a busy job sends).
-RUN_FIELDS = frozenset({"status", "last_run_at", "last_run_status", "running_count"})
+RUN_FIELDS = frozenset(
+    {"status", "last_run_at", "last_run_status", "running_count", "last_success_at"}
+)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@
 - `ratelimit.RateCounter`: per-key request counts;
 - `connections.ConnectionStore`: WebSocket listeners (realtime);
 - `backfills.BackfillStore`: backfills of past occurrences (engine.backfill);
-- `calendars.CalendarStore`: holiday calendars, and which jobs name them.
+- `calendars.CalendarStore`: holiday calendars, and which jobs name them;
+- `watches.WatchStore`: the dead-man's switch's checks and transitions (engine.watch).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from chalicelib.store.jobs import DueEntry, JobStore
 from chalicelib.store.keys import KeyStore
 from chalicelib.store.ratelimit import RateCounter
 from chalicelib.store.runs import FinalWrite, RunStore
+from chalicelib.store.watches import WatchStore
 
 __all__ = [
     "COUNTER_SHARDS",
@@ -49,6 +51,7 @@ __all__ = [
     "RateCounter",
     "RunStore",
     "Store",
+    "WatchStore",
     "execution_from_item",
     "from_item",
     "job_item",
@@ -70,6 +73,7 @@ class Store:
     connections: ConnectionStore
     backfills: BackfillStore
     calendars: CalendarStore
+    watches: WatchStore
     table_name: str
 
     @classmethod
@@ -85,6 +89,7 @@ class Store:
             connections=ConnectionStore(client, table_name),
             backfills=BackfillStore(client, table_name),
             calendars=CalendarStore(client, table_name),
+            watches=WatchStore(client, table_name, counters),
             table_name=table_name,
         )
 

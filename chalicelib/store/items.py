@@ -61,6 +61,10 @@ _TIME_FIELDS = (
     "lease_until",
     "not_before",
     "deleted_at",
+    "expect_since",
+    "last_success_at",
+    "overdue_since",
+    "overdue_notice_since",
 )
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -173,7 +177,7 @@ def job_item(job: Job) -> dict[str, Any]:
 
 def job_from_item(raw: dict[str, Any]) -> Job:
     # Read back, not written: the checks that depend on the stage's settings are not redone.
-    return Job.model_validate(from_item(raw), context=notify.STORED_CONTEXT)
+    return Job.model_validate(from_item(raw), context=notify.ACCEPTED)
 
 
 def execution_item(execution: Execution, **extra: Any) -> dict[str, Any]:

@@ -45,6 +45,11 @@ ENGINE_FIELDS = frozenset(
         "failure_streak",
         "streak_before",
         "streak_run",
+        "last_success_at",
+        "overdue_since",
+        "overdue_notice",
+        "overdue_notice_since",
+        "overdue_notifications",
     }
 )
 # Set by a pause, cleared by a resume: written (or removed) with the job's state.
@@ -56,6 +61,13 @@ EXCLUSIVE = frozenset({"forbid", "buffer_one", "replace"})
 # An `allow` job shows at most this many runs in its slot map (the item would grow past 1 KB,
 # and every job write costs a write unit per KB); a `forbid` job has at most one.
 MAX_SHOWN_RUNNING = 10
+
+
+def _last_run_sets(status: str) -> str:
+    """F2's SET: the job's last run, and for a completed one its last success (the
+    dead-man's switch's clock, engine.watch), in the same write at no extra cost."""
+    sets = "SET last_run_at = :at, last_run_status = :st"
+    return f"{sets}, last_success_at = :at" if status == "completed" else sets
 
 
 class DueEntry:
@@ -197,7 +209,21 @@ class JobStore:
     def mark_deleted(self, job: Job, now: datetime, also: Sequence[dict[str, Any]] = ()) -> None:
         """Delete the job as the API sees it, in one write: a tombstone that leaves the list
         and the counts at once, and is due now so the sweep removes its history (bounded
-        work per tick) and then the tombstone itself."""
+        work per tick) and then the tombstone itself. A job deleted while overdue
+        (engine.watch) is no longer counted overdue: the write is conditional on the overdue
+        state it was read in."""
+        values = {
+            ":now": {"S": sortable(now)},
+            ":false": {"BOOL": False},
+            ":dp": {"S": due_shard(job.id)},
+            ":ds": {"S": due_sort_key(now, job.id)},
+            ":one": {"N": "1"},
+            ":expected": {"N": str(job.version)},
+        }
+        overdue = "attribute_not_exists(overdue_since)"
+        if job.overdue_since is not None:
+            overdue = "overdue_since = :overdue"
+            values[":overdue"] = {"S": sortable(job.overdue_since)}
         try:
             with_backoff(
                 lambda: self._db.transact_write_items(
@@ -213,18 +239,16 @@ class JobStore:
                                 ),
                                 "ConditionExpression": (
                                     "version = :expected AND attribute_not_exists(deleted_at)"
+                                    f" AND {overdue}"
                                 ),
-                                "ExpressionAttributeValues": {
-                                    ":now": {"S": sortable(now)},
-                                    ":false": {"BOOL": False},
-                                    ":dp": {"S": due_shard(job.id)},
-                                    ":ds": {"S": due_sort_key(now, job.id)},
-                                    ":one": {"N": "1"},
-                                    ":expected": {"N": str(job.version)},
-                                },
+                                "ExpressionAttributeValues": values,
                             }
                         },
-                        self._counters.job_delta(total_jobs=-1, active_jobs=-int(job.is_active)),
+                        self._counters.job_delta(
+                            total_jobs=-1,
+                            active_jobs=-int(job.is_active),
+                            overdue_jobs=-int(job.overdue_since is not None),
+                        ),
                         *also,
                     ]
                 ),
@@ -525,24 +549,19 @@ class JobStore:
         """
         values = {":at": {"S": sortable(finished_at)}, ":st": {"S": status}}
         forward = "attribute_not_exists(last_run_at) OR last_run_at <= :at"
+        sets = _last_run_sets(status)
         if key is None:
-            self._update(job_id, "SET last_run_at = :at, last_run_status = :st", forward, values)
+            self._update(job_id, sets, forward, values)
             return
         names = {"#r": "running", "#k": key}
         try:
-            if self._update(
-                job_id,
-                "SET last_run_at = :at, last_run_status = :st REMOVE #r.#k",
-                forward,
-                values,
-                names,
-            ):
+            if self._update(job_id, f"{sets} REMOVE #r.#k", forward, values, names):
                 return
         except ClientError as exc:
             if "document path" not in str(exc):
                 raise
             # A job stored before slots existed has no slot map: nothing to release.
-            self._update(job_id, "SET last_run_at = :at, last_run_status = :st", forward, values)
+            self._update(job_id, sets, forward, values)
             return
         self.release_slot(job_id, key)
 
@@ -568,7 +587,7 @@ class JobStore:
         if failed:
             values[":one"] = {"N": "1"}
         sets = (
-            "SET last_run_at = :at, last_run_status = :st, "
+            f"{_last_run_sets(status)}, "
             f"streak_before = if_not_exists(failure_streak, :zero), failure_streak = {streak}, "
             "streak_run = :key"
         )

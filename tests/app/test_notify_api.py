@@ -13,6 +13,13 @@ HOOK = {"webhook_url": "https://hooks.example.com/nexus"}
 TOPIC = {"sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops"}
 
 
+@pytest.fixture(autouse=True)
+def topics_allowed(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage allows the topics named `ops*` (NEXUS_TARGET_ALLOW; set after `api`, whose
+    requests apply the stage's variables)."""
+    monkeypatch.setenv("NEXUS_TARGET_ALLOW", '["arn:aws:sns:us-east-1:123456789012:ops*"]')
+
+
 def test_notify_is_stored_shown_changed_and_cleared(api: Any) -> None:
     policy = {"on_recovery": True, "after_consecutive_failures": 3, "channels": [HOOK, HOOK]}
     job = create(api, notify=policy)
@@ -65,6 +72,11 @@ def test_a_job_without_notify_shows_null(api: Any) -> None:
             {"after_consecutive_failures": 1, "channels": [HOOK]},
             ["body", "notify", "after_consecutive_failures"],
             "2",
+        ),
+        (
+            {"channels": [{"sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:billing"}]},
+            ["body", "notify", "channels", 0, "sns_topic_arn"],
+            "is not in NEXUS_TARGET_ALLOW",
         ),
         ({"on_failure": "yes", "channels": [HOOK]}, ["body", "notify", "on_failure"], "bool"),
         ({"on_failures": True, "channels": [HOOK]}, ["body", "notify", "on_failures"], ""),

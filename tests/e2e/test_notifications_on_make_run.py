@@ -169,3 +169,56 @@ def test_a_failing_job_sends_one_signed_notification_after_its_last_retry(
     assert recorded["status"] == "sent"
     assert recorded["event"] == "run.failed_final"
     assert recorded["attempts"] == 1
+
+
+def test_a_paused_job_that_expects_a_success_within_5_s_raises_one_overdue(
+    stack: LocalServer, conn: http.client.HTTPConnection, receiver: Receiver
+) -> None:
+    put_secret(stack, "e2e-watch", SECRET)
+    status, job = request(
+        conn,
+        "POST",
+        "/api/v1/jobs",
+        {
+            "name": "paused by mistake",
+            "job_type": "cron",
+            "cron_expression": "0 3 * * *",
+            "task_name": "nexus.echo",
+            "is_active": False,
+            "expect_success_within": 5,
+            "notify": {
+                "channels": [
+                    {"webhook_url": receiver.url, "secret": {"$secret": "ssm:/nexus/e2e-watch"}}
+                ]
+            },
+        },
+    )
+    assert status == 201, job
+    created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
+
+    until(lambda: receiver.posts, 30, "a job.overdue notification")
+    time.sleep(6)  # a further deadline's worth: nothing else comes
+    assert len(receiver.posts) == 1, [p[2] for p in receiver.posts]
+    arrived, headers, data = receiver.posts[0]
+    assert arrived >= created + timedelta(seconds=5)
+    notify.verify(data, headers[notify.SIGNATURE_HEADER], SECRET, now=time.time())
+    body = json.loads(data)
+    assert body["event"] == "job.overdue"
+    assert body["job"] == {"id": job["id"], "name": "paused by mistake"}
+    assert body["execution"] is None
+    since = body["overdue"]["since"]
+    assert datetime.fromisoformat(since.replace("Z", "+00:00")) == created + timedelta(seconds=5)
+    assert body["overdue"]["expect_success_within"] == 5
+
+    status, shown = request(conn, "GET", f"/api/v1/jobs/{job['id']}")
+    assert status == 200, shown
+    assert shown["overdue_since"] == since
+    (recorded,) = shown["overdue_notifications"]
+    assert (recorded["event"], recorded["status"]) == ("job.overdue", "sent")
+    status, stats = request(conn, "GET", "/api/v1/jobs/stats/overview")
+    assert (status, stats["overdue_jobs"]) == (200, 1), stats
+
+    status, _ = request(conn, "DELETE", f"/api/v1/jobs/{job['id']}")
+    assert status in (200, 204)
+    status, stats = request(conn, "GET", "/api/v1/jobs/stats/overview")
+    assert (status, stats["overdue_jobs"]) == (200, 0), stats

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.aws import client
+from chalicelib.engine import watch
 from chalicelib.engine.batch import BatchIncomplete, Record, handle_batch
 from chalicelib.engine.control import Controls
 from chalicelib.engine.pauses import RESUME, PauseEnds
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
+from chalicelib.engine.watch import Watch
 from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
 from chalicelib.service import JobService
@@ -55,10 +57,14 @@ class System:
         self.store = Store.over(self.db, table_name)
         self.queue = WorkQueue(self.sqs, self.queue_url, sleep=lambda _s: None)
         self.dispatcher = Dispatcher(self.store, self.queue, monotonic=lambda: 0.0)
-        # The control messages the deployed worker handles (app.controls): a pause's end.
+        # The control messages the deployed worker handles (app.controls): a pause's end,
+        # the dead-man's switch.
         controls = Controls()
         controls.register(
             RESUME, PauseEnds(self.store, self.dispatcher.dispatch_job, self.clock.sleep).handle
+        )
+        controls.register(
+            watch.CONTROL, Watch(self.store, self.queue, sleep=self.clock.sleep).handle
         )
         self.worker = Worker(
             self.store,

@@ -9,12 +9,9 @@ The number of crash points covered is printed at the end of the test run.
 from __future__ import annotations
 
 import itertools
-import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +22,7 @@ from chalicelib.tasks import registry
 from tests.conftest import FIGURES
 from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
 from tests.faults import FaultInjector
+from tests.receiver import Receiver, receiving
 
 Runs = dict[tuple[int, datetime], list[Execution]]
 
@@ -234,44 +232,20 @@ def _long_retry_expect(system: System, jobs: list[Job], runs: Runs) -> None:
 # -- notifications: a webhook receiver on loopback, for every system of a test --------------
 
 
-class _Hooks(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Hook)
-        self.bodies: list[dict[str, Any]] = []
-
-
-class _Hook(BaseHTTPRequestHandler):
-    server: _Hooks
-
-    def do_POST(self) -> None:
-        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.bodies.append(json.loads(data))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-HOOKS: list[_Hooks] = []
+HOOKS: list[Receiver] = []
 
 
 @pytest.fixture(autouse=True)
 def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
-    server = _Hooks()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    HOOKS.append(server)
-    yield
-    HOOKS.clear()
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with receiving() as server:
+        HOOKS.append(server)
+        yield
+        HOOKS.clear()
 
 
 def _notified_setup(system: System) -> list[Job]:
-    HOOKS[-1].bodies.clear()  # each crash point's system starts from nothing
+    HOOKS[-1].posts.clear()  # each crash point's system starts from nothing
     url = f"http://127.0.0.1:{HOOKS[-1].server_address[1]}/hook"
     return [
         _date_job(
@@ -289,7 +263,7 @@ def _notified_expect(system: System, jobs: list[Job], runs: Runs) -> None:
     once when every message is delivered twice (the record stops the twin)."""
     attempts = _only(runs)
     assert [a.status for a in attempts] == ["failed"] * 3
-    bodies = HOOKS[-1].bodies
+    bodies = HOOKS[-1].bodies()
     assert {b["event_id"] for b in bodies} == {
         f"run.failed_final:{jobs[0].id}:{attempts[2].scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
     }, bodies
@@ -319,6 +293,34 @@ def _dead_letter_expect(system: System, jobs: list[Job], runs: Runs) -> None:
         return
     assert [(a.status, a.reason) for a in attempts] == [("failed", "dead-lettered")]
     assert system.job(jobs[0].id).last_run_status == "failed"
+
+
+def _watched_setup(system: System) -> list[Job]:
+    """Overdue 4 min after it is created (no success yet), recovered by its run at 5 min."""
+    HOOKS[-1].posts.clear()
+    url = f"http://127.0.0.1:{HOOKS[-1].server_address[1]}/hook"
+    channels = [{"webhook_url": url}]
+    return [_date_job(system, expect_success_within=240, notify={"channels": channels})]
+
+
+def _watched_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """Each notice at least once (never lost), at most twice (a death between the POST and
+    its record), once when every message is delivered twice; the count and the job's state
+    end where they should, whatever died where."""
+    (attempt,) = _only(runs)
+    assert attempt.status == "completed"
+    since = "2030-01-07T12:04:00Z"
+    bodies = HOOKS[-1].bodies()
+    ids = [b["event_id"] for b in bodies]
+    expected = [f"job.overdue:{jobs[0].id}:{since}", f"job.recovered:{jobs[0].id}:{since}"]
+    assert sorted(set(ids)) == expected, ids
+    at_most = 1 if system.sqs.duplicate_every_delivery else 2
+    assert all(1 <= ids.count(i) <= at_most for i in expected), ids
+    assert ids.index(expected[0]) < ids.index(expected[1]), ids
+    job = system.job(jobs[0].id)
+    assert (job.overdue_since, job.overdue_notice) == (None, None)
+    assert [d["event"] for d in job.overdue_notifications or []] == ["job.recovered"]
+    assert system.api.overview(system.clock.now)["overdue_jobs"] == 0
 
 
 def _run_to_time(system: System, jobs: list[Job]) -> None:
@@ -358,6 +360,12 @@ LIFE_CYCLES = [
         _notified_setup,
         _run_to_time,
         _notified_expect,
+    ),
+    LifeCycle(
+        "overdue, then recovered (dead-man's switch)",
+        _watched_setup,
+        _run_to_time,
+        _watched_expect,
     ),
 ]
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from chalicelib import notify
+from chalicelib import config, notify
 from chalicelib.aws import client
 from chalicelib.errors import InvalidInput
 from chalicelib.models import Execution, Job
 from chalicelib.security import outbound, secrets
 from chalicelib.tasks import registry
-from tests.engine.harness import EPOCH, System, check_invariants
+from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
+from tests.receiver import Receiver, receiving
 
 SECRET = "whsec-from-ssm-5e4d3c"
 
@@ -40,46 +39,15 @@ def flaky(ctx: Any) -> str:
     return "ok"
 
 
-class Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/nexus"
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(data) for _, data in self.posts]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.posts.append((dict(self.headers), data))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
     monkeypatch.delenv(notify.DEFAULT_ENV, raising=False)
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     MODE["fail"] = True
     secrets.clear_cache()
-    yield server
+    with receiving() as server:
+        yield server
     secrets.clear_cache()
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def put_secret(name: str, value: str = SECRET) -> None:
@@ -147,7 +115,7 @@ def test_on_failure_notifies_once_after_the_last_retry_signed(
     runs = attempts(system, job)
     assert [a.status for a in runs] == ["failed"] * 3
     assert len(receiver.posts) == 1
-    headers, data = receiver.posts[0]
+    _, headers, data = receiver.posts[0]
     body = json.loads(data)
     assert body["event"] == "run.failed_final"
     assert body["execution"]["id"] == runs[2].id
@@ -307,3 +275,61 @@ def test_bad_notify_values_are_refused_naming_the_field(system: System) -> None:
         with pytest.raises(InvalidInput) as caught:
             date_job(system, task_name="nexus.echo", notify=value)
         assert field in str(caught.value), (field, str(caught.value))
+
+
+def test_an_sns_channel_gets_the_failed_run_through_the_worker(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.TARGET_ALLOW_ENV, '["arn:aws:sns:us-east-1:123456789012:ops-*"]')
+    topic = client("sns").create_topic(Name="ops-alerts")["TopicArn"]
+    sqs = client("sqs")
+    inbox = sqs.create_queue(QueueName="ops-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    client("sns").subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn["Attributes"]["QueueArn"]
+    )
+    job = date_job(system, task_name="nexus.fail", notify={"channels": [{"sns_topic_arn": topic}]})
+    system.run()
+    (attempt,) = attempts(system, job)
+    assert [(n["channel"], n["status"]) for n in attempt.notifications or []] == [(topic, "sent")]
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    (envelope,) = [json.loads(m["Body"]) for m in messages]
+    assert envelope["Subject"] == "NEXUS run.failed_final: job"
+    body = json.loads(envelope["Message"])
+    assert (body["event"], body["execution"]["id"]) == ("run.failed_final", attempt.id)
+
+
+def test_a_dead_lettered_run_is_notified_once(system: System, receiver: Receiver) -> None:
+    job = date_job(system, notify={"channels": [hook(receiver.url)]})
+    system.clock.now = EPOCH + timedelta(seconds=25)
+    system.next_tick = system.clock.now
+    system.tick()
+    system.next_tick = system.clock.now + timedelta(seconds=60)
+    system.clock.now = EPOCH + timedelta(seconds=30)
+    # Five invocations died before they made any call: the queue gives up on the message.
+    for _ in range(5):
+        out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=1)
+        assert out.get("Messages")
+        system.clock.now += timedelta(seconds=VISIBILITY + 1)
+    system.run()
+    (attempt,) = attempts(system, job)
+    assert (attempt.status, attempt.reason) == ("failed", "dead-lettered")
+    assert receiver.events() == ["run.failed_final"]
+    assert receiver.bodies()[0]["execution"]["id"] == attempt.id
+    assert [n["status"] for n in attempt.notifications or []] == ["sent"]
+
+
+def test_a_topic_the_stage_no_longer_allows_is_a_failed_delivery_not_a_failed_run(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:ops-alerts"
+    monkeypatch.setenv(config.TARGET_ALLOW_ENV, json.dumps([topic]))
+    job = date_job(system, task_name="nexus.fail", notify={"channels": [{"sns_topic_arn": topic}]})
+    monkeypatch.setenv(config.TARGET_ALLOW_ENV, "[]")  # the stage narrowed its list since
+    system.run()
+    (attempt,) = attempts(system, job)
+    assert attempt.status == "failed"  # the run's outcome is its own
+    (delivery,) = attempt.notifications or []
+    assert delivery["status"] == "failed"
+    assert "this stage allows no AWS target" in delivery["error"]
+    assert system.job(job.id).to_api()["notify"]["channels"][0]["sns_topic_arn"] == topic

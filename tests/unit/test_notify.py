@@ -84,6 +84,12 @@ class FakeSSM:
         }
 
 
+@pytest.fixture(autouse=True)
+def topics_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage allows the SNS topics of the tests' account (NEXUS_TARGET_ALLOW)."""
+    monkeypatch.setenv(config.TARGET_ALLOW_ENV, '["arn:aws:sns:*:123456789012:*"]')
+
+
 def resolver(values: dict[str, str]) -> secrets.Resolver:
     ssm = FakeSSM(values)
     return secrets.Resolver(lambda: ssm, stage=lambda: "local")
@@ -146,7 +152,14 @@ ALL = NotifyPolicy(
     after_consecutive_failures=3,
     channels=[{"webhook_url": "https://hooks.example.com/x"}],
 )
-FAILURE_ONLY = NotifyPolicy(channels=[{"sns_topic_arn": TOPIC}])
+
+
+def stored(**policy: Any) -> NotifyPolicy:
+    """A policy as the store reads it back (the stage's allowlist is checked on writes)."""
+    return NotifyPolicy.model_validate(policy, context=notify.ACCEPTED)
+
+
+FAILURE_ONLY = stored(channels=[{"sns_topic_arn": TOPIC}])
 
 # (policy, previous status, new status, consecutive failures counting this run) -> events
 DECISIONS = [
@@ -167,15 +180,13 @@ DECISIONS = [
     (FAILURE_ONLY, "failed", "completed", 0, []),  # on_recovery is off by default
     (FAILURE_ONLY, "failed", "failed", 2, ["run.failed_final"]),  # no streak set: no job.failing
     (
-        NotifyPolicy(
-            on_failure=False, after_consecutive_failures=2, channels=[{"sns_topic_arn": TOPIC}]
-        ),
+        stored(on_failure=False, after_consecutive_failures=2, channels=[{"sns_topic_arn": TOPIC}]),
         "failed",
         "failed",
         2,
         ["job.failing"],
     ),
-    (NotifyPolicy(on_failure=False, channels=[{"sns_topic_arn": TOPIC}]), None, "failed", 1, []),
+    (stored(on_failure=False, channels=[{"sns_topic_arn": TOPIC}]), None, "failed", 1, []),
 ]
 
 
@@ -203,6 +214,7 @@ def test_the_body_names_the_event_the_job_and_the_run_in_a_stable_shape() -> Non
             "attempt": 3,
             "error": {"type": "TaskFailed", "message": "boom"},
         },
+        "overdue": None,
     }
 
 
@@ -216,6 +228,21 @@ def test_an_event_without_a_run_has_null_execution_and_an_id_from_its_time() -> 
     body = notify.event_body("job.overdue", JOB, None, NOW)
     assert body["execution"] is None
     assert body["event_id"] == "job.overdue:42:2026-03-02T09:00:05Z"
+
+
+def test_an_overdue_event_carries_its_facts_and_an_id_from_the_spell_it_belongs_to() -> None:
+    facts = {
+        "expect_success_within": 3600,
+        "last_success_at": "2026-03-02T07:59:00Z",
+        "since": "2026-03-02T08:59:00Z",
+        "recovered_at": None,
+    }
+    body = notify.event_body("job.overdue", JOB, None, NOW, overdue=facts)
+    assert body["overdue"] == facts
+    assert body["execution"] is None
+    assert body["event_id"] == "job.overdue:42:2026-03-02T08:59:00Z"
+    later = notify.event_body("job.overdue", JOB, None, NOW + timedelta(minutes=3), overdue=facts)
+    assert later["event_id"] == body["event_id"]
 
 
 def test_a_long_error_message_is_capped_in_the_body() -> None:

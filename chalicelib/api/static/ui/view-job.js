@@ -260,6 +260,7 @@ export function render(ctx) {
       scheduleBody,
       describeSlot,
       job.schedule_error ? notice("error", "The scheduler cannot evaluate this schedule", job.schedule_error) : null,
+      job.overdue_since ? notice("warning", "Overdue", `No run has succeeded within ${spanInWords(job.expect_success_within)} (since ${job.overdue_since}). Last success: ${job.last_success_at || "never"}.`) : null,
       deleted ? notice("warning", "This job was deleted", "It no longer runs. Its history is removed shortly.") : null,
       definitionList([
         [JOB_TYPE_WORDS[job.job_type] || "Schedule", definition],
@@ -317,6 +318,8 @@ export function render(ctx) {
         ["Priority", String(job.priority)],
         ["Overlapping runs", OVERLAP_WORDS[job.concurrency_policy] || job.concurrency_policy],
         ["Paused", job.paused_until || job.paused_note ? [job.paused_note, job.paused_until ? `until ${job.paused_until}` : null].filter(Boolean).join(", ") : null],
+        ["Expects a success", job.expect_success_within ? `within ${spanInWords(job.expect_success_within)}` : null],
+        ["Last success", job.last_success_at ? timeElement(job.last_success_at) : null],
         ["Late start allowed", job.misfire_grace_seconds ? spanInWords(job.misfire_grace_seconds) : "No"],
         ["Metadata", job.metadata && Object.keys(job.metadata).length ? jsonValue(job.metadata) : null],
         ["Created", h("span", { class: "stack-xs" }, timeElement(job.created_at), job.created_by ? h("span", { class: "table__sub" }, `by ${job.created_by}`) : null)],

@@ -174,7 +174,7 @@ export function render(ctx) {
         h(
           "dl",
           { class: "metrics" },
-          metric("Jobs", number.format(stats.total_jobs || 0), `${number.format(stats.active_jobs || 0)} active · ${number.format(stats.paused_jobs || 0)} paused`),
+          metric("Jobs", number.format(stats.total_jobs || 0), `${number.format(stats.active_jobs || 0)} active · ${number.format(stats.paused_jobs || 0)} paused · ${number.format(stats.overdue_jobs || 0)} overdue`),
           metric("Runs, all time", number.format(totalRuns), `${number.format(stats.last_24h_executions || 0)} in the last 24 hours`),
           metric("Succeeded", number.format(stats.successful_executions || 0), `${percent(stats.successful_executions || 0, finished)} of finished runs`, "metric--ok"),
           metric("Failed", number.format(stats.failed_executions || 0), `${percent(stats.failed_executions || 0, finished)} of finished runs`, "metric--failed"),

@@ -1,0 +1,247 @@
+"""The dead-man's switch (issue 14, item 4): a job that sets `expect_success_within` and has
+no run succeed in that time raises `job.overdue` once, and `job.recovered` at its next
+success; the overview counts the jobs that are overdue.
+
+The whole engine on a virtual clock (tests/engine/harness.py), its ticks every minute, and a
+webhook receiver on loopback (tests/receiver.py) as the job's notify channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib import notify
+from chalicelib.engine.watch import OVERDUE, RECOVERED, Watch
+from chalicelib.models import Job
+from chalicelib.security import outbound
+from chalicelib.tasks import registry
+from tests.engine.harness import EPOCH, TICK, System
+from tests.receiver import Receiver, receiving
+
+# Whether test.watch.flaky fails: set by each test.
+MODE = {"fail": True}
+
+
+@registry.task("test.watch.flaky")
+def flaky(ctx: Any) -> str:
+    if MODE["fail"]:
+        raise RuntimeError("flaky failed as told")
+    return "ok"
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
+    monkeypatch.delenv(notify.DEFAULT_ENV, raising=False)
+    MODE["fail"] = True
+    with receiving() as server:
+        yield server
+
+
+def watched(system: System, receiver: Receiver, within: int, **fields: Any) -> Job:
+    body: dict[str, Any] = {
+        "job_type": "interval",
+        "interval_seconds": 600,
+        "expect_success_within": within,
+        "notify": {"on_failure": False, "channels": [{"webhook_url": receiver.url}]},
+        **fields,
+    }
+    return system.create_job(**body)
+
+
+def run_to(system: System, offset: timedelta) -> None:
+    """Ticks and deliveries until EPOCH + offset, quiet or not."""
+    system.run(until=EPOCH + offset - system.clock.now, stop_when_quiet=False)
+
+
+def overdue_count(system: System) -> int:
+    return int(system.api.overview(system.clock.now)["overdue_jobs"])
+
+
+def test_a_paused_job_raises_one_overdue_at_its_deadline_and_no_more(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(system, receiver, 300, is_active=False)
+
+    run_to(system, timedelta(seconds=299))
+    assert receiver.posts == []
+    assert system.job(job.id).overdue_since is None
+
+    run_to(system, timedelta(minutes=30))
+    assert receiver.events() == [OVERDUE]
+    (body,) = receiver.bodies()
+    deadline = EPOCH + timedelta(seconds=300)
+    assert body["overdue"] == {
+        "expect_success_within": 300,
+        "last_success_at": None,
+        "since": "2030-01-07T12:05:00Z",
+        "recovered_at": None,
+    }
+    assert body["event_id"] == f"job.overdue:{job.id}:2030-01-07T12:05:00Z"
+    stored = system.job(job.id)
+    assert stored.overdue_since == deadline
+    assert stored.overdue_notice is None
+    (delivery,) = stored.overdue_notifications or []
+    assert (delivery["event"], delivery["status"]) == (OVERDUE, "sent")
+    # Sent on its second (a timer message the tick sent ahead), not at a later tick.
+    assert delivery["at"] == "2030-01-07T12:05:00Z"
+    shown = stored.to_api()
+    assert shown["overdue_since"] == "2030-01-07T12:05:00Z"
+    assert shown["expect_success_within"] == 300
+    assert overdue_count(system) == 1
+
+
+def test_a_failing_job_is_overdue_then_recovers_once_at_its_first_success(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(
+        system,
+        receiver,
+        900,
+        interval_seconds=300,
+        task_name="test.watch.flaky",
+        start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
+    )
+    run_to(system, timedelta(minutes=20))
+    assert receiver.events() == [OVERDUE]  # runs at 1, 6, 11 min failed: overdue at 15 min
+    assert system.job(job.id).overdue_since == EPOCH + timedelta(minutes=15)
+    assert overdue_count(system) == 1
+
+    MODE["fail"] = False
+    run_to(system, timedelta(minutes=22))  # the run at 21 min succeeds
+    assert receiver.events() == [OVERDUE, RECOVERED]
+    recovered = receiver.bodies()[1]
+    assert recovered["overdue"]["since"] == "2030-01-07T12:15:00Z"
+    assert recovered["overdue"]["recovered_at"] == recovered["overdue"]["last_success_at"]
+    assert recovered["event_id"] == f"job.recovered:{job.id}:2030-01-07T12:15:00Z"
+    stored = system.job(job.id)
+    assert stored.overdue_since is None
+    assert stored.last_success_at is not None
+    assert stored.last_success_at >= EPOCH + timedelta(minutes=21)
+    assert overdue_count(system) == 0
+
+    run_to(system, timedelta(hours=2))  # it keeps succeeding: nothing more
+    assert receiver.events() == [OVERDUE, RECOVERED]
+
+
+def test_a_job_that_succeeds_in_time_is_never_overdue(system: System, receiver: Receiver) -> None:
+    MODE["fail"] = False
+    job = watched(
+        system,
+        receiver,
+        700,
+        task_name="test.watch.flaky",
+        start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
+    )
+    run_to(system, timedelta(hours=3))
+    assert receiver.posts == []
+    assert system.job(job.id).overdue_since is None
+    assert overdue_count(system) == 0
+
+
+def test_a_tick_that_was_down_raises_overdue_when_it_comes_back(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(system, receiver, 600, is_active=False)
+    system.clock.now = EPOCH + timedelta(hours=1)  # no tick, no worker, for an hour
+    system.next_tick = system.clock.now
+    run_to(system, timedelta(hours=1, minutes=5))
+    assert receiver.events() == [OVERDUE]
+    # Overdue since its deadline, not since the tick saw it.
+    assert system.job(job.id).overdue_since == EPOCH + timedelta(seconds=600)
+
+
+def test_every_message_delivered_twice_still_sends_each_notice_once(
+    aws: None, receiver: Receiver
+) -> None:
+    system = System("watch-twice", duplicate_every_delivery=True)
+    job = watched(
+        system,
+        receiver,
+        900,
+        interval_seconds=300,
+        task_name="test.watch.flaky",
+        start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
+    )
+    run_to(system, timedelta(minutes=20))
+    MODE["fail"] = False
+    run_to(system, timedelta(minutes=40))
+    assert receiver.events() == [OVERDUE, RECOVERED]
+    assert system.job(job.id).overdue_since is None
+    assert overdue_count(system) == 0
+
+
+def test_two_checks_at_once_make_one_transition(system: System, receiver: Receiver) -> None:
+    job = watched(system, receiver, 300, is_active=False)
+    at = EPOCH + timedelta(minutes=6)
+    stale = system.store.jobs.get_job(job.id)
+    first = Watch(system.store, system.queue, sleep=system.clock.sleep)
+    assert first.check(job.id, at) == OVERDUE
+    # A second check that read the job before the first wrote cannot mark it again.
+    assert not system.store.watches.mark_overdue(stale, at, OVERDUE, check_at=at)
+    assert first.check(job.id, at + TICK) is None
+    assert receiver.events() == [OVERDUE]
+    assert overdue_count(system) == 1
+
+
+def test_deleting_an_overdue_job_takes_it_out_of_the_count(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(system, receiver, 300, is_active=False)
+    run_to(system, timedelta(minutes=10))
+    assert overdue_count(system) == 1
+    system.api.delete_job(job.id, system.clock.now)
+    assert overdue_count(system) == 0
+    run_to(system, timedelta(minutes=20))
+    assert receiver.events() == [OVERDUE]  # and nothing for the deleted job
+    assert overdue_count(system) == 0
+
+
+def test_expecting_nothing_or_longer_ends_an_overdue_spell_without_a_notice(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(system, receiver, 300, is_active=False)
+    run_to(system, timedelta(minutes=10))
+    assert overdue_count(system) == 1
+
+    system.api.update_job(job.id, {"expect_success_within": 3600}, system.clock.now)
+    run_to(system, timedelta(minutes=11))
+    assert system.job(job.id).overdue_since is None
+    assert overdue_count(system) == 0
+    assert receiver.events() == [OVERDUE]  # a changed threshold is not a recovery
+
+    # The new threshold counts from the change: overdue an hour after it.
+    run_to(system, timedelta(minutes=69))
+    assert receiver.events() == [OVERDUE]
+    run_to(system, timedelta(minutes=72))
+    assert receiver.events() == [OVERDUE, OVERDUE]
+    assert overdue_count(system) == 1
+
+    system.api.update_job(job.id, {"expect_success_within": None}, system.clock.now)
+    run_to(system, timedelta(hours=3))
+    assert system.job(job.id).overdue_since is None
+    assert overdue_count(system) == 0
+    assert receiver.events() == [OVERDUE, OVERDUE]
+    watch_items = [
+        r for r in _items(system) if r["pk"]["S"] == f"JOB#{job.id}" and r["sk"]["S"] == "WATCH"
+    ]
+    assert watch_items == []  # the watch went with the expectation
+
+
+def test_a_job_without_channels_is_still_counted_overdue(system: System) -> None:
+    job = system.create_job(
+        job_type="interval", interval_seconds=600, expect_success_within=60, is_active=False
+    )
+    run_to(system, timedelta(minutes=3))
+    stored = system.job(job.id)
+    assert stored.overdue_since == EPOCH + timedelta(seconds=60)
+    assert stored.overdue_notifications == []
+    assert overdue_count(system) == 1
+
+
+def _items(system: System) -> list[dict[str, Any]]:
+    return list(system.db.scan(TableName=system.store.table_name)["Items"])

@@ -24,6 +24,8 @@ from typing import Any
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
 
 Handler = Callable[[dict[str, Any], datetime], None]
+# A timer message may come this early (SQS delays are whole seconds): it waits out the rest.
+MAX_EARLY_SECONDS = 2.0
 
 
 def control_body(kind: str, **fields: Any) -> str:
@@ -32,6 +34,20 @@ def control_body(kind: str, **fields: Any) -> str:
 
 def is_control(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("control"), str)
+
+
+def on_its_second(at: datetime, now: datetime, sleep: Callable[[float], None]) -> datetime | None:
+    """The instant a timer message meant for `at` acts at, received at `now`: `at` itself
+    after waiting out the rest of a message that came a little early (SQS delays are whole
+    seconds), `now` for one that is due or late; None for one that came more than
+    MAX_EARLY_SECONDS early (dropped: what it is for stays due, and the tick sends it again)."""
+    early = (at - now).total_seconds()
+    if early > MAX_EARLY_SECONDS:
+        return None
+    if early > 0:
+        sleep(early)
+        return at
+    return now
 
 
 def send_control(queue: WorkQueue, body: str, at: datetime, now: datetime) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib import schedules
 from chalicelib.calendar_rule import CalendarRuleError, work_budget
-from chalicelib.engine.control import control_body, send_control
+from chalicelib.engine.control import control_body, on_its_second, send_control
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.errors import ConcurrentUpdate, InvalidInput
 from chalicelib.models import Job
@@ -29,9 +29,6 @@ from chalicelib.timefmt import iso, parse_stored
 log = logging.getLogger("nexus.dispatch")
 
 RESUME = "resume"
-# A resume message may come this early (SQS delays are whole seconds); earlier ones are dropped
-# and the tick sends the resume again when it is due.
-MAX_EARLY_SECONDS = 2.0
 
 
 def resume_message(job: Job) -> str:
@@ -93,13 +90,9 @@ class PauseEnds:
             return
         if until is None:
             return
-        early = (until - now).total_seconds()
-        if early > MAX_EARLY_SECONDS:
-            return  # the tick sends it again when it is due
-        if early > 0:  # SQS delays are whole seconds: wait out the rest
-            self._sleep(early)
-            now = until
-        self.resume(job_id, until, now)
+        at = on_its_second(until, now, self._sleep)
+        if at is not None:
+            self.resume(job_id, until, at)
 
     def resume(self, job_id: int, until: datetime, now: datetime) -> bool:
         """Resume the job if it is still paused until `until`; True if this call did."""

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import notify
-from chalicelib.engine.control import control_body, send_control
+from chalicelib.engine.control import control_body, on_its_second, send_control
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.models import Job
 from chalicelib.store import DueEntry, Store
@@ -54,8 +54,6 @@ CONTROL = "watch"
 DUE_PREFIX = "WATCH"
 OVERDUE = "job.overdue"
 RECOVERED = "job.recovered"
-# A message may come this early (SQS delays are whole seconds): it waits out the rest.
-MAX_EARLY_SECONDS = 2.0
 
 
 def deadline(job: Job) -> datetime | None:
@@ -116,13 +114,9 @@ class Watch:
             return
         if at is None:
             return
-        early = (at - now).total_seconds()
-        if early > MAX_EARLY_SECONDS:
-            return  # the tick sends it again when it is due
-        if early > 0:
-            self._sleep(early)
-            now = at
-        self.check(job_id, now)
+        when = on_its_second(at, now, self._sleep)
+        if when is not None:
+            self.check(job_id, when)
 
     def check(self, job_id: int, now: datetime) -> str | None:
         """Look at the job's switch at `now`, make the transition it needs, send its notice.

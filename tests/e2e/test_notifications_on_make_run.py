@@ -12,44 +12,19 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 
 from chalicelib import notify
-from tests.e2e.conftest import LocalServer, free_port, request
+from tests.e2e.conftest import LocalServer, free_port, request, until
+from tests.receiver import Receiver, receiving
 
 SECRET = "whsec-e2e-8a7b6c5d"
-
-
-class Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        # (when it arrived, headers, raw body)
-        self.posts: list[tuple[datetime, dict[str, str], bytes]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/nexus"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.posts.append((datetime.now(UTC), dict(self.headers), data))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +47,8 @@ def conn(stack: LocalServer) -> Iterator[http.client.HTTPConnection]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with receiving() as server:
+        yield server
 
 
 def put_secret(stack: LocalServer, name: str, value: str) -> None:
@@ -92,17 +62,6 @@ def put_secret(stack: LocalServer, name: str, value: str) -> None:
         aws_secret_access_key="local",
     )
     ssm.put_parameter(Name=f"/nexus/local/{name}", Value=value, Type="SecureString")
-
-
-def until(find: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = find()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
 
 
 def runs(conn: http.client.HTTPConnection, job_id: int) -> list[dict[str, Any]]:
@@ -150,7 +109,7 @@ def test_a_failing_job_sends_one_signed_notification_after_its_last_retry(
         "three failed attempts, the last one notified",
     )
     time.sleep(3)  # nothing else comes
-    assert len(receiver.posts) == 1, [p[2] for p in receiver.posts]
+    assert len(receiver.posts) == 1, [p.data for p in receiver.posts]
     arrived, headers, data = receiver.posts[0]
     last = found[2]
     completed = datetime.fromisoformat(last["completed_at"].replace("Z", "+00:00"))
@@ -198,7 +157,7 @@ def test_a_paused_job_that_expects_a_success_within_5_s_raises_one_overdue(
 
     until(lambda: receiver.posts, 30, "a job.overdue notification")
     time.sleep(6)  # a further deadline's worth: nothing else comes
-    assert len(receiver.posts) == 1, [p[2] for p in receiver.posts]
+    assert len(receiver.posts) == 1, [p.data for p in receiver.posts]
     arrived, headers, data = receiver.posts[0]
     assert arrived >= created + timedelta(seconds=5)
     notify.verify(data, headers[notify.SIGNATURE_HEADER], SECRET, now=time.time())

@@ -12,14 +12,14 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2E_KEY, LocalServer, free_port, request
+from tests.e2e.conftest import E2E_KEY, LocalServer, free_port, request, until
 
 Run = dict[str, Any]
 
@@ -108,18 +108,6 @@ def run_of(
 
 def by_id(conn: http.client.HTTPConnection, job_id: int, ident: str) -> Run | None:
     return next((r for r in runs(conn, job_id) if r["id"] == ident), None)
-
-
-def until(find: Callable[[], Any], timeout: float, what: str) -> Any:
-    """The first truthy answer of `find` within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = find()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
 
 
 def cancel(

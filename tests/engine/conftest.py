@@ -10,15 +10,18 @@ from typing import Any
 
 import pytest
 
+from chalicelib import notify
 from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
 from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
+from chalicelib.security import outbound, secrets
 from chalicelib.store import Store, execution_from_item, job_item
 from chalicelib.tasks import registry
 from local.aws_process import serialise_dynamodb
+from tests.receiver import Receiver, receiving
 
 
 @pytest.fixture
@@ -142,3 +145,28 @@ def system(aws: None) -> Iterator[Any]:
     from tests.engine.harness import System
 
     yield System("nexus-system")
+
+
+# Whether the task test.flaky fails: true at the start of each test that takes `receiver`,
+# then set by the test between runs.
+FLAKY = {"fail": True}
+
+
+@registry.task("test.flaky")
+def flaky(ctx: Any) -> str:
+    if FLAKY["fail"]:
+        raise RuntimeError("flaky failed as told")
+    return "ok"
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A webhook receiver on loopback (tests/receiver.py), which NEXUS_HTTP_ALLOW lets the
+    worker POST to, as a stage would list an internal service; no stage default channel."""
+    monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
+    monkeypatch.delenv(notify.DEFAULT_ENV, raising=False)
+    FLAKY["fail"] = True
+    secrets.clear_cache()
+    with receiving() as server:
+        yield server
+    secrets.clear_cache()

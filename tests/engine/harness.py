@@ -171,6 +171,15 @@ class System:
 
             self._survive("dead_letter", invoke)
 
+    def die_on_next_message(self, times: int) -> None:
+        """`times` invocations die before they make any call, each after receiving the next
+        message (the first in the queue, then the same one back): at its fifth receive, the
+        queue gives up on it and moves it to the dead-letter queue."""
+        for _ in range(times):
+            out = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=1)
+            assert out.get("Messages")
+            self.clock.now += timedelta(seconds=VISIBILITY + 1)
+
     # -- time ---------------------------------------------------------------------------------
 
     def next_visible(self) -> datetime | None:

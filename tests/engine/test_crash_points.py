@@ -20,7 +20,7 @@ from chalicelib.models import Execution, Job
 from chalicelib.security import outbound
 from chalicelib.tasks import registry
 from tests.conftest import FIGURES
-from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
+from tests.engine.harness import EPOCH, System, check_invariants
 from tests.faults import FaultInjector
 from tests.receiver import Receiver, receiving
 
@@ -277,11 +277,7 @@ def _dead_letter_setup(system: System) -> list[Job]:
     system.tick()
     system.next_tick = system.clock.now + timedelta(seconds=60)
     system.clock.now = EPOCH + timedelta(minutes=5)
-    # Five invocations died before they made any call: the queue gives up on the message.
-    for _ in range(5):
-        out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=1)
-        assert out.get("Messages")
-        system.clock.now += timedelta(seconds=VISIBILITY + 1)
+    system.die_on_next_message(5)
     return [job]
 
 

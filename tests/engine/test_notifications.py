@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,33 +20,12 @@ from chalicelib import config, notify
 from chalicelib.aws import client
 from chalicelib.errors import InvalidInput
 from chalicelib.models import Execution, Job
-from chalicelib.security import outbound, secrets
 from chalicelib.tasks import registry
-from tests.engine.harness import EPOCH, VISIBILITY, System, check_invariants
-from tests.receiver import Receiver, receiving
+from tests.engine.conftest import FLAKY
+from tests.engine.harness import EPOCH, System, check_invariants
+from tests.receiver import Receiver
 
 SECRET = "whsec-from-ssm-5e4d3c"
-
-# Whether test.notify.flaky fails: set by each test between runs.
-MODE = {"fail": True}
-
-
-@registry.task("test.notify.flaky")
-def flaky(ctx: Any) -> str:
-    if MODE["fail"]:
-        raise RuntimeError("flaky failed as told")
-    return "ok"
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
-    monkeypatch.delenv(notify.DEFAULT_ENV, raising=False)
-    MODE["fail"] = True
-    secrets.clear_cache()
-    with receiving() as server:
-        yield server
-    secrets.clear_cache()
 
 
 def put_secret(name: str, value: str = SECRET) -> None:
@@ -72,7 +50,7 @@ def every_minute(system: System, **fields: Any) -> Job:
         job_type="interval",
         interval_seconds=60,
         start_time=(EPOCH + timedelta(seconds=30)).isoformat(),
-        task_name="test.notify.flaky",
+        task_name="test.flaky",
         **fields,
     )
 
@@ -145,7 +123,7 @@ def test_recovery_fires_once(system: System, receiver: Receiver) -> None:
     )
     run_to(system, timedelta(minutes=2, seconds=45))  # runs at 0:30, 1:30, 2:30 fail
     assert [a.status for a in attempts(system, job)] == ["failed"] * 3
-    MODE["fail"] = False
+    FLAKY["fail"] = False
     run_to(system, timedelta(minutes=5, seconds=45))  # 3:30, 4:30, 5:30 succeed
     runs = attempts(system, job)
     assert [a.status for a in runs] == ["failed"] * 3 + ["completed"] * 3
@@ -197,9 +175,9 @@ def test_after_consecutive_failures_fires_at_the_third_failed_run_only(
     stored = system.store.jobs.get_job(job.id)
     assert stored.failure_streak == 6
     # A success ends the streak; three more failures fire again.
-    MODE["fail"] = False
+    FLAKY["fail"] = False
     run_to(system, timedelta(minutes=6, seconds=45))
-    MODE["fail"] = True
+    FLAKY["fail"] = True
     run_to(system, timedelta(minutes=9, seconds=45))
     runs = attempts(system, job)
     assert [a.status for a in runs] == ["failed"] * 6 + ["completed"] + ["failed"] * 3
@@ -306,11 +284,7 @@ def test_a_dead_lettered_run_is_notified_once(system: System, receiver: Receiver
     system.tick()
     system.next_tick = system.clock.now + timedelta(seconds=60)
     system.clock.now = EPOCH + timedelta(seconds=30)
-    # Five invocations died before they made any call: the queue gives up on the message.
-    for _ in range(5):
-        out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=1)
-        assert out.get("Messages")
-        system.clock.now += timedelta(seconds=VISIBILITY + 1)
+    system.die_on_next_message(5)
     system.run()
     (attempt,) = attempts(system, job)
     assert (attempt.status, attempt.reason) == ("failed", "dead-lettered")

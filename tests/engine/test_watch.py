@@ -8,38 +8,14 @@ webhook receiver on loopback (tests/receiver.py) as the job's notify channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from chalicelib import notify
 from chalicelib.engine.watch import OVERDUE, RECOVERED, Watch
 from chalicelib.models import Job
-from chalicelib.security import outbound
-from chalicelib.tasks import registry
+from tests.engine.conftest import FLAKY
 from tests.engine.harness import EPOCH, TICK, System
-from tests.receiver import Receiver, receiving
-
-# Whether test.watch.flaky fails: set by each test.
-MODE = {"fail": True}
-
-
-@registry.task("test.watch.flaky")
-def flaky(ctx: Any) -> str:
-    if MODE["fail"]:
-        raise RuntimeError("flaky failed as told")
-    return "ok"
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv(outbound.ALLOW_ENV, "127.0.0.1")
-    monkeypatch.delenv(notify.DEFAULT_ENV, raising=False)
-    MODE["fail"] = True
-    with receiving() as server:
-        yield server
+from tests.receiver import Receiver
 
 
 def watched(system: System, receiver: Receiver, within: int, **fields: Any) -> Job:
@@ -103,7 +79,7 @@ def test_a_failing_job_is_overdue_then_recovers_once_at_its_first_success(
         receiver,
         900,
         interval_seconds=300,
-        task_name="test.watch.flaky",
+        task_name="test.flaky",
         start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
     )
     run_to(system, timedelta(minutes=20))
@@ -111,7 +87,7 @@ def test_a_failing_job_is_overdue_then_recovers_once_at_its_first_success(
     assert system.job(job.id).overdue_since == EPOCH + timedelta(minutes=15)
     assert overdue_count(system) == 1
 
-    MODE["fail"] = False
+    FLAKY["fail"] = False
     run_to(system, timedelta(minutes=22))  # the run at 21 min succeeds
     assert receiver.events() == [OVERDUE, RECOVERED]
     recovered = receiver.bodies()[1]
@@ -129,12 +105,12 @@ def test_a_failing_job_is_overdue_then_recovers_once_at_its_first_success(
 
 
 def test_a_job_that_succeeds_in_time_is_never_overdue(system: System, receiver: Receiver) -> None:
-    MODE["fail"] = False
+    FLAKY["fail"] = False
     job = watched(
         system,
         receiver,
         700,
-        task_name="test.watch.flaky",
+        task_name="test.flaky",
         start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
     )
     run_to(system, timedelta(hours=3))
@@ -164,11 +140,11 @@ def test_every_message_delivered_twice_still_sends_each_notice_once(
         receiver,
         900,
         interval_seconds=300,
-        task_name="test.watch.flaky",
+        task_name="test.flaky",
         start_time=(EPOCH + timedelta(seconds=60)).isoformat(),
     )
     run_to(system, timedelta(minutes=20))
-    MODE["fail"] = False
+    FLAKY["fail"] = False
     run_to(system, timedelta(minutes=40))
     assert receiver.events() == [OVERDUE, RECOVERED]
     assert system.job(job.id).overdue_since is None

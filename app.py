@@ -362,10 +362,15 @@ def body(optional: bool = False) -> Any:
     limit = get_settings().max_body_bytes
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit} bytes")
-    if not raw.strip():
+    if not raw:
         if optional:
-            return None
+            return None  # no body at all: the request's defaults
         raise BadRequest("request body is empty; send a JSON object")
+    if not raw.strip():
+        raise BadRequest(
+            "request body is only whitespace, which is not JSON; send a JSON object"
+            + (", or no body at all" if optional else "")
+        )
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:

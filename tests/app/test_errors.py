@@ -151,6 +151,19 @@ def test_an_empty_body_is_400(api):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("raw", [" ", "\n\t ", "\r\n"])
+def test_a_body_of_whitespace_is_400_even_where_no_body_is_allowed_and_changes_nothing(api, raw):
+    job = api.post("/v1/jobs", minimal()).json
+    for path in (f"/v1/jobs/{job['id']}/pause", f"/v1/jobs/{job['id']}/execute"):
+        response = api.post(path, raw=raw)
+        assert response.status_code == 400, (path, response.json)
+        assert "only whitespace" in response.json["detail"]
+    assert api.get(f"/v1/jobs/{job['id']}").json["is_active"] is True
+    assert api.get(f"/v1/jobs/{job['id']}/executions").json == []
+    # No body at all is still the request's defaults.
+    assert api.post(f"/v1/jobs/{job['id']}/pause").status_code == 200
+
+
 @pytest.mark.parametrize("raw", ["[]", '"a string"', "42", "null"])
 def test_a_body_that_is_not_an_object_is_422(api, raw):
     response = api.post("/v1/jobs", raw=raw)

@@ -50,9 +50,9 @@ States of an attempt::
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
 | N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
-| O | tick/worker | job: `overdue_since` + notice, count, watch (not overdue) | next check sends |
-| OK | tick/worker | job: `overdue_since` out + notice, count, watch (same) | next check sends |
-| ON | tick/worker | job: notice out, `overdue_notifications` (notice there) | done |
+| O | worker | job: `overdue_since` + notice, count, watch (not overdue) | next check sends |
+| OK | worker | job: `overdue_since` out + notice, count, watch (same) | next check sends |
+| ON | worker | job: notice out, `overdue_notifications` (notice there) | done |
 
 Notifications (N, chalicelib.notify): a run's final outcome (completed; failed after its
 last retry; dead-lettered) is notified after it is recorded, at the end of R, so a delivery

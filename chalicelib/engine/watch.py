@@ -15,8 +15,9 @@ Where the state is (store.watches): on the job item (`overdue_since`, `overdue_n
 `overdue_notifications`), and a watch item in the job's partition that puts the job in the
 `by_due` index at the next instant to look at it. Who looks (`Watch.check`, idempotent):
 
-- the tick, for a watch due up to its window ahead (`on_due`): now if it is due, else a `watch`
-  control message timed for its second (engine.control);
+- a worker, on a `watch` control message (engine.control) timed for the watch's second: the
+  tick sends one for each watch due up to its window ahead (`on_due`; it never looks itself,
+  so a slow webhook cannot hold up the runs it sends);
 - the API, after it writes a job whose expectation changed (a message timed the same way);
 - the worker, after a run of an overdue job completed (a message for now).
 
@@ -28,8 +29,11 @@ expecting, or expecting longer: no notice). Then the notice is sent to the job's
 (chalicelib.notify.channels_for) and recorded (`overdue_notifications`), and the notice
 cleared. A check that dies between the transition and the record leaves the notice on the
 job and the watch due: the next check sends it again (at least once; the event id, from
-`overdue_since`, is the same). While a job is overdue its watch stays due, so every tick
-looks at it (one read) until it recovers.
+`overdue_since`, is the same). A check that finds a success later than the deadline its
+watch was set for, with no spell recorded (the check at the deadline died or came late),
+records the spell from that deadline and announces it late, its recovery next: never lost.
+While a job is overdue its watch stays due, so every tick
+has a worker look at it (one message, one read) until it recovers.
 """
 
 from __future__ import annotations
@@ -98,11 +102,10 @@ class Watch:
         self._sleep = sleep
 
     def on_due(self, entry: DueEntry, now: datetime) -> None:
-        """The tick met the job's watch: look now if it is due, else at its second."""
-        if entry.due_at > now:
-            send_check(self._queue, entry.job_id, entry.due_at, now)
-            return
-        self.check(entry.job_id, now)
+        """The tick met the job's watch: have a worker look at its second (now, if it is due).
+        The tick itself never looks: a notice's delivery (a slow webhook) must not hold up
+        the runs the tick sends."""
+        send_check(self._queue, entry.job_id, max(entry.due_at, now), now)
 
     def handle(self, data: dict[str, Any], now: datetime) -> None:
         """A `watch` control message: look at the job at the message's second."""
@@ -131,6 +134,13 @@ class Watch:
             return self._send(job, job.overdue_notice, now)
         limit = deadline(job)
         if job.overdue_since is None:
+            if limit is not None and limit > now:
+                # A success came after the deadline the watch was set for, and no check saw
+                # that deadline pass (one died, or came late): the job was overdue from then
+                # to that success. Announced late rather than never; its recovery follows.
+                missed = self._missed_deadline(job, watches.due(job_id), now)
+                if missed is not None:
+                    limit = missed
             if limit is None:
                 watches.remove(job_id)
             elif limit > now:
@@ -167,6 +177,17 @@ class Watch:
             # on time again, with nothing to announce.
             watches.mark_on_time(job, None, check_at=limit)
         return None
+
+    @staticmethod
+    def _missed_deadline(job: Job, due: datetime | None, now: datetime) -> datetime | None:
+        """The watch's deadline `due`, if it passed before the job's last success came: the
+        job was overdue from `due` on. Only a real deadline counts (one at least S after the
+        job started expecting), not a watch due `now` after an update."""
+        if due is None or due > now or job.last_success_at is None:
+            return None
+        assert job.expect_success_within is not None
+        first = (job.expect_since or job.created_at) + timedelta(seconds=job.expect_success_within)
+        return due if first <= due < job.last_success_at else None
 
     def _send(self, job: Job, notice: str, now: datetime) -> str:
         """Send `notice` to the job's channels, record what became of it, clear it."""

@@ -31,7 +31,7 @@ from chalicelib.store.items import (
     job_pk,
     with_backoff,
 )
-from chalicelib.timefmt import sortable
+from chalicelib.timefmt import parse_stored, sortable
 
 SK = "WATCH"
 
@@ -56,6 +56,20 @@ class WatchStore:
             "due_sk": due_sort_key(check_at, job_id),
         }
         return {"Put": {"TableName": self._table, "Item": dump(item)}}
+
+    def due(self, job_id: int) -> datetime | None:
+        """When the job's watch is due (the deadline it was last set for), or None."""
+        out = with_backoff(
+            lambda: self._db.get_item(
+                TableName=self._table,
+                Key=watch_key(job_id),
+                ConsistentRead=True,
+                ProjectionExpression="due_sk",
+            ),
+            what="reading the job's watch",
+        )
+        raw = out.get("Item", {}).get("due_sk", {}).get("S")
+        return parse_stored(raw.split("#")[0]) if raw else None
 
     def move(self, job_id: int, check_at: datetime) -> None:
         """Look at the job next at `check_at` (it exists: a watch removed meanwhile stays so)."""
@@ -88,7 +102,8 @@ class WatchStore:
             ),
             "ConditionExpression": (
                 "attribute_exists(pk) AND attribute_not_exists(deleted_at) "
-                "AND attribute_not_exists(overdue_since) AND expect_success_within = :w"
+                "AND attribute_not_exists(overdue_since) AND attribute_not_exists(overdue_notice) "
+                "AND expect_success_within = :w"
             ),
             "ExpressionAttributeValues": {
                 ":since": {"S": sortable(since)},

@@ -8,6 +8,7 @@ webhook receiver on loopback (tests/receiver.py) as the job's notify channel.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -221,3 +222,40 @@ def test_a_job_without_channels_is_still_counted_overdue(system: System) -> None
 
 def _items(system: System) -> list[dict[str, Any]]:
     return list(system.db.scan(TableName=system.store.table_name)["Items"])
+
+
+def test_a_deadline_no_check_saw_pass_is_announced_late_not_never(
+    system: System, receiver: Receiver
+) -> None:
+    """The check of the deadline was lost (its message dropped) and a success came after the
+    deadline: the next check still finds the job was overdue from the deadline to that
+    success, and says both, in order."""
+    FLAKY["fail"] = False
+    job = system.create_job(
+        job_type="date",
+        scheduled_time=(EPOCH + timedelta(minutes=5)).isoformat(),
+        task_name="test.flaky",
+        expect_success_within=240,
+        notify={"channels": [{"webhook_url": receiver.url}]},
+    )
+    system.clock.now = EPOCH + timedelta(minutes=4, seconds=30)
+    system.next_tick = system.clock.now
+    system.tick()  # sends the run (for 5:00) and the switch's check (the deadline is 4:00)
+    out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=10)
+    for message in out["Messages"]:
+        if json.loads(message["Body"]).get("control") == "watch":
+            system.sqs.delete_message(
+                QueueUrl=system.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        else:
+            system.sqs.change_message_visibility(
+                QueueUrl=system.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=30,
+            )
+    system.next_tick = system.clock.now + TICK
+    run_to(system, timedelta(minutes=8))
+    assert system.job(job.id).last_success_at is not None
+    assert receiver.events() == [OVERDUE, RECOVERED]
+    assert {b["overdue"]["since"] for b in receiver.bodies()} == {"2030-01-07T12:04:00Z"}
+    assert overdue_count(system) == 0

@@ -1,14 +1,15 @@
 """Point a Chalice stage at its infrastructure stack's resources.
 
+Rewrites that stage's `environment_variables` in `.chalice/config.json` from the stack's
+outputs: the table's name, its change stream's ARN, and the two queues' names and URLs (the
+URLs and the ARN carry the account id and the stream's label, which only the stack knows).
+Every other setting of the file is left as it is.
+
+`make deploy` runs it between the stack and `chalice deploy`, with the stack's
+`describe-stacks` answer on stdin (or in `--outputs FILE`):
+
     aws cloudformation describe-stacks --stack-name nexus-dev --output json \\
         | python -m infra.configure dev
-
-reads the stack's outputs (the JSON of `describe-stacks`, from stdin or `--outputs FILE`) and
-rewrites that stage's `environment_variables` in `.chalice/config.json`: the table's name, its
-change stream's ARN, and the two queues' names and URLs (the URLs and the ARN carry the account
-id and the stream's label, which only the stack knows).
-Every other setting of the file is left as it is. `make deploy` runs it between the stack and
-`chalice deploy`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def configure(config: dict[str, Any], stage: str, outputs: dict[str, str]) -> di
     return updated
 
 
+def write_stage(path: Path, stage: str, outputs: dict[str, str]) -> dict[str, str]:
+    """Set the stage's variables in the Chalice config file at `path` from the stack's
+    outputs, and return them by name. The file is written only once they are all known, so
+    an error leaves it as it was."""
+    config = configure(json.loads(path.read_text()), stage, outputs)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    env = config["stages"][stage]["environment_variables"]
+    return {variable: env[variable] for variable in VARIABLES.values()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", help="the Chalice stage to configure (dev, prod)")
@@ -64,15 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raw = args.outputs.read_text() if args.outputs else sys.stdin.read()
     try:
-        outputs = stack_outputs(json.loads(raw))
-        config = configure(json.loads(args.config.read_text()), args.stage, outputs)
+        written = write_stage(args.config, args.stage, stack_outputs(json.loads(raw)))
     except (ValueError, KeyError) as exc:
         print(f"configure: {exc}", file=sys.stderr)
         return 1
-    args.config.write_text(json.dumps(config, indent=2) + "\n")
-    env = config["stages"][args.stage]["environment_variables"]
-    for variable in VARIABLES.values():
-        print(f"{args.stage}: {variable}={env[variable]}")
+    for variable, value in written.items():
+        print(f"{args.stage}: {variable}={value}")
     return 0
 
 

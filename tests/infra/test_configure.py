@@ -41,13 +41,6 @@ def describe_stacks(stage: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    copy = tmp_path / "config.json"
-    copy.write_text((ROOT / ".chalice" / "config.json").read_text())
-    return copy
-
-
 def test_the_stage_gets_the_stacks_table_and_queue_names_and_urls(config_file: Path) -> None:
     before = json.loads(config_file.read_text())
     after = configure(before, "prod", stack_outputs(describe_stacks("prod")))

@@ -9,11 +9,10 @@ it, waits until it has settled, and writes its outputs into the stage's environm
 until it is gone. `make deploy` and `make destroy` run them around `chalice deploy` and
 `chalice delete`, so that deploying needs Python and credentials, not the AWS CLI.
 
-Credentials and the endpoint are boto3's own: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
-AWS_PROFILE, and AWS_ENDPOINT_URL (e.g. `make run`'s embedded AWS). The region is AWS_REGION,
-else boto3's (AWS_DEFAULT_REGION or the profile's), else us-east-1: AWS_REGION first as the AWS
-CLI did, which made the stacks before this module, and as `infra.admin_key` still does, so
-that both find the same table.
+Credentials, region and endpoint are boto3's own: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+AWS_PROFILE; AWS_DEFAULT_REGION or the profile's region, the one `chalice deploy` uses too, so
+that the functions land beside their table and queues (us-east-1 when none is set); and
+AWS_ENDPOINT_URL, e.g. `make run`'s embedded AWS.
 
 Exit status 0 when the stack is as asked (nothing to change and nothing to delete included);
 2 with one line on stderr that says what is wrong and what to do.
@@ -22,7 +21,6 @@ Exit status 0 when the stack is as asked (nothing to change and nothing to delet
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -73,17 +71,19 @@ class Aws:
     cloudformation: Any
     sts: Any
     region: str
+    region_is_default: bool = False  # none was set: DEFAULT_REGION
 
 
 def connect(session: boto3.Session | None = None) -> Aws:
-    """Clients on `session` (a new default one if None) in the region the module docstring
-    names. The endpoint is left to boto3, which reads AWS_ENDPOINT_URL itself."""
+    """Clients on `session` (a new default one if None) in its region, else DEFAULT_REGION.
+    The endpoint is left to boto3, which reads AWS_ENDPOINT_URL itself."""
     session = session or boto3.Session()
-    region = os.environ.get("AWS_REGION") or session.region_name or DEFAULT_REGION
+    region = session.region_name or DEFAULT_REGION
     return Aws(
         cloudformation=session.client("cloudformation", region_name=region),
         sts=session.client("sts", region_name=region),
         region=region,
+        region_is_default=not session.region_name,
     )
 
 
@@ -171,6 +171,13 @@ def check_credentials(aws: Aws) -> str:
         ) from exc
 
 
+def where(aws: Aws) -> str:
+    """The account and region the stack is in, once the credentials are known to work."""
+    account = check_credentials(aws)
+    region = f"{aws.region} (no region set: the default)" if aws.region_is_default else aws.region
+    return f"account {account}, region {region}"
+
+
 def describe(aws: Aws, name_or_id: str) -> dict[str, Any] | None:
     """The stack's description, or None if there is no such stack."""
     try:
@@ -222,7 +229,7 @@ def deploy(
     """Create or update the stage's stack from `template` (a template body), wait until it
     has settled, and write its outputs into the stage in the Chalice config file `config`."""
     name = stack_name(stage)
-    print(f"{name}: account {check_credentials(aws)}, region {aws.region}")
+    print(f"{name}: {where(aws)}")
     stack = describe(aws, name)
 
     def then(status: str) -> str:
@@ -273,7 +280,7 @@ def deploy(
 def destroy(aws: Aws, stage: str) -> None:
     """Delete the stage's stack and wait until it is gone; no stack is nothing to do."""
     name = stack_name(stage)
-    print(f"{name}: account {check_credentials(aws)}, region {aws.region}")
+    print(f"{name}: {where(aws)}")
     stack = describe(aws, name)
     if stack is None:
         print(f"{name}: no such stack, nothing to delete")

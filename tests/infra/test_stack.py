@@ -212,6 +212,40 @@ def test_with_aws_endpoint_url_set_the_deploy_goes_to_that_aws(
         server.stop()
 
 
+@pytest.mark.parametrize(
+    ("set_region", "region", "said"),
+    [
+        ("eu-west-1", "eu-west-1", "region eu-west-1\n"),
+        (None, "us-east-1", "region us-east-1 (no region set: the default)\n"),
+    ],
+)
+def test_the_stack_goes_to_the_region_boto3_reads_else_to_us_east_1(
+    cloud: None,
+    template: Path,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    set_region: str | None,
+    region: str,
+    said: str,
+) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))  # no profile's region either
+    if set_region:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", set_region)
+    else:
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert deploy(template, config_file) == 0
+    assert f"nexus-dev: account {DEFAULT_ACCOUNT_ID}, {said}" in capsys.readouterr().out
+    there = boto3.client("cloudformation", region_name=region).describe_stacks(
+        StackName="nexus-dev"
+    )
+    assert there["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert stage_env(config_file)["NEXUS_QUEUE_URL"].startswith(f"https://sqs.{region}.")
+
+
 # -- destroy ---------------------------------------------------------------------------------
 
 

@@ -62,12 +62,10 @@ aws-cli:
 
 ## deploy: the stack (table, queues, alarms), then the Chalice app on it, then its API's 401/429
 ## answers and stage throttle (NEXUS_API_RATE=100 req/s, NEXUS_API_BURST=200): make deploy STAGE=dev
-deploy: $(BIN)/.installed aws-cli
-	aws cloudformation deploy --stack-name $(STACK) --template-file infra/nexus.yaml \
-		--parameter-overrides Stage=$(STAGE) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
-		--no-fail-on-empty-changeset
-	aws cloudformation describe-stacks --stack-name $(STACK) --output json \
-		| $(BIN)/python -m infra.configure $(STAGE)
+##   (infra.stack makes the stack with boto3 and writes its outputs into the stage: no AWS CLI)
+deploy: $(BIN)/.installed
+	$(BIN)/python -m infra.stack deploy $(STAGE) \
+		$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))
 	$(BIN)/python -m infra.target_policy $(STAGE)
 	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
 		$(BIN)/chalice deploy --stage $(STAGE)
@@ -80,10 +78,9 @@ admin-key: $(BIN)/.installed aws-cli
 		$(if $(KEY_EXPIRES_AT),--expires-at "$(KEY_EXPIRES_AT)")
 
 ## destroy: the Chalice app, then the stack (prod's table is deletion-protected)
-destroy: $(BIN)/.installed aws-cli
+destroy: $(BIN)/.installed
 	$(BIN)/chalice delete --stage $(STAGE)
-	aws cloudformation delete-stack --stack-name $(STACK)
-	aws cloudformation wait stack-delete-complete --stack-name $(STACK)
+	$(BIN)/python -m infra.stack destroy $(STAGE)
 
 ## package: the SAM template and bundle Chalice would deploy, in build/package (no AWS needed)
 package: $(BIN)/.installed

@@ -5,8 +5,8 @@ outputs: the table's name, its change stream's ARN, and the two queues' names an
 URLs and the ARN carry the account id and the stream's label, which only the stack knows).
 Every other setting of the file is left as it is.
 
-`make deploy` runs it between the stack and `chalice deploy`, with the stack's
-`describe-stacks` answer on stdin (or in `--outputs FILE`):
+`make deploy` does it through `python -m infra.stack deploy STAGE` (`write_stage`), once the
+stack has settled. The same from a `describe-stacks` answer, on stdin or in `--outputs FILE`:
 
     aws cloudformation describe-stacks --stack-name nexus-dev --output json \\
         | python -m infra.configure dev

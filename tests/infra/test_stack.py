@@ -14,6 +14,7 @@ stack in moto's backend (`leave_creation_failed`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from infra.stack import TEMPLATE, main
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"  # tests/conftest.py's AWS_DEFAULT_REGION
 TABLE_FAILURE = (
     'Resource handler returned message: "Table quota exceeded" '
@@ -378,3 +380,33 @@ def test_a_creation_that_rolls_back_says_why_and_how_to_recover(
     assert f"nexus-dev is ROLLBACK_COMPLETE (Table: {TABLE_FAILURE})" in err
     assert "cannot be updated: make destroy STAGE=dev, then make deploy STAGE=dev" in err
     assert config_file.read_text() == before
+
+
+# -- the Makefile ----------------------------------------------------------------------------
+
+
+def target(name: str) -> tuple[list[str], list[str]]:
+    """A Makefile target's prerequisites and recipe lines (continuation lines joined)."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    found = re.search(rf"^{name}:([^\n]*)\n((?:\t[^\n]*\n)*)", text, re.MULTILINE)
+    assert found, f"no target {name} in the Makefile"
+    return found.group(1).split(), [" ".join(line.split()) for line in found.group(2).splitlines()]
+
+
+def test_make_deploy_runs_infra_stack_first_and_needs_no_aws_cli() -> None:
+    prerequisites, lines = target("deploy")
+    assert prerequisites == ["$(BIN)/.installed"]
+    assert lines[0] == (
+        "$(BIN)/python -m infra.stack deploy $(STAGE) "
+        "$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))"
+    )
+    assert not [line for line in lines if line.startswith("aws ")]
+
+
+def test_make_destroy_deletes_the_chalice_app_then_the_stack_and_needs_no_aws_cli() -> None:
+    prerequisites, lines = target("destroy")
+    assert prerequisites == ["$(BIN)/.installed"]
+    assert lines == [
+        "$(BIN)/chalice delete --stage $(STAGE)",
+        "$(BIN)/python -m infra.stack destroy $(STAGE)",
+    ]

@@ -217,13 +217,14 @@ def test_the_check_runs_as_a_module_from_the_repository() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_make_deploy_generates_the_policy_between_configure_and_chalice_deploy() -> None:
+def test_make_deploy_generates_the_policy_between_the_stack_and_chalice_deploy() -> None:
     text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
     found = re.search(r"^deploy:[^\n]*\n((?:\t[^\n]*\n)*)", text, re.MULTILINE)
     assert found
     lines = [line.strip() for line in found.group(1).splitlines()]
     generate = lines.index("$(BIN)/python -m infra.target_policy $(STAGE)")
-    assert "infra.configure $(STAGE)" in lines[generate - 1]
+    # infra.stack deploy writes the stack's outputs into the stage (infra.configure.write_stage).
+    assert "infra.stack deploy $(STAGE)" in lines[generate - 1]
     assert "chalice deploy --stage $(STAGE)" in lines[generate + 1]
 
 

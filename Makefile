@@ -7,7 +7,7 @@ STATE_DIR ?= .local/state
 STAGE ?= dev
 STACK := nexus-$(STAGE)
 
-.PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check aws-cli \
+.PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check stage \
 	admin-key screenshots
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -54,16 +54,13 @@ clean:
 
 # -- AWS (see README "Deploying to AWS") ---------------------------------------------------
 
-aws-cli:
-	@command -v aws >/dev/null 2>&1 && aws --version 2>&1 | grep -q '^aws-cli/2' || { \
-		echo "make $(MAKECMDGOALS) needs the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"; \
-		exit 1; }
+stage:
 	@case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod, not '$(STAGE)'"; exit 1;; esac
 
 ## deploy: the stack (table, queues, alarms), then the Chalice app on it, then its API's 401/429
 ## answers and stage throttle (NEXUS_API_RATE=100 req/s, NEXUS_API_BURST=200): make deploy STAGE=dev
 ##   (infra.stack makes the stack with boto3 and writes its outputs into the stage: no AWS CLI)
-deploy: $(BIN)/.installed
+deploy: $(BIN)/.installed stage
 	$(BIN)/python -m infra.stack deploy $(STAGE) \
 		$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))
 	$(BIN)/python -m infra.target_policy $(STAGE)
@@ -73,12 +70,12 @@ deploy: $(BIN)/.installed
 
 ## admin-key: a new admin key for a deployed stage, printed once: make admin-key STAGE=dev
 ##   (KEY_NAME="...", KEY_EXPIRES_AT=2027-01-01T00:00:00Z optional); only the key goes to stdout
-admin-key: $(BIN)/.installed aws-cli
+admin-key: $(BIN)/.installed stage
 	@$(BIN)/python -m infra.admin_key --stage $(STAGE) $(if $(KEY_NAME),--name "$(KEY_NAME)") \
 		$(if $(KEY_EXPIRES_AT),--expires-at "$(KEY_EXPIRES_AT)")
 
 ## destroy: the Chalice app, then the stack (prod's table is deletion-protected)
-destroy: $(BIN)/.installed
+destroy: $(BIN)/.installed stage
 	$(BIN)/chalice delete --stage $(STAGE)
 	$(BIN)/python -m infra.stack destroy $(STAGE)
 

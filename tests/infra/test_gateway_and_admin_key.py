@@ -373,7 +373,7 @@ def test_make_deploy_applies_the_gateway_right_after_chalice_deploy() -> None:
 
 def test_make_admin_key_is_a_phony_target_that_checks_the_stage() -> None:
     text = (ROOT / "Makefile").read_text()
-    assert re.search(r"^admin-key: \$\(BIN\)/\.installed aws-cli$", text, re.MULTILINE)
+    assert re.search(r"^admin-key: \$\(BIN\)/\.installed stage$", text, re.MULTILINE)
     (command,) = recipe("admin-key")
     assert command.startswith("@$(BIN)/python -m infra.admin_key --stage $(STAGE)")
     phony = re.search(r"^\.PHONY:(.*)$", text.replace("\\\n", " "), re.MULTILINE)

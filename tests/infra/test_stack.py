@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -393,7 +394,7 @@ def target(name: str) -> tuple[list[str], list[str]]:
 
 def test_make_deploy_runs_infra_stack_first_and_needs_no_aws_cli() -> None:
     prerequisites, lines = target("deploy")
-    assert prerequisites == ["$(BIN)/.installed"]
+    assert prerequisites == ["$(BIN)/.installed", "stage"]
     assert lines[0] == (
         "$(BIN)/python -m infra.stack deploy $(STAGE) "
         "$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))"
@@ -403,8 +404,23 @@ def test_make_deploy_runs_infra_stack_first_and_needs_no_aws_cli() -> None:
 
 def test_make_destroy_deletes_the_chalice_app_then_the_stack_and_needs_no_aws_cli() -> None:
     prerequisites, lines = target("destroy")
-    assert prerequisites == ["$(BIN)/.installed"]
+    assert prerequisites == ["$(BIN)/.installed", "stage"]
     assert lines == [
         "$(BIN)/chalice delete --stage $(STAGE)",
         "$(BIN)/python -m infra.stack destroy $(STAGE)",
     ]
+
+
+@pytest.mark.parametrize("stage", ["qa", ""])
+def test_make_refuses_a_stage_other_than_dev_or_prod_before_it_calls_aws(stage: str) -> None:
+    out = subprocess.run(
+        ["make", "-s", "stage", f"STAGE={stage}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert f"STAGE must be dev or prod, not '{stage}'" in out.stdout
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_make_accepts_dev_and_prod(stage: str) -> None:
+    out = subprocess.run(["make", "-s", "stage", f"STAGE={stage}"], cwd=ROOT, capture_output=True)
+    assert out.returncode == 0, out

@@ -26,7 +26,6 @@ from chalicelib.engine.lifecycle import (
 from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.tick import Dispatcher
-from chalicelib.engine.watch import deadline as _deadline
 from chalicelib.errors import (
     ConcurrentUpdate,
     ExecutionNotFound,
@@ -192,7 +191,7 @@ class JobService:
             if uses and is_condition_failure(exc):
                 raise InvalidInput(self._calendar_errors(job, {})) from None
             raise
-        self._watch_soon(job, _deadline(job), now)
+        self._watch_soon(job, watch.deadline(job), now)
         return self._dispatch_soon(job, now)
 
     def _watch_soon(self, job: Job, at: datetime | None, now: datetime) -> None:

@@ -832,7 +832,8 @@ class Worker:
         if record.status == "completed" and job.overdue_since is not None:
             # The dead-man's switch looks at once: the success may end the job's overdue spell
             # (engine.watch; if this message is lost, the next tick looks).
-            send_check(self._queue, job.id, self._clock(), self._clock())
+            now = self._clock()
+            send_check(self._queue, job.id, now, now)
         if policy is not None:
             self._notify(job, record, policy, streak, hold)
 

@@ -518,30 +518,30 @@ def lambda_invoke(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
 def sqs_send(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
     """Send `body` to an SQS queue; a FIFO queue deduplicates a run delivered twice."""
     call = _planned(_plan_sqs, kwargs)
-    key = idempotency_key(ctx)
-    params = {
-        **call.params,
-        "MessageAttributes": {IDEMPOTENCY_ATTRIBUTE: {"DataType": "String", "StringValue": key}},
-    }
-    if "MessageGroupId" in params:
-        params["MessageDeduplicationId"] = key
-    answer = _client(call).send_message(**params)
+    answer = _client(call).send_message(**_with_idempotency(call.params, ctx))
     return {"message_id": answer["MessageId"], "sequence_number": answer.get("SequenceNumber")}
+
+
+def _with_idempotency(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """A queue's or topic's message with the run's idempotency key: as a message attribute
+    (standard queues and topics deliver at least once), and as the deduplication id of a
+    FIFO one (it has a MessageGroupId)."""
+    key = idempotency_key(ctx)
+    attributes = {
+        **params.get("MessageAttributes", {}),
+        IDEMPOTENCY_ATTRIBUTE: {"DataType": "String", "StringValue": key},
+    }
+    out = {**params, "MessageAttributes": attributes}
+    if "MessageGroupId" in out:
+        out["MessageDeduplicationId"] = key
+    return out
 
 
 @task("aws.sns.publish", timeout=30, validate=_validator(_plan_sns))
 def sns_publish(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
     """Publish `message` to an SNS topic; a FIFO topic deduplicates a run delivered twice."""
     call = _planned(_plan_sns, kwargs)
-    key = idempotency_key(ctx)
-    attributes = {
-        **call.params["MessageAttributes"],
-        IDEMPOTENCY_ATTRIBUTE: {"DataType": "String", "StringValue": key},
-    }
-    params = {**call.params, "MessageAttributes": attributes}
-    if "MessageGroupId" in params:
-        params["MessageDeduplicationId"] = key
-    answer = _client(call).publish(**params)
+    answer = _client(call).publish(**_with_idempotency(call.params, ctx))
     return {"message_id": answer["MessageId"], "sequence_number": answer.get("SequenceNumber")}
 
 

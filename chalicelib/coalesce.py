@@ -11,14 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
 
 log = logging.getLogger("nexus.worker")
 
 
-class Coalescer(Generic[T]):
+class Coalescer[T]:
     """Gather items added from many threads; hand them to `send` together.
 
     `send` gets every item added since its last call, `linger` seconds after the first of

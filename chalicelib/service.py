@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
@@ -58,7 +58,6 @@ from chalicelib.store.jobs import MAX_TAG_FILTER
 from chalicelib.tasks import TaskRegistry
 from chalicelib.timefmt import iso
 
-M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger("nexus.api")
 # A write that met a concurrent claim or update is read and made again this many times.
 WRITE_ATTEMPTS = 3
@@ -89,7 +88,7 @@ CRON_PRESETS: dict[str, str] = {
 }
 
 
-def parse_model(model: type[M], data: Any, loc: Loc) -> M:
+def parse_model[M: BaseModel](model: type[M], data: Any, loc: Loc) -> M:
     """Validate `data` as `model`, or raise `InvalidInput` in the contract's 422 shape."""
     try:
         return model.model_validate(data)

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -61,7 +61,6 @@ from nexus_client.models import (
 
 DEFAULT_URL = "http://localhost:8000/api/v1"
 DEFAULT_TIMEOUT = 10.0
-M = TypeVar("M", bound=BaseModel)
 
 
 class Response:
@@ -74,7 +73,7 @@ class Response:
         return json.loads(self.body) if self.body else None
 
 
-def _local_model(model: type[M], data: Any) -> M:
+def _local_model[M: BaseModel](model: type[M], data: Any) -> M:
     """`data` checked against the server's own model before it is sent: the same 422 the
     server would answer, without the round trip."""
     if isinstance(data, model):
@@ -213,7 +212,7 @@ class NexusClient:
             detail, status=response.status, method=method, url=url, headers=response.headers
         )
 
-    def _page(self, path: str, model: type[M], params: Mapping[str, Any]) -> Page[M]:
+    def _page[M: BaseModel](self, path: str, model: type[M], params: Mapping[str, Any]) -> Page[M]:
         response = self.request("GET", path, params=params)
         items = [model.model_validate(item, context=ACCEPTED) for item in response.json() or []]
         return Page(items, response.headers.get("x-next-cursor") or None)

@@ -4,7 +4,7 @@ two can never drift), and small models for the other answers."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,10 +54,8 @@ __all__ = [
     "WrittenJob",
 ]
 
-T = TypeVar("T")
 
-
-class Page(list[T], Generic[T]):
+class Page[T](list[T]):
     """One page of a list: the items, and where the next page starts (None: the last)."""
 
     def __init__(self, items: list[T], next_cursor: str | None = None) -> None:

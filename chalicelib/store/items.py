@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -223,10 +223,7 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-T = TypeVar("T")
-
-
-def with_backoff(
+def with_backoff[T](
     call: Callable[[], T],
     *,
     attempts: int = 4,

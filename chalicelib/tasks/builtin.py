@@ -6,13 +6,11 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from chalicelib.errors import FieldError
 from chalicelib.security import outbound
 from chalicelib.tasks.registry import RunContext, TaskCancelled, task
-
-T = TypeVar("T")
 
 HTTP_BODY_CAP = 4096
 
@@ -53,7 +51,7 @@ HTTP_TIMEOUT = 60
 CANCEL_POLL_SECONDS = 0.1
 
 
-def _unless_cancelled(ctx: RunContext, call: Callable[[], T], what: str) -> T:
+def _unless_cancelled[T](ctx: RunContext, call: Callable[[], T], what: str) -> T:
     """`call()` in a helper thread, or TaskCancelled as soon as the run is cancelled.
 
     A blocking socket read cannot be interrupted from another thread; the helper is left to

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from selenium.common.exceptions import (
@@ -57,8 +57,6 @@ CHROMIUM_FLAGS = (
 WAIT_SECONDS = 30
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
-
-T = TypeVar("T")
 
 
 def screenshot_dir() -> Path:
@@ -111,7 +109,7 @@ def browser() -> Iterator[Chrome]:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def until(driver: Chrome, condition: Callable[[Chrome], T | None], what: str) -> T:
+def until[T](driver: Chrome, condition: Callable[[Chrome], T | None], what: str) -> T:
     """Wait until `condition` is truthy; fail saying `what` was awaited. Live updates replace
     rows while a test reads them: an element gone stale is read again at the next poll."""
     try:

@@ -1,6 +1,16 @@
-PYTHON ?= python3.11
+# The Python .venv is built with, and so the Lambda runtime: chalice deploys the version of the
+# Python that runs it. scripts/find-python finds one (python3.13 on PATH, else pyenv's);
+# make PYTHON=/path/to/python3.13 names one.
+PYTHON_VERSION := 3.13
+ifndef PYTHON
+PYTHON := $(shell scripts/find-python $(PYTHON_VERSION) 2>/dev/null)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
+# The X.Y of $(PYTHON) and of .venv's python (empty where there is none that runs): a .venv
+# built by another version (an older checkout's 3.11) is built again.
+PY_VERSION := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+VENV_VERSION := $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 HOST ?= 127.0.0.1
 STATE_DIR ?= .local/state
@@ -8,10 +18,21 @@ STAGE ?= dev
 STACK := nexus-$(STAGE)
 
 .PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check stage \
-	admin-key screenshots
+	admin-key screenshots which-python venv-version-changed
+
+ifneq ($(VENV_VERSION),$(PY_VERSION))
+$(BIN)/.installed: venv-version-changed
+endif
+venv-version-changed: ;
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	@[ -n "$(PYTHON)" ] || { scripts/find-python $(PYTHON_VERSION) >/dev/null; exit 1; }
+	@[ -n "$(PY_VERSION)" ] || { echo "PYTHON=$(PYTHON) does not run: name a Python $(PYTHON_VERSION)"; exit 1; }
+	@[ "$(PY_VERSION)" = "$(PYTHON_VERSION)" ] || echo "warning: $(PYTHON) is Python $(PY_VERSION):" \
+		"chalice will package the functions for python$(PY_VERSION), not python$(PYTHON_VERSION)"
+	@if [ -d $(VENV) ] && [ "$(VENV_VERSION)" != "$(PY_VERSION)" ]; then \
+		echo "== $(VENV) is Python $(or $(VENV_VERSION),unknown), not $(PY_VERSION): building it again"; \
+		rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -48,6 +69,11 @@ typecheck: $(BIN)/.installed
 
 ## check: what CI runs
 check: test lint typecheck
+
+## which-python: the path of the Python make builds .venv with (.ci/run uses it)
+which-python:
+	@[ -n "$(PYTHON)" ] || { scripts/find-python $(PYTHON_VERSION) >/dev/null; exit 1; }
+	@echo "$(PYTHON)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

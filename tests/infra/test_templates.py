@@ -11,10 +11,13 @@ import ast
 import fnmatch
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
+import zipfile
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,14 @@ HANDLERS = (
 )
 HANDLER_OF = {"app.app": "api_handler"}  # the packaged Handler of each lambda_functions key
 LAMBDA_MAX_TIMEOUT = 900
+# Every function's runtime and instruction set. Chalice takes the runtime from the Python that
+# runs it (make builds .venv with 3.13) and the architecture from config.json's
+# lambda_architecture; Lambda deprecates python3.11 on 2027-06-30.
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+# ELF's e_machine of a 64-bit Arm (Graviton) build: what an arm64 Lambda loads.
+EM_AARCH64 = 183
 # The only actions allowed on every resource: X-Ray's trace upload has no resource type.
 WILDCARD_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -378,7 +389,6 @@ def test_the_packaged_functions_have_the_configured_settings_and_policy(
         assert props["Timeout"] == lambda_setting("dev", handler, "lambda_timeout")
         assert props["MemorySize"] == lambda_setting("dev", handler, "lambda_memory_size")
         assert props["Tracing"] == tracing
-        assert props["Runtime"] == "python3.11"
     roles = [
         r["Properties"]
         for r in sam_resources(sam_template).values()
@@ -389,6 +399,107 @@ def test_the_packaged_functions_have_the_configured_settings_and_policy(
     assert roles
     for role in roles:
         assert [p["PolicyDocument"] for p in role["Policies"]] == [policy("dev")]
+
+
+# -- the runtime and the architecture ----------------------------------------------------------
+
+
+def packaged_functions(path: Path) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in sam_resources(path).items() if r["Type"] in FUNCTION_TYPES}
+
+
+def elf_machine(code: bytes) -> tuple[int, int]:
+    """(EI_CLASS, e_machine) of an ELF file: 2 is 64-bit; 183 is aarch64, 62 x86-64."""
+    assert code[:4] == b"\x7fELF", "not an ELF file"
+    byte_order = "<" if code[5] == 1 else ">"
+    (machine,) = struct.unpack(byte_order + "H", code[18:20])
+    return code[4], machine
+
+
+def native_modules(bundle: Path) -> dict[str, bytes]:
+    """The compiled extension modules (and any shared library) of a deployment zip."""
+    with zipfile.ZipFile(bundle) as archive:
+        return {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if name.endswith(".so") or ".so." in name.rsplit("/", 1)[-1]
+        }
+
+
+def test_every_stage_runs_its_functions_on_arm64_from_the_top_level_setting() -> None:
+    # Chalice reads lambda_architecture per stage, never per function: one bundle for all.
+    config = chalice_config()
+    assert config["lambda_architecture"] == ARCHITECTURE
+    for stage in STAGES:
+        assert "lambda_architecture" not in config["stages"][stage]
+        for handler in HANDLERS:
+            assert "lambda_architecture" not in config["stages"][stage]["lambda_functions"][handler]
+
+
+def test_every_packaged_function_runs_python_3_13_on_arm64(sam_template: Path) -> None:
+    functions = packaged_functions(sam_template)
+    assert len(functions) == len(HANDLERS)
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["Runtime"] == RUNTIME, (
+            f"{name} runs {props['Runtime']}: chalice packages for the Python that runs it "
+            f"({sys.version_info.major}.{sys.version_info.minor} here); build .venv with 3.13"
+        )
+        assert props["Architectures"] == [ARCHITECTURE], name
+    globals_ = json.loads(sam_template.read_text()).get("Globals", {}).get("Function", {})
+    assert globals_.get("Runtime", RUNTIME) == RUNTIME
+    assert globals_.get("Architectures", [ARCHITECTURE]) == [ARCHITECTURE]
+
+
+def test_the_bundles_native_modules_are_aarch64_builds_for_cpython_3_13(
+    sam_template: Path,
+) -> None:
+    modules = native_modules(sam_template.parent / "deployment.zip")
+    # pydantic's core is compiled: a bundle without it would fail to import on Lambda.
+    assert any(name.startswith("pydantic_core/") for name in modules), sorted(modules)
+    for name, code in modules.items():
+        assert elf_machine(code) == (2, EM_AARCH64), f"{name} is not a 64-bit aarch64 build"
+        tag = re.search(r"\.(cpython-\d+-[^.]+|abi3)\.so", name)
+        if tag and tag.group(1) != "abi3":
+            assert tag.group(1) == "cpython-313-aarch64-linux-gnu", name
+
+
+def test_the_bundles_compiled_wheels_are_tagged_for_cpython_3_13_on_aarch64(
+    sam_template: Path,
+) -> None:
+    with zipfile.ZipFile(sam_template.parent / "deployment.zip") as archive:
+        wheels = {
+            name.split("/")[0]: archive.read(name).decode()
+            for name in archive.namelist()
+            if name.endswith(".dist-info/WHEEL")
+        }
+    compiled = {
+        wheel: re.findall(r"^Tag: (.+)$", text, re.MULTILINE)
+        for wheel, text in wheels.items()
+        if "Root-Is-Purelib: false" in text
+    }
+    assert any(wheel.startswith("pydantic_core-") for wheel in compiled), sorted(wheels)
+    for wheel, tags in compiled.items():
+        assert tags, wheel
+        for tag in tags:
+            python, abi, platform = tag.split("-")
+            assert abi in ("abi3", "none") or (python, abi) == ("cp313", "cp313"), f"{wheel}: {tag}"
+            assert platform.endswith("_aarch64"), f"{wheel}: {tag}"
+
+
+def test_the_infrastructure_stack_declares_no_function_so_chalice_sets_every_runtime() -> None:
+    # Every function is Chalice's (above): none of nexus.yaml's resources has a runtime to age.
+    for kind in FUNCTION_TYPES:
+        assert resources_of_type(kind) == {}
+    assert "Runtime" not in TEMPLATE.read_text()
+
+
+def test_cfn_lint_is_the_version_requirements_dev_pins() -> None:
+    # The lint tests' verdict changes with cfn-lint's rules: one exact version, the pinned one.
+    pins = re.findall(
+        r"^cfn-lint==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE
+    )
+    assert pins == [metadata.version("cfn-lint")]
 
 
 def test_the_packaged_event_sources_read_the_stacks_queues(sam_template: Path) -> None:

@@ -13,9 +13,8 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError
 from chalice.app import (
     AuthRequest,
     AuthResponse,
@@ -28,19 +27,8 @@ from chalice.app import (
     WebsocketEvent,
 )
 
-from chalicelib import service
-from chalicelib.api import docs, openapi, ui
 from chalicelib.aws import client, connections_client
-from chalicelib.calendars_api import CalendarService
 from chalicelib.config import dlq_name, get_settings, queue_name, stream_arn
-from chalicelib.engine import backfill, watch
-from chalicelib.engine.backfill import Backfills
-from chalicelib.engine.batch import COALESCE_SECONDS, Record, handle_batch
-from chalicelib.engine.control import Controls
-from chalicelib.engine.pauses import RESUME, PauseEnds
-from chalicelib.engine.queue import WorkQueue
-from chalicelib.engine.tick import Dispatcher
-from chalicelib.engine.worker import Worker
 from chalicelib.errors import (
     BadRequest,
     CalendarNotFound,
@@ -55,24 +43,28 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.observability import setup_logging
-from chalicelib.realtime.fanout import Fanout, Sender
-from chalicelib.realtime.socket import Sockets
-from chalicelib.realtime.where import realtime_url
-from chalicelib.security.admin import AuditQuery, KeyService
-from chalicelib.security.gate import AuthUnavailable, Gate, RateLimited
-from chalicelib.security.keys import (
-    AUTHORIZER_TTL,
-    Actor,
-    Forbidden,
-    KeyCreate,
-    NotAuthenticated,
-    Principal,
-    Scope,
-)
-from chalicelib.store import Store
-from chalicelib.store.items import is_retryable
-from chalicelib.store.keys import KeyNotFound
-from chalicelib.tasks import registry
+from chalicelib.security import AUTHORIZER_TTL
+
+# Every Lambda function of the app (the API, the tick, the workers, the stream and WebSocket
+# handlers) imports this module, so it imports only what its routes and handlers need to be
+# declared: chalice, boto3, the settings and the errors. The rest is imported by the getters
+# and handlers below on first use, so that each function loads only what it runs (the tick
+# and the workers never load the API's modules: tests/unit/test_import_path.py).
+if TYPE_CHECKING:
+    from chalicelib.calendars_api import CalendarService
+    from chalicelib.engine.backfill import Backfills
+    from chalicelib.engine.control import Controls
+    from chalicelib.engine.queue import WorkQueue
+    from chalicelib.engine.tick import Dispatcher
+    from chalicelib.engine.watch import Watch
+    from chalicelib.engine.worker import Worker
+    from chalicelib.realtime.fanout import Fanout
+    from chalicelib.realtime.socket import Sockets
+    from chalicelib.security.admin import KeyService
+    from chalicelib.security.gate import Gate
+    from chalicelib.security.keys import Actor, Principal, Scope
+    from chalicelib.service import JobService
+    from chalicelib.store import Store
 
 app = Chalice(app_name="nexus-scheduler")
 # The WebSocket API of real-time updates (docs/realtime.md): `chalice deploy` and
@@ -96,16 +88,23 @@ def now() -> datetime:
 
 @functools.lru_cache(maxsize=1)
 def store() -> Store:
+    from chalicelib.store import Store
+
     return Store.over(client("dynamodb"), get_settings().table_name)
 
 
 @functools.lru_cache(maxsize=1)
 def work_queue() -> WorkQueue:
+    from chalicelib.engine.queue import WorkQueue
+
     return WorkQueue(client("sqs"), get_settings().queue_url)
 
 
 @functools.lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
+    from chalicelib.engine import backfill
+    from chalicelib.engine.tick import Dispatcher
+
     retention = timedelta(days=get_settings().history_days)
     return Dispatcher(
         store(),
@@ -116,47 +115,67 @@ def dispatcher() -> Dispatcher:
 
 
 @functools.lru_cache(maxsize=1)
-def jobs() -> service.JobService:
+def jobs() -> JobService:
+    from chalicelib import service
+    from chalicelib.tasks import registry
+
     return service.JobService(store(), registry, dispatcher(), work_queue(), client("sqs"))
 
 
 @functools.lru_cache(maxsize=1)
 def gate() -> Gate:
+    from chalicelib.security.gate import Gate
+
     return Gate(store())
 
 
 @functools.lru_cache(maxsize=1)
 def keys() -> KeyService:
+    from chalicelib.security.admin import KeyService
+
     return KeyService(store())
 
 
 @functools.lru_cache(maxsize=1)
 def fanout() -> Fanout:
+    from chalicelib.realtime.fanout import Fanout, Sender
+
     return Fanout(store().connections, Sender(connections_client), jobs().overview)
 
 
 @functools.lru_cache(maxsize=1)
 def sockets() -> Sockets:
+    from chalicelib.realtime.fanout import Sender
+    from chalicelib.realtime.socket import Sockets
+
     return Sockets(store(), gate(), Sender(connections_client))
 
 
 @functools.lru_cache(maxsize=1)
 def backfills() -> Backfills:
     """Backfills: the API's requests, the `backfill` control handler and the tick's hook."""
+    from chalicelib.engine.backfill import Backfills
+
     settings = get_settings()
     retention = timedelta(days=settings.history_days)
     return Backfills(store(), work_queue(), retention=retention, rate=settings.backfill_rate)
 
 
 @functools.lru_cache(maxsize=1)
-def watcher() -> watch.Watch:
+def watcher() -> Watch:
     """The dead-man's switch: the `watch` control handler and the tick's hook."""
-    return watch.Watch(store(), work_queue())
+    from chalicelib.engine.watch import Watch
+
+    return Watch(store(), work_queue())
 
 
 @functools.lru_cache(maxsize=1)
 def controls() -> Controls:
     """The handlers of the work queue's control messages (engine.control)."""
+    from chalicelib.engine import backfill, watch
+    from chalicelib.engine.control import Controls
+    from chalicelib.engine.pauses import RESUME, PauseEnds
+
     handlers = Controls()
     handlers.register(RESUME, PauseEnds(store(), dispatcher().dispatch_job).handle)
     handlers.register(backfill.CONTROL, backfills().handle)
@@ -166,15 +185,29 @@ def controls() -> Controls:
 
 @functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
+    from chalicelib.engine import batch
+    from chalicelib.engine.worker import Worker
+    from chalicelib.tasks import registry
+
     retention = timedelta(days=get_settings().history_days)
     return Worker(
         store(),
         work_queue(),
         registry,
         retention=retention,
-        linger=COALESCE_SECONDS,
+        linger=batch.COALESCE_SECONDS,
         controls=controls(),
     )
+
+
+def __getattr__(name: str) -> Any:
+    """`app.COALESCE_SECONDS`, which this module imported before its imports were made lazy
+    (tests/engine/test_worker_batch.py patches it); the worker reads engine.batch's."""
+    if name == "COALESCE_SECONDS":
+        from chalicelib.engine import batch
+
+        return batch.COALESCE_SECONDS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- one place where domain errors become HTTP --------------------------------------------
@@ -194,6 +227,13 @@ class UnsupportedMediaType(NexusError):
 
 
 def _error_response(exc: Exception) -> Response:
+    from botocore.exceptions import BotoCoreError
+
+    from chalicelib.security.gate import AuthUnavailable, RateLimited
+    from chalicelib.security.keys import Forbidden, NotAuthenticated
+    from chalicelib.store.items import is_retryable
+    from chalicelib.store.keys import KeyNotFound
+
     if isinstance(exc, UnsupportedMediaType):
         return _json(415, {"detail": str(exc)})
     if isinstance(exc, NotAuthenticated):
@@ -326,6 +366,8 @@ _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
 
 def actor() -> Actor:
     """The key making this request, for the audit trail."""
+    from chalicelib.security.keys import Actor
+
     who = _principal.get()
     assert who is not None, "only called inside a route that checked a key"
     identity = request().context.get("identity") or {}
@@ -537,12 +579,16 @@ def get_backfill(backfill_id: str) -> Any:
 @app.route("/v1/cron/validate", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
 @api("jobs:read")
 def validate_cron() -> Any:
+    from chalicelib import service
+
     return service.validate_cron(body(), now())
 
 
 @app.route("/v1/cron/presets", methods=["GET"])
 @api(None)
 def cron_presets() -> Any:
+    from chalicelib import service
+
     return service.cron_presets()
 
 
@@ -556,6 +602,8 @@ def preview_schedule() -> Any:
 
 
 def calendars() -> CalendarService:
+    from chalicelib.calendars_api import CalendarService
+
     return CalendarService(store())
 
 
@@ -608,6 +656,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 @app.route("/v1/keys", methods=["POST"], content_types=ANY_TYPE, authorizer=api_key)
 @api("keys:admin")
 def create_key() -> Response:
+    from chalicelib import service
+    from chalicelib.security.keys import KeyCreate
+
     made = keys().create_key(service.parse_model(KeyCreate, body(), ("body",)), actor(), now())
     response = _json(201, made)
     response.headers.update(NO_STORE)
@@ -625,6 +676,8 @@ def list_keys() -> Response:
 @app.route("/v1/keys/{key_id}", methods=["DELETE"], authorizer=api_key)
 @api("keys:admin")
 def revoke_key(key_id: str) -> Response:
+    from chalicelib.store.keys import KeyNotFound
+
     if not key_id.isalnum() or len(key_id) > 40:
         raise KeyNotFound(key_id[:40])
     keys().revoke_key(key_id, actor(), now())
@@ -638,6 +691,9 @@ def _audit_page(entries: list[Any], cursor: str | None) -> Response:
 @app.route("/v1/jobs/{job_id}/audit", methods=["GET"], authorizer=api_key)
 @api("jobs:read")
 def job_audit(job_id: str) -> Response:
+    from chalicelib import service
+    from chalicelib.security.admin import AuditQuery
+
     ident = job_id_from(job_id)
     q = service.parse_model(AuditQuery, query(), ("query",))
     jobs().get_job(ident)  # 404 for an unknown job
@@ -647,6 +703,9 @@ def job_audit(job_id: str) -> Response:
 @app.route("/v1/audit", methods=["GET"], authorizer=api_key)
 @api("keys:admin")
 def audit_trail() -> Response:
+    from chalicelib import service
+    from chalicelib.security.admin import AuditQuery
+
     q = service.parse_model(AuditQuery, query(), ("query",))
     return _audit_page(*store().audit.all(limit=q.limit, cursor=q.cursor))
 
@@ -657,6 +716,8 @@ def audit_trail() -> Response:
 @functools.lru_cache(maxsize=1)
 def openapi_text() -> str:
     """Made at the first request, from the route table and the models (chalicelib.api)."""
+    from chalicelib.api import openapi
+
     return json.dumps(openapi.build(app.routes), separators=(",", ":"))
 
 
@@ -664,6 +725,8 @@ def openapi_text() -> str:
 @api("jobs:read")
 def realtime() -> Any:
     """Where the WebSocket API of real-time updates is (docs/realtime.md)."""
+    from chalicelib.realtime.where import realtime_url
+
     return {"url": realtime_url()}
 
 
@@ -680,12 +743,16 @@ def openapi_document() -> Response:
 @app.route("/v1/docs", methods=["GET"])
 @api(None)
 def docs_page() -> Response:
+    from chalicelib.api import docs
+
     return Response(body=docs.PAGE, status_code=200, headers=dict(docs.PAGE_HEADERS))
 
 
 @app.route("/v1/docs/{asset}", methods=["GET"])
 @api(None)
 def docs_asset(asset: str) -> Response:
+    from chalicelib.api import docs
+
     found = docs.ASSETS.get(asset)
     if found is None:
         return _json(
@@ -706,12 +773,16 @@ def docs_asset(asset: str) -> Response:
 @api(None)
 def ui_page() -> Response:
     """The dashboard (chalicelib/api/ui.py): open, like the docs; its calls carry a key."""
+    from chalicelib.api import ui
+
     return Response(body=ui.page(), status_code=200, headers=dict(ui.PAGE_HEADERS))
 
 
 @app.route("/ui/{asset}", methods=["GET"])
 @api(None)
 def ui_asset(asset: str) -> Response:
+    from chalicelib.api import ui
+
     found = ui.ASSETS.get(asset)
     if found is None:
         return _json(
@@ -742,6 +813,8 @@ def tick(event: Any) -> dict[str, Any]:
 @app.on_sqs_message(queue=queue_name(), batch_size=10)
 def worker(event: SQSEvent) -> None:
     """Run a batch of runs at once, each on its own second (engine.batch)."""
+    from chalicelib.engine.batch import Record, handle_batch
+
     context = getattr(event, "context", None)
     remaining = (
         (lambda: context.get_remaining_time_in_millis() / 1000.0)

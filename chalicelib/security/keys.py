@@ -24,11 +24,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.errors import NexusError
+from chalicelib.security import AUTHORIZER_TTL as AUTHORIZER_TTL
 
 Scope = Literal["jobs:read", "jobs:write", "jobs:execute", "keys:admin"]
 SCOPES: tuple[Scope, ...] = ("jobs:read", "jobs:write", "jobs:execute", "keys:admin")
-# API Gateway keeps an authorizer's verdict this long: a revocation takes effect within it.
-AUTHORIZER_TTL = 60
 # last_used_at is written at most this often per key.
 LAST_USED_EVERY = 60
 

@@ -125,12 +125,12 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.security import outbound
 from chalicelib.timefmt import iso
 
 if TYPE_CHECKING:
     # chalicelib.models holds a job's `notify` (a NotifyPolicy): it imports this module, so
-    # this module imports it (and secrets, which reads the store) only when it is used.
+    # this module imports it (and secrets, which reads the store) only when it is used; and
+    # the outbound guard only where a URL is checked or sent to, which the tick never does.
     from chalicelib.models import Execution, Job
     from chalicelib.security import secrets
 
@@ -245,6 +245,8 @@ class Channel(_Input):
             return url  # checked when written; the guard checks it again on every delivery
         # The check nexus.http_request makes when a job is written; the guard checks the
         # resolved addresses again on every delivery.
+        from chalicelib.security import outbound
+
         problem = outbound.literal_problem(url)
         if problem is not None:
             raise ValueError(problem)
@@ -282,6 +284,8 @@ class Channel(_Input):
         """The channel as a Delivery records it (a URL's password as ***)."""
         if self.sns_topic_arn is not None:
             return self.sns_topic_arn
+        from chalicelib.security import outbound
+
         return outbound.redact(self.webhook_url or "")
 
 
@@ -579,6 +583,8 @@ def _secret_value(channel: Channel, resolver: secrets.Resolver | None) -> str | 
 def _post(
     url: str, data: bytes, body: Mapping[str, Any], secret: str | None, now: datetime
 ) -> None:
+    from chalicelib.security import outbound
+
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "nexus-scheduler",

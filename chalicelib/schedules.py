@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 
-from cron_descriptor import ExpressionDescriptor, Options
-
 from chalicelib import tzmath
 from chalicelib.calendar_rule import CalendarRule, CalendarRuleError
 from chalicelib.cron import CronError, CronExpression
@@ -253,6 +251,9 @@ _DESCRIBE_LOCK = threading.Lock()
 def describe_cron(text: str, spread_key: str | None = None) -> str:
     """A sentence such as 'Every 5 minutes' for a valid expression (macros included); H
     fields are described as resolved for `spread_key` (see `parse_cron`)."""
+    # Only the API describes schedules: the tick and the workers never load cron-descriptor.
+    from cron_descriptor import ExpressionDescriptor, Options
+
     canonical = parse_cron(text, spread_key).canonical
     options = Options()
     # cron-descriptor follows the system locale unless told otherwise.

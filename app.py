@@ -200,16 +200,6 @@ def worker_engine() -> Worker:
     )
 
 
-def __getattr__(name: str) -> Any:
-    """`app.COALESCE_SECONDS`, which this module imported before its imports were made lazy
-    (tests/engine/test_worker_batch.py patches it); the worker reads engine.batch's."""
-    if name == "COALESCE_SECONDS":
-        from chalicelib.engine import batch
-
-        return batch.COALESCE_SECONDS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # -- one place where domain errors become HTTP --------------------------------------------
 
 

@@ -128,7 +128,6 @@ def test_a_batch_of_quick_runs_writes_the_counters_once_and_holds_no_message(eng
     # "Quick" means: every run ends within the window in which holds and final records wait
     # for their neighbours. The window is made far longer than any run here can take, so a
     # loaded test machine cannot turn a quick run into a long one.
-    monkeypatch.setattr(app_module, "COALESCE_SECONDS", 60.0)
     monkeypatch.setattr(batch, "COALESCE_SECONDS", 60.0)
     engine.add_jobs(10, next_run_at=datetime.now(UTC).replace(microsecond=0))
     engine.dispatcher.tick(datetime.now(UTC))

@@ -238,12 +238,23 @@ class Worker:
         self._controls = controls
         # Messages being processed now: a final record waits (up to `linger`) for the others'.
         self._in_flight = 0
+        # Messages of a batch announced (expect()) whose process() has not begun yet: they
+        # count as in flight from the announcement, so the first run of a batch to finish
+        # waits for the others even if their threads have not started.
+        self._expected = 0
         self._in_flight_lock = threading.Lock()
         self._final = GroupCommit(store, linger, lambda: self._in_flight)
 
     def flush(self) -> None:
         """Write any final records still gathered (none, once every process() returned)."""
         self._final.flush()
+
+    def expect(self, messages: int) -> None:
+        """A batch of `messages` is about to be processed (engine.batch): each process()
+        call takes one of them."""
+        with self._in_flight_lock:
+            self._expected += messages
+            self._in_flight += messages
 
     # -- the message --------------------------------------------------------------------------
 
@@ -257,7 +268,10 @@ class Worker:
         on, so it comes back when a takeover is possible, and not before. `remaining()` is
         how many seconds the invocation has left."""
         with self._in_flight_lock:
-            self._in_flight += 1
+            if self._expected > 0:
+                self._expected -= 1  # counted in flight since the batch's announcement
+            else:
+                self._in_flight += 1
         try:
             return self._process(body, hold or (lambda _seconds: None), remaining)
         finally:

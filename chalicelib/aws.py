@@ -8,10 +8,15 @@ from typing import Any, cast
 import boto3
 from botocore.config import Config
 
-from chalicelib.config import get_settings
+from chalicelib.config import TICK_CONCURRENCY, get_settings
 
+# One connection per call in flight: with botocore's default of 10, the tick's threads past
+# the tenth would open (and discard) a connection per call.
 _CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=2, read_timeout=10
+    retries={"max_attempts": 5, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=10,
+    max_pool_connections=max(10, TICK_CONCURRENCY),
 )
 
 

@@ -7,6 +7,12 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+# AWS calls the tick makes at once (engine.tick): each waits a few ms on the network, so
+# threads overlap them. The DynamoDB and SQS clients keep this many connections (chalicelib.aws).
+# At 5 ms a DynamoDB call and 10 ms an SQS batch, 32 sustain the tick's capacity figure
+# (bench/RESULTS.md, "Dispatch capacity with latency").
+TICK_CONCURRENCY = 32
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -14,17 +14,28 @@ A tick that dies anywhere leaves `next_run_at` where it was, so the next tick pl
 runs again. A dead tick can only have sent runs among the first MAX_RUNS_PER_JOB from
 `next_run_at`, the same runs the next tick handles one by one, so a run is never both sent and
 counted in a range.
+
+Concurrency: each call waits a few ms on AWS, so the tick makes TICK_CONCURRENCY of them at
+once (threads; boto3 clients are thread-safe). Different jobs proceed side by side, and each
+job's steps still run in the order above: its read and TM in one task, then T1 and T2 in a
+commit task submitted only once that task has finished, with T2 after T1 inside it. Every task
+writes to a TickReport of its own, which the tick adds to its own in one thread. A tick that
+dies (in any thread) leaves each job somewhere in that order, which is what the crash points
+above cover.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.config import TICK_CONCURRENCY
 from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, first_attempt, task_id
 from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
@@ -43,6 +54,14 @@ log = logging.getLogger("nexus.dispatch")
 MAX_CATCH_UP_SCAN = 100_000
 # A job whose stored schedule cannot be evaluated is tried again this much later.
 DEFER_BROKEN_JOB = timedelta(hours=1)
+# Runs one tick sends at most; the due jobs past them wait for the next tick, highest priority
+# first. At TICK_CONCURRENCY calls in flight, 5 ms a DynamoDB call and 10 ms an SQS batch, a
+# tick sends about 170,000 runs a minute (bench/RESULTS.md, "Dispatch capacity with latency"):
+# 100,000 take some 35 s, well inside the tick's 60 s Lambda timeout.
+MAX_RUNS_PER_TICK = 100_000
+# Due entries handled ahead of the one whose result the tick waits for: enough to keep every
+# thread busy while one call is slow, few enough that work done past the limit is small.
+LOOKAHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,15 @@ class TickReport:
     def repaired(self, kind: str, n: int = 1) -> None:
         self.repairs[kind] = self.repairs.get(kind, 0) + n
 
+    def add(self, part: TickReport) -> None:
+        """Count what one task of the tick did (its own report: tasks run in threads)."""
+        for name, value in part.__dict__.items():
+            if isinstance(value, int):
+                setattr(self, name, getattr(self, name) + value)
+        for kind, n in part.repairs.items():
+            self.repaired(kind, n)
+        self.errors.extend(part.errors)
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -141,14 +169,18 @@ class Dispatcher:
         queue: WorkQueue,
         *,
         window: timedelta = timedelta(seconds=60),
-        max_runs_per_tick: int = 50_000,
+        max_runs_per_tick: int = MAX_RUNS_PER_TICK,
+        concurrency: int = TICK_CONCURRENCY,
         retention: timedelta = timedelta(days=90),
         monotonic: Callable[[], float] = time.monotonic,
         on_due: dict[str, Callable[[DueEntry, datetime], None]] | None = None,
     ) -> None:
         """`on_due`: what to do with a due entry whose sort key starts with a given prefix
         (a backfill's next step: engine.backfill), beside jobs, run attempts and the
-        dead-man's switch's watches (engine.watch, always)."""
+        dead-man's switch's watches (engine.watch, always). `concurrency`: the AWS calls the
+        tick makes at once (1: one after another)."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency is {concurrency}; 1 or more is accepted")
         watches = Watch(store, queue, window=window)
         self._on_due = {WATCH_PREFIX: watches.on_due, **(on_due or {})}
         self._store = store
@@ -156,48 +188,116 @@ class Dispatcher:
         self._monotonic = monotonic
         self.window = window
         self.max_runs_per_tick = max_runs_per_tick
+        self.concurrency = concurrency
         self.retention = retention
 
     def tick(self, now: datetime) -> TickReport:
         """Send every run due before `now + window`, overdue ones included, and have the
         sweep look at what is due for repair (engine.sweep).
 
-        Higher priority first: if a tick has more due runs than it may send, the rest stay
-        in the index for the next tick. A job that fails is logged, counted and skipped: one
-        bad job never stops the others.
+        Higher priority first: if a tick has more due runs than it may send
+        (`max_runs_per_tick`), the jobs past the limit stay in the index for the next tick,
+        counted in `deferred` (metric `JobsDeferred`, and a warning). A job that fails is
+        logged, counted and skipped: one bad job never stops the others.
         """
-        from chalicelib.engine.sweep import Sweep
-
         report = TickReport()
         clock = self._clock_from(now)
         entries = self._store.jobs.query_due(now + self.window)
         report.due_entries = len(entries)
         entries.sort(key=lambda e: (-e.priority, e.due_at))
-        sweep = Sweep(self._store, self._queue, report)
-        prepared: list[_Prepared] = []
-        for entry in entries:
-            queued = sum(len(p.executions) for p in prepared)
-            if report.runs_sent + queued >= self.max_runs_per_tick:
-                report.deferred += 1
-                continue
-            try:
-                hook = next((f for p, f in self._on_due.items() if entry.sk.startswith(p)), None)
-                if hook is not None:
-                    hook(entry, now)
-                elif entry.is_job:
-                    ready = self._prepare(entry.job_id, now, None, report, sweep)
-                    if ready is not None:
-                        prepared.append(ready)
-                elif entry.due_at <= now:
-                    sweep.attempt_due(entry, clock)
-            except Exception as exc:
-                self._failed(entry.job_id, exc, report, run_key=None if entry.is_job else entry.sk)
-            if sum(len(p.executions) for p in prepared) >= 10 or len(prepared) >= 25:
-                self._commit(prepared, clock, report)
-                prepared = []
-        self._commit(prepared, clock, report)
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="nexus-tick")
+        try:
+            self._run(entries, now, clock, report, pool)
+        finally:
+            # On a crash, nothing queued starts (as if the process had died), and the calls
+            # under way end before the tick does.
+            pool.shutdown(wait=True, cancel_futures=True)
+        if report.deferred:
+            log.warning(
+                "tick limit reached: due jobs left for the next tick",
+                extra={
+                    "deferred": report.deferred,
+                    "runs_sent": report.runs_sent,
+                    "max_runs_per_tick": self.max_runs_per_tick,
+                },
+            )
         self._emit(report)
         return report
+
+    def _run(
+        self,
+        entries: list[DueEntry],
+        now: datetime,
+        clock: Callable[[], datetime],
+        report: TickReport,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Handle `entries` in order on `pool`: each entry's task reads the job and records
+        its missed runs (`_handle`); its result is taken in priority order, and a job's runs
+        go into a commit (`_commit`: T1 then T2) only after its own task has finished.
+
+        The limit is counted in that order too: once `max_runs_per_tick` runs are committed,
+        no new entry starts, and a job whose read finished after that is left as it is (its
+        runs neither sent nor claimed; at most its missed records, a no-op to repeat)."""
+        budget = self.max_runs_per_tick
+        planned = 0  # runs committed so far
+        started = 0  # entries handed to the pool
+        handling: deque[Future[tuple[TickReport, _Prepared | None]]] = deque()
+        commits: deque[Future[TickReport]] = deque()
+        batch: list[_Prepared] = []
+        lookahead = self.concurrency * LOOKAHEAD
+        while True:
+            while planned < budget and started < len(entries) and len(handling) < lookahead:
+                handling.append(pool.submit(self._handle, entries[started], now, clock))
+                started += 1
+            while commits and commits[0].done():
+                report.add(commits.popleft().result())  # re-raises a crash at once
+            if not handling:
+                break
+            part, ready = handling.popleft().result()
+            report.add(part)
+            if ready is None:
+                continue
+            if ready.executions and planned >= budget:
+                report.deferred += 1
+                continue
+            planned += len(ready.executions)
+            batch.append(ready)
+            if sum(len(p.executions) for p in batch) >= 10 or len(batch) >= 25:
+                commits.append(pool.submit(self._commit_part, batch, clock))
+                batch = []
+        report.deferred += len(entries) - started
+        if batch:
+            commits.append(pool.submit(self._commit_part, batch, clock))
+        for commit in commits:
+            report.add(commit.result())
+
+    def _handle(
+        self, entry: DueEntry, now: datetime, clock: Callable[[], datetime]
+    ) -> tuple[TickReport, _Prepared | None]:
+        """One due entry, in a thread of the tick, counted in a report of its own: a job
+        read and prepared (TM done, its runs ready to send), or a hook or a run attempt
+        handled in full."""
+        from chalicelib.engine.sweep import Sweep
+
+        part = TickReport()
+        try:
+            hook = next((f for p, f in self._on_due.items() if entry.sk.startswith(p)), None)
+            if hook is not None:
+                hook(entry, now)
+            elif entry.is_job:
+                sweep = Sweep(self._store, self._queue, part)
+                return part, self._prepare(entry.job_id, now, None, part, sweep)
+            elif entry.due_at <= now:
+                Sweep(self._store, self._queue, part).attempt_due(entry, clock)
+        except Exception as exc:
+            self._failed(entry.job_id, exc, part, run_key=None if entry.is_job else entry.sk)
+        return part, None
+
+    def _commit_part(self, prepared: list[_Prepared], clock: Callable[[], datetime]) -> TickReport:
+        part = TickReport()
+        self._commit(prepared, clock, part)
+        return part
 
     def dispatch_job(self, job: Job, now: datetime) -> int:
         """Send the runs of `job` due before the next tick; the API calls this on changes."""
@@ -343,7 +443,10 @@ class Dispatcher:
     def _commit(
         self, prepared: list[_Prepared], clock: Callable[[], datetime], report: TickReport
     ) -> None:
-        """Send the prepared runs in batches of 10 (T1), then claim each job (T2)."""
+        """Send the prepared runs in batches of 10 (T1), then claim each job (T2).
+
+        A claim that fails (an AWS error after botocore's retries) fails that job alone: its
+        runs were sent, it is not claimed, so the next tick sends them again (S0 dedups)."""
         if not prepared:
             return
         now = clock()
@@ -355,12 +458,17 @@ class Dispatcher:
                 self._failed(p.job.id, exc, report)
             return
         for p in prepared:
-            if self._store.jobs.claim(p.job, p.plan.next_run_at):
-                report.jobs_dispatched += 1
-                report.runs_sent += len(p.executions)
-                if p.plan.next_run_at is None and not p.executions and p.plan.missed:
+            try:
+                claimed = self._store.jobs.claim(p.job, p.plan.next_run_at)
+                if claimed and p.plan.next_run_at is None and not p.executions and p.plan.missed:
                     # A one-off whose only run was missed is over, and did not succeed.
                     self._store.jobs.run_finished(p.job.id, None, "failed", now)
+            except Exception as exc:
+                self._failed(p.job.id, exc, report)
+                continue
+            if claimed:
+                report.jobs_dispatched += 1
+                report.runs_sent += len(p.executions)
             else:
                 report.claims_lost += 1
 
@@ -413,6 +521,8 @@ class Dispatcher:
             metrics["RunsMissed"] = report.runs_missed
         if report.jobs_failed:
             metrics["TickJobErrors"] = report.jobs_failed
+        if report.deferred:
+            metrics["JobsDeferred"] = report.deferred
         if report.repairs:
             metrics["SweepRepairs"] = sum(report.repairs.values())
         if metrics:

@@ -1,12 +1,15 @@
 """Tick scale, AWS requests per run with their cost, and dispatch capacity.
 
 In-process moto for the first two (counts, not wall time: moto's Query walks the whole
-table), stubbed clients for the third (CPU of our own code only).
+table), stubbed clients for the third: the tick's own CPU, then each call taking what AWS
+takes (`--dynamodb-ms`, `--sqs-ms`, `--sqs-batch-ms`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -250,12 +253,31 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     }
 
 
-class _StubDynamo:
-    """Answers the tick's DynamoDB calls from memory: the tick's own CPU, no AWS latency."""
+class _Latency:
+    """What the stubs charge per call, in seconds, and the calls they answered, by operation.
 
-    def __init__(self, jobs: list[Any]) -> None:
+    `time.sleep` releases the GIL as waiting on a socket does, so the tick's threads overlap
+    the waits as they would real AWS calls (botocore's own CPU per call is not in it)."""
+
+    def __init__(self, dynamodb: float = 0.0, sqs: float = 0.0, sqs_batch: float = 0.0) -> None:
+        self.dynamodb, self.sqs, self.sqs_batch = dynamodb, sqs, sqs_batch
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def wait(self, operation: str, seconds: float) -> None:
+        with self._lock:
+            self.calls[operation] += 1
+        if seconds:
+            time.sleep(seconds)
+
+
+class _StubDynamo:
+    """Answers the tick's DynamoDB calls from memory, each after `latency.dynamodb`."""
+
+    def __init__(self, jobs: list[Any], latency: _Latency) -> None:
         from chalicelib.store import job_item
 
+        self.latency = latency
         self.items = {f"JOB#{j.id}": job_item(j) for j in jobs}
         self.index: dict[str, list[dict[str, Any]]] = {}
         for item in self.items.values():
@@ -264,25 +286,38 @@ class _StubDynamo:
             )
 
     def query(self, **params: Any) -> dict[str, Any]:
+        self.latency.wait("dynamodb.Query", self.latency.dynamodb)
         shard = params["ExpressionAttributeValues"][":p"]["S"]
         return {"Items": self.index.get(shard, [])}
 
     def get_item(self, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.latency.wait("dynamodb.GetItem", self.latency.dynamodb)
         return {"Item": self.items[Key["pk"]["S"]]}
 
     def put_item(self, **_: Any) -> dict[str, Any]:
+        self.latency.wait("dynamodb.PutItem", self.latency.dynamodb)
         return {}
 
     def update_item(self, **_: Any) -> dict[str, Any]:
+        self.latency.wait("dynamodb.UpdateItem", self.latency.dynamodb)
         return {}
 
 
 class _StubSqs:
+    def __init__(self, latency: _Latency) -> None:
+        self.latency = latency
+
     def send_message_batch(self, **_: Any) -> dict[str, Any]:
+        self.latency.wait("sqs.SendMessageBatch", self.latency.sqs_batch)
         return {"Successful": [], "Failed": []}
 
+    def send_message(self, **_: Any) -> dict[str, Any]:
+        self.latency.wait("sqs.SendMessage", self.latency.sqs)
+        return {}
 
-def dispatch_capacity(due: int = 20_000) -> dict[str, Any]:
+
+def _stub_tick(due: int, latency: _Latency, concurrency: int) -> tuple[Any, float, float]:
+    """One tick over `due` jobs with one run each, on the stubs: (report, wall s, CPU s)."""
     from chalicelib.engine.queue import WorkQueue
     from chalicelib.engine.tick import Dispatcher
     from chalicelib.store import Store
@@ -291,33 +326,112 @@ def dispatch_capacity(due: int = 20_000) -> dict[str, Any]:
     created = now - timedelta(days=1)
     jobs = [bench_job(i, created=created, next_run_at=now) for i in range(1, due + 1)]
     dispatcher = Dispatcher(
-        Store.over(_StubDynamo(jobs), "t"), WorkQueue(_StubSqs(), "stub"), max_runs_per_tick=10**9
+        Store.over(_StubDynamo(jobs, latency), "t"),
+        WorkQueue(_StubSqs(latency), "stub"),
+        max_runs_per_tick=10**9,
+        concurrency=concurrency,
     )
-    started = time.process_time()
+    wall, cpu = time.perf_counter(), time.process_time()
     report = dispatcher.tick(now)
-    cpu = time.process_time() - started
-    assert report.runs_sent == due, report
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert report.runs_sent == due and report.jobs_failed == 0, report
+    return report, wall, cpu
+
+
+def dispatch_capacity(
+    due: int = 20_000,
+    *,
+    dynamodb_ms: float = 5.0,
+    sqs_ms: float = 10.0,
+    sqs_batch_ms: float = 10.0,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """Runs one tick sends in 60 s: first the tick's own CPU (stubs that answer at once),
+    then with each call taking what AWS takes (`*_ms`): a tick over `due` runs, scaled."""
+    from chalicelib.config import TICK_CONCURRENCY
+
+    threads = concurrency or TICK_CONCURRENCY
+    _, _, cpu = _stub_tick(due, _Latency(), threads)
     per_second = due / cpu
     print(
-        f"dispatch: {due} runs in {cpu:.2f} s of CPU = {per_second:,.0f} runs/s; "
+        f"dispatch, no latency: {due} runs in {cpu:.2f} s of CPU = {per_second:,.0f} runs/s; "
         f"{per_second * 60:,.0f} runs in a 60 s tick"
+    )
+    latency = _Latency(dynamodb_ms / 1000, sqs_ms / 1000, sqs_batch_ms / 1000)
+    _, wall, busy = _stub_tick(due, latency, threads)
+    calls = sum(latency.calls.values())
+    in_tick = due / wall * 60
+    print(
+        f"dispatch, DynamoDB {dynamodb_ms:g} ms, SQS SendMessageBatch {sqs_batch_ms:g} ms, "
+        f"other SQS {sqs_ms:g} ms, {threads} calls at once: {due} runs in {wall:.2f} s "
+        f"({busy:.2f} s of CPU, {calls} calls: {dict(latency.calls)}); "
+        f"{in_tick:,.0f} runs in a 60 s tick"
     )
     return {
         "runs": due,
         "cpu_seconds": cpu,
         "runs_per_cpu_second": per_second,
         "runs_per_60s_tick": per_second * 60,
+        "latency": {
+            "dynamodb_ms": dynamodb_ms,
+            "sqs_ms": sqs_ms,
+            "sqs_batch_ms": sqs_batch_ms,
+            "concurrency": threads,
+            "runs": due,
+            "seconds": wall,
+            "cpu_seconds": busy,
+            "calls": calls,
+            "calls_by_operation": dict(latency.calls),
+            "runs_per_60s_tick": in_tick,
+        },
     }
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "which",
+        nargs="*",
+        choices=["scale", "requests", "capacity"],
+        help="the benchmarks to run (default: all three)",
+    )
+    parser.add_argument("--due", type=int, default=20_000, help="capacity: runs in the tick")
+    parser.add_argument(
+        "--dynamodb-ms", type=float, default=5.0, help="capacity: latency of a DynamoDB call"
+    )
+    parser.add_argument(
+        "--sqs-ms", type=float, default=10.0, help="capacity: latency of an SQS call"
+    )
+    parser.add_argument(
+        "--sqs-batch-ms",
+        type=float,
+        default=None,
+        help="capacity: latency of an SQS SendMessageBatch (default: --sqs-ms)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="capacity: the tick's calls at once (default: chalicelib.config.TICK_CONCURRENCY)",
+    )
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     local_env()
     import sys
 
-    which = sys.argv[1:] or ["scale", "requests", "capacity"]
+    args = arguments(sys.argv[1:])
+    which = args.which or ["scale", "requests", "capacity"]
     out: dict[str, Any] = {"command": command()}
     if "capacity" in which:
-        out["capacity"] = dispatch_capacity()
+        out["capacity"] = dispatch_capacity(
+            args.due,
+            dynamodb_ms=args.dynamodb_ms,
+            sqs_ms=args.sqs_ms,
+            sqs_batch_ms=args.sqs_ms if args.sqs_batch_ms is None else args.sqs_batch_ms,
+            concurrency=args.concurrency,
+        )
     if "requests" in which:
         out["requests"] = requests_per_run()
     if "scale" in which:

@@ -9,8 +9,8 @@ from functools import lru_cache
 
 # AWS calls the tick makes at once (engine.tick): each waits a few ms on the network, so
 # threads overlap them. The DynamoDB and SQS clients keep this many connections (chalicelib.aws).
-# At 5 ms a DynamoDB call and 10 ms an SQS batch, 32 sustain the tick's capacity figure
-# (bench/RESULTS.md, "Dispatch capacity with latency").
+# At 5 ms a DynamoDB call and 10 ms an SQS batch, 32 calls at once keep a tick's runs a
+# minute near what its CPU allows (bench/RESULTS.md, "Dispatch capacity with latency").
 TICK_CONCURRENCY = 32
 
 

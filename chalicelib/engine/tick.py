@@ -55,10 +55,12 @@ MAX_CATCH_UP_SCAN = 100_000
 # A job whose stored schedule cannot be evaluated is tried again this much later.
 DEFER_BROKEN_JOB = timedelta(hours=1)
 # Runs one tick sends at most; the due jobs past them wait for the next tick, highest priority
-# first. At TICK_CONCURRENCY calls in flight, 5 ms a DynamoDB call and 10 ms an SQS batch, a
-# tick sends about 170,000 runs a minute (bench/RESULTS.md, "Dispatch capacity with latency"):
-# 100,000 take some 35 s, well inside the tick's 60 s Lambda timeout.
-MAX_RUNS_PER_TICK = 100_000
+# first. With TICK_CONCURRENCY calls in flight, 5 ms a DynamoDB call and 10 ms an SQS batch,
+# the bench measured about 95,000 runs a minute on a loaded 2-CPU machine, CPU-bound (bench/
+# RESULTS.md, "Dispatch capacity with latency"): 50,000 take some 32 s there, well inside the
+# tick's 60 s Lambda timeout, with room for botocore's own CPU per call, which the bench's
+# stubs do not spend.
+MAX_RUNS_PER_TICK = 50_000
 # Due entries handled ahead of the one whose result the tick waits for: enough to keep every
 # thread busy while one call is slow, few enough that work done past the limit is small.
 LOOKAHEAD = 2

@@ -98,7 +98,16 @@ def _create_resources() -> None:
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Moto, answering one DynamoDB request at a time as DynamoDB applies each atomically:
+    the tick and the worker's batches make their calls from several threads, and in-process
+    moto is not safe for that (local.aws_process.serialise_dynamodb). Undone after the test."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    from local.aws_process import serialise_dynamodb
+
+    monkeypatch.setattr(DynamoHandler, "call_action", DynamoHandler.__dict__["call_action"])
+    serialise_dynamodb()
     with mock_aws():
         _create_resources()
         yield

@@ -194,6 +194,9 @@ class CallingWorker:
         self.db = db
         self.processed: list[str] = []
 
+    def expect(self, messages: int) -> None:
+        """The batch announces its messages (Worker.expect); nothing to wait for here."""
+
     def process(self, body: str, hold: Any = None, remaining: Any = None) -> bool:
         get(self.db)
         self.processed.append(body)

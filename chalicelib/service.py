@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import lint, pricing, schedules, tzmath
+from chalicelib import schedules, tzmath
 from chalicelib.calendar_rule import CalendarRuleError, work_budget
 from chalicelib.cron import CronError
 from chalicelib.engine import watch
@@ -236,6 +236,8 @@ class JobService:
                     anchor=job.created_at,
                     calendars=self._store.calendars.get_many(names) if names else {},
                 )
+                from chalicelib import lint  # on first use: reads never lint (bench/cold_start.py)
+
                 return [
                     dict(w)
                     for w in lint.lint_schedule(
@@ -270,6 +272,8 @@ class JobService:
                 raise InvalidInput(
                     [FieldError(("body", "calendar_rule"), str(exc), "value_error.calendar")]
                 ) from None
+        from chalicelib import lint, pricing  # on first use, as in job_warnings
+
         warnings = lint.lint_schedule(
             request, schedule, start, task_timeout=task.timeout_seconds if task else None
         )

@@ -150,3 +150,38 @@ def test_a_first_api_request_loads_what_its_route_needs():
     )
     assert {"chalicelib.service", "cron_descriptor"} <= loaded
     assert "chalicelib.api.openapi" not in loaded
+
+
+# A first GET /v1/jobs with a key, as the API function answers it (chalice.test on moto).
+FIRST_READ = """
+import os
+from datetime import UTC, datetime
+from moto import mock_aws
+
+KEY = "import-path-admin-key-0123456789"
+with mock_aws():
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from local.resources import ensure_queue, ensure_table
+
+    ensure_table(client("dynamodb"), get_settings().table_name, stream=False)
+    os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-import-path-work")
+    get_settings.cache_clear()
+    get_settings()  # read before chalice.test.Client sets the stage's environment
+
+    import app
+    from chalice.test import Client
+
+    app.keys().ensure_key(KEY, "import path", datetime.now(UTC))
+    with Client(app.app) as test_client:
+        answer = test_client.http.get("/v1/jobs", headers={"Authorization": "Bearer " + KEY})
+    assert answer.status_code == 200, answer.body
+"""
+
+
+def test_a_first_read_of_the_jobs_loads_the_service_but_not_the_lint_nor_pricing():
+    # Only a write or a preview lints a schedule and prices it: the service imports those
+    # modules on first use, so a read does not pay for them (bench/cold_start.py).
+    loaded = modules_after(FIRST_READ)
+    assert "chalicelib.service" in loaded
+    assert sorted(loaded & {"chalicelib.lint", "chalicelib.pricing"}) == []

@@ -198,7 +198,9 @@ def is_accepted(info: ValidationInfo) -> bool:
 
 class _Input(BaseModel):
     # As chalicelib.models: an unknown field (a typo such as `on_failures`) is refused.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first validation (defer_build): the API's first GET or POST /v1/jobs never
+    # validates a policy or a channel on its own (a job's validator has their schema).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Channel(_Input):

@@ -235,11 +235,12 @@ def api_path(repeats: int) -> dict[str, Any]:
 
 def main(repeats: int = 7, only_api_path: bool = False) -> dict[str, Any]:
     local_env()
-    # Every child interpreter writes and then reads the bytecode of what it imports, as a
-    # deployed package has it: with PYTHONDONTWRITEBYTECODE set (to any value, "0" too) no
-    # .pyc of ours was ever written, and each run compiled our modules' source again.
+    # Every child interpreter writes and then reads the bytecode of what it imports: with
+    # PYTHONDONTWRITEBYTECODE set (to any value, "0" too) no .pyc of ours was ever written,
+    # and each run compiled our modules' source again. The figures are imports from
+    # bytecode; a `chalice package` zip has none (bench/NOTES.md, "Cold start").
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    import_ms("app")  # compile the bytecode once, as a deployed package has it
+    import_ms("app")  # compile app's bytecode once (the API path's: its first probe)
     if only_api_path:
         with embedded_aws():
             return api_path(repeats)

@@ -90,6 +90,12 @@ deploy: $(BIN)/.installed stage
 	$(BIN)/python -m infra.stack deploy $(STAGE) \
 		$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))
 	$(BIN)/python -m infra.target_policy $(STAGE)
+# chalice deploy uploads the zip it finds in .chalice/deployments/ for these sources as it is:
+# chalice package builds it, infra.bytecode adds the modules' bytecode (README).
+	rm -rf build/deploy
+	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
+		$(BIN)/chalice package --stage $(STAGE) build/deploy
+	$(BIN)/python -m infra.bytecode --cached
 	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
 		$(BIN)/chalice deploy --stage $(STAGE)
 	$(BIN)/python -m infra.gateway $(STAGE)
@@ -105,10 +111,12 @@ destroy: $(BIN)/.installed stage
 	$(BIN)/chalice delete --stage $(STAGE)
 	$(BIN)/python -m infra.stack destroy $(STAGE)
 
-## package: the SAM template and bundle Chalice would deploy, in build/package (no AWS needed)
+## package: the SAM template and bundle Chalice would deploy, with the modules' bytecode, in
+##   build/package (no AWS needed)
 package: $(BIN)/.installed
 	rm -rf build/package
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) build/package
+	$(BIN)/python -m infra.bytecode build/package/deployment.zip
 
 ## infra-check: cfn-lint on infra/ and the package, and the deployment tests (offline)
 infra-check: $(BIN)/.installed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib.util
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from cfnlint.decode import decode
 from chalicelib.security import secrets
 from chalicelib.store import table_definition
 from chalicelib.tasks import registry
+from infra.bytecode import cached_package
 from infra.target_policy import is_target_statement, stage_allowlist, target_statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +154,15 @@ def sam_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [str(chalice), "package", "--stage", "dev", str(out)],
         cwd=ROOT,
         env=_without_credentials(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # As `make package` does after it: the modules' bytecode into the zip.
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.bytecode", str(out / "deployment.zip")],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
@@ -485,6 +496,83 @@ def test_the_bundles_compiled_wheels_are_tagged_for_cpython_3_13_on_aarch64(
             python, abi, platform = tag.split("-")
             assert abi in ("abi3", "none") or (python, abi) == ("cp313", "cp313"), f"{wheel}: {tag}"
             assert platform.endswith("_aarch64"), f"{wheel}: {tag}"
+
+
+UNCHECKED_HASH = 0b01  # a .pyc's flags word: bit 0 hash-based, bit 1 check_source (PEP 552)
+
+
+def bundle_bytecode(path: Path) -> tuple[set[str], dict[str, bytes]]:
+    """The .py files of the zip at `path` and its .pyc files by the source they compile."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        sources = {name for name in names if name.endswith(".py")}
+        pycs = {
+            importlib.util.source_from_cache(name): archive.read(name)
+            for name in names
+            if name.endswith(".pyc")
+        }
+        hashes = {name: importlib.util.source_hash(archive.read(name)) for name in sources}
+    for source, pyc in pycs.items():
+        assert pyc[8:16] == hashes[source], f"the bytecode of {source} is not of its source"
+    return sources, pycs
+
+
+def test_the_bundle_carries_unchecked_hash_bytecode_of_the_runtimes_python_beside_every_module(
+    sam_template: Path,
+) -> None:
+    sources, pycs = bundle_bytecode(sam_template.parent / "deployment.zip")
+    ours = {"app.py"} | {
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "chalicelib").rglob("*.py")
+    }
+    pydantic = {name for name in sources if name.startswith("pydantic/")}
+    assert len(pydantic) > 50, sorted(pydantic)
+    # The source stays: tracebacks show its lines.
+    assert ours <= sources
+    for source in sorted(ours | pydantic):
+        assert source in pycs, f"{source} has no bytecode in the bundle"
+        pyc = pycs[source]
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER, f"{source}: not bytecode of {RUNTIME}"
+        flags = int.from_bytes(pyc[4:8], "little")
+        assert flags == UNCHECKED_HASH, f"{source}: flags {flags:#b}, not unchecked-hash"
+    with zipfile.ZipFile(sam_template.parent / "deployment.zip") as archive:
+        names = set(archive.namelist())
+    assert {
+        "__pycache__/app.cpython-313.pyc",
+        "chalicelib/__pycache__/models.cpython-313.pyc",
+    } <= names
+
+
+def test_make_package_and_make_deploy_put_the_bytecode_in_the_zip_they_ship() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    package = re.search(r"^package:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    deploy = re.search(r"^deploy:.*\n((?:(?:\t|#).*\n)+)", makefile, re.MULTILINE)
+    assert package and deploy
+    steps = package.group(1)
+    assert steps.index("chalice package --stage $(STAGE) build/package") < steps.index(
+        "-m infra.bytecode build/package/deployment.zip"
+    )
+    steps = deploy.group(1)
+    assert (
+        steps.index("chalice package --stage $(STAGE)")
+        < steps.index("-m infra.bytecode --cached")
+        < steps.index("chalice deploy --stage $(STAGE)")
+    )
+
+
+def test_the_cached_zip_infra_bytecode_compiles_is_the_one_chalice_deploy_reuses(
+    sam_template: Path,
+) -> None:
+    # chalice package (the fixture) built the zip chalice deploy would reuse for these
+    # sources; infra.bytecode --cached names it, and its sources are the packaged ones.
+    cached = cached_package(ROOT)
+    assert cached.is_file(), f"chalice package left no {cached}"
+    with (
+        zipfile.ZipFile(cached) as reused,
+        zipfile.ZipFile(sam_template.parent / "deployment.zip") as packaged,
+    ):
+        in_cache = {n for n in reused.namelist() if not n.endswith(".pyc")}
+        in_package = {n for n in packaged.namelist() if not n.endswith(".pyc")}
+    assert in_cache == in_package
 
 
 def test_the_infrastructure_stack_declares_no_function_so_chalice_sets_every_runtime() -> None:

@@ -108,9 +108,11 @@ print(json.dumps([name for name in sys.modules if name not in before]))
 """
 
 # Run in a fresh interpreter: boto3 loaded, the time in ms to import app and the names on
-# stdin (importlib.import_module, in their order).
+# stdin (importlib.import_module, in their order); then, after the clock stopped, the names
+# of those modules that were loaded from source (no .pyc beside them to read), as Lambda
+# loads none of them: the deployed zip carries their bytecode (infra/bytecode.py).
 IMPORT_PATH = """
-import importlib, json, sys, time
+import importlib, json, os, sys, time
 import boto3
 names = json.loads(sys.stdin.read())
 t0 = time.perf_counter()
@@ -118,7 +120,12 @@ import app
 for name in names:
     importlib.import_module(name)
 t1 = time.perf_counter()
-print(json.dumps((t1 - t0) * 1000))
+def from_source(name):
+    spec = getattr(sys.modules[name], "__spec__", None)
+    origin = getattr(spec, "origin", None) or ""
+    return origin.endswith(".py") and not (spec.cached and os.path.exists(spec.cached))
+print(json.dumps({"ms": (t1 - t0) * 1000,
+                  "from_source": [n for n in ["app", *names] if from_source(n)]}))
 """
 
 # The POST's body: a cron job, as the contract's example.
@@ -158,7 +165,12 @@ def import_path_ms(names: list[str]) -> float:
     )
     if out.returncode != 0:
         raise RuntimeError(f"importing the API's import path failed:\n{out.stderr[-3000:]}")
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    if found["from_source"]:
+        # Python could not write their bytecode (a read-only directory?): this run compiled
+        # them, which a deployed function, whose zip carries it, does not.
+        raise RuntimeError(f"imported without bytecode: {', '.join(found['from_source'])}")
+    return float(found["ms"])
 
 
 @contextmanager
@@ -238,8 +250,15 @@ def main(repeats: int = 7, only_api_path: bool = False) -> dict[str, Any]:
     # Every child interpreter writes and then reads the bytecode of what it imports: with
     # PYTHONDONTWRITEBYTECODE set (to any value, "0" too) no .pyc of ours was ever written,
     # and each run compiled our modules' source again. The figures are imports from
-    # bytecode; a `chalice package` zip has none (bench/NOTES.md, "Cold start").
+    # bytecode, as the deployed zip's (infra/bytecode.py; `make package` and `make deploy`
+    # compile it): import_path_ms fails if a module of the path was read from source.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # The interpreter settings the functions run with on AWS (.chalice/config.json's dev
+    # stage): PYDANTIC_DISABLE_PLUGINS spares pydantic's plugin lookup.
+    stage = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    for name in ("PYDANTIC_DISABLE_PLUGINS",):
+        if name in stage.get("environment_variables", {}):
+            os.environ[name] = stage["environment_variables"][name]
     import_ms("app")  # compile app's bytecode once (the API path's: its first probe)
     if only_api_path:
         with embedded_aws():

@@ -412,6 +412,31 @@ def test_the_packaged_functions_have_the_configured_settings_and_policy(
         assert [p["PolicyDocument"] for p in role["Policies"]] == [policy("dev")]
 
 
+def test_every_packaged_function_skips_pydantics_plugin_lookup(sam_template: Path) -> None:
+    # pydantic looks its plugins up in every installed package's metadata when it builds its
+    # first model, on each cold start; the bundle installs none (bench/NOTES.md, Cold start).
+    functions = packaged_functions(sam_template)
+    assert set(functions)
+    for name, function in functions.items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env.get("PYDANTIC_DISABLE_PLUGINS") == "__all__", name
+    for stage in STAGES:
+        env = chalice_config()["stages"][stage]["environment_variables"]
+        assert env.get("PYDANTIC_DISABLE_PLUGINS") == "__all__", stage
+
+
+def test_the_bundle_installs_no_pydantic_plugin_that_disabling_them_would_drop(
+    sam_template: Path,
+) -> None:
+    with zipfile.ZipFile(sam_template.parent / "deployment.zip") as archive:
+        entry_points = [
+            archive.read(name).decode()
+            for name in archive.namelist()
+            if name.endswith(".dist-info/entry_points.txt")
+        ]
+    assert not [text for text in entry_points if re.search(r"^\[pydantic\]", text, re.M)]
+
+
 # -- the runtime and the architecture ----------------------------------------------------------
 
 

@@ -15,27 +15,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, cast
 
-from chalicelib.store.audit import AuditLog
-from chalicelib.store.backfills import BackfillStore
-from chalicelib.store.calendars import CalendarStore
-from chalicelib.store.connections import ConnectionStore
-from chalicelib.store.counters import COUNTER_SHARDS, Counters
-from chalicelib.store.items import (
-    DUE_INDEX,
-    LIST_INDEX,
-    execution_from_item,
-    from_item,
-    job_item,
-    run_key,
-)
-from chalicelib.store.jobs import DueEntry, JobStore
-from chalicelib.store.keys import KeyStore
-from chalicelib.store.ratelimit import RateCounter
-from chalicelib.store.runs import FinalWrite, RunStore
-from chalicelib.store.watches import WatchStore
+# Each table's store is imported on first use (Store's attributes, or a name imported from
+# this package): the API's read of the jobs does not load the holiday calendars (dateutil,
+# pytz), the backfills, the watches nor the WebSocket listeners (bench/cold_start.py).
+if TYPE_CHECKING:
+    from chalicelib.store.audit import AuditLog
+    from chalicelib.store.backfills import BackfillStore
+    from chalicelib.store.calendars import CalendarStore
+    from chalicelib.store.connections import ConnectionStore
+    from chalicelib.store.counters import COUNTER_SHARDS, Counters
+    from chalicelib.store.items import (
+        execution_from_item,
+        from_item,
+        job_item,
+        run_key,
+    )
+    from chalicelib.store.jobs import DueEntry, JobStore
+    from chalicelib.store.keys import KeyStore
+    from chalicelib.store.ratelimit import RateCounter
+    from chalicelib.store.runs import FinalWrite, RunStore
+    from chalicelib.store.watches import WatchStore
+
+# The names this package gives, by the module that defines them.
+_FROM = {
+    "AuditLog": "audit",
+    "BackfillStore": "backfills",
+    "CalendarStore": "calendars",
+    "ConnectionStore": "connections",
+    "COUNTER_SHARDS": "counters",
+    "Counters": "counters",
+    "execution_from_item": "items",
+    "from_item": "items",
+    "job_item": "items",
+    "run_key": "items",
+    "DueEntry": "jobs",
+    "JobStore": "jobs",
+    "KeyStore": "keys",
+    "RateCounter": "ratelimit",
+    "FinalWrite": "runs",
+    "RunStore": "runs",
+    "WatchStore": "watches",
+}
 
 __all__ = [
     "COUNTER_SHARDS",
@@ -60,42 +86,129 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Store:
-    """The stores over one table and one client."""
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_FROM[name]}"), name)
+    globals()[name] = value
+    return value
 
-    jobs: JobStore
-    runs: RunStore
-    counters: Counters
-    keys: KeyStore
-    audit: AuditLog
-    rates: RateCounter
-    connections: ConnectionStore
-    backfills: BackfillStore
-    calendars: CalendarStore
-    watches: WatchStore
-    table_name: str
+
+class Store:
+    """The stores over one table and one client, each made on first use."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+        # The tick and the worker's batches use one Store from threads: each store is made
+        # once, so that jobs, runs and watches share one Counters as before.
+        self._lock = threading.RLock()
+
+    def _once[T](self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self.__dict__:  # else made by another thread while this one waited
+                self.__dict__[name] = make()
+            return cast(T, self.__dict__[name])
 
     @classmethod
     def over(cls, client: Any, table_name: str) -> Store:
-        counters = Counters(client, table_name)
-        return cls(
-            jobs=JobStore(client, table_name, counters),
-            runs=RunStore(client, table_name, counters),
-            counters=counters,
-            keys=KeyStore(client, table_name),
-            audit=AuditLog(client, table_name),
-            rates=RateCounter(client, table_name),
-            connections=ConnectionStore(client, table_name),
-            backfills=BackfillStore(client, table_name),
-            calendars=CalendarStore(client, table_name),
-            watches=WatchStore(client, table_name, counters),
-            table_name=table_name,
-        )
+        return cls(client, table_name)
+
+    @cached_property
+    def counters(self) -> Counters:
+        def make() -> Counters:
+            from chalicelib.store.counters import Counters
+
+            return Counters(self._client, self.table_name)
+
+        return self._once("counters", make)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        def make() -> JobStore:
+            from chalicelib.store.jobs import JobStore
+
+            return JobStore(self._client, self.table_name, self.counters)
+
+        return self._once("jobs", make)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        def make() -> RunStore:
+            from chalicelib.store.runs import RunStore
+
+            return RunStore(self._client, self.table_name, self.counters)
+
+        return self._once("runs", make)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        def make() -> KeyStore:
+            from chalicelib.store.keys import KeyStore
+
+            return KeyStore(self._client, self.table_name)
+
+        return self._once("keys", make)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        def make() -> AuditLog:
+            from chalicelib.store.audit import AuditLog
+
+            return AuditLog(self._client, self.table_name)
+
+        return self._once("audit", make)
+
+    @cached_property
+    def rates(self) -> RateCounter:
+        def make() -> RateCounter:
+            from chalicelib.store.ratelimit import RateCounter
+
+            return RateCounter(self._client, self.table_name)
+
+        return self._once("rates", make)
+
+    @cached_property
+    def connections(self) -> ConnectionStore:
+        def make() -> ConnectionStore:
+            from chalicelib.store.connections import ConnectionStore
+
+            return ConnectionStore(self._client, self.table_name)
+
+        return self._once("connections", make)
+
+    @cached_property
+    def backfills(self) -> BackfillStore:
+        def make() -> BackfillStore:
+            from chalicelib.store.backfills import BackfillStore
+
+            return BackfillStore(self._client, self.table_name)
+
+        return self._once("backfills", make)
+
+    @cached_property
+    def calendars(self) -> CalendarStore:
+        def make() -> CalendarStore:
+            from chalicelib.store.calendars import CalendarStore
+
+            return CalendarStore(self._client, self.table_name)
+
+        return self._once("calendars", make)
+
+    @cached_property
+    def watches(self) -> WatchStore:
+        def make() -> WatchStore:
+            from chalicelib.store.watches import WatchStore
+
+            return WatchStore(self._client, self.table_name, self.counters)
+
+        return self._once("watches", make)
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
     """The table as `create_table` takes it: used locally and in tests (infra/ mirrors it)."""
+    from chalicelib.store.items import DUE_INDEX, LIST_INDEX
+
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chalice.app import (
     AuthRequest,
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from chalicelib.security.keys import Actor, Principal, Scope
     from chalicelib.service import JobService
     from chalicelib.store import Store
+    from chalicelib.tasks import TaskRegistry
 
 app = Chalice(app_name="nexus-scheduler")
 # The WebSocket API of real-time updates (docs/realtime.md): `chalice deploy` and
@@ -114,12 +115,39 @@ def dispatcher() -> Dispatcher:
     )
 
 
+class OnFirstUse:
+    """What `make()` returns, made on the first attribute lookup (or `in`) and then the same:
+    the jobs service holds the dispatcher and the task registry this way, so that a request
+    that neither dispatches nor names a task (a read of the jobs) does not import the tick,
+    the schedule modules and every task."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._make()
+
+
+def task_registry() -> TaskRegistry:
+    from chalicelib.tasks import registry
+
+    return registry
+
+
 @functools.lru_cache(maxsize=1)
 def jobs() -> JobService:
     from chalicelib import service
-    from chalicelib.tasks import registry
 
-    return service.JobService(store(), registry, dispatcher(), work_queue(), client("sqs"))
+    return service.JobService(
+        store(),
+        cast("TaskRegistry", OnFirstUse(task_registry)),
+        cast("Dispatcher", OnFirstUse(dispatcher)),
+        work_queue(),
+        client("sqs"),
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,24 +8,17 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import schedules, tzmath
-from chalicelib.calendar_rule import CalendarRuleError, work_budget
-from chalicelib.cron import CronError
-from chalicelib.engine import watch
 from chalicelib.engine.lifecycle import (
     RESEND_AFTER,
     execution_id,
     first_attempt,
     parse_execution_id,
 )
-from chalicelib.engine.pauses import send_resume
-from chalicelib.engine.queue import WorkQueue
-from chalicelib.engine.tick import Dispatcher
 from chalicelib.errors import (
     ConcurrentUpdate,
     ExecutionNotFound,
@@ -33,7 +26,6 @@ from chalicelib.errors import (
     InvalidInput,
     RunAlreadyFinal,
 )
-from chalicelib.holidays import HolidayCalendar
 from chalicelib.models import (
     MAX_CRON_LENGTH,
     NON_NULLABLE,
@@ -55,8 +47,17 @@ from chalicelib.security.keys import Actor
 from chalicelib.store import Store
 from chalicelib.store.items import is_condition_failure, run_key
 from chalicelib.store.jobs import MAX_TAG_FILTER
-from chalicelib.tasks import TaskRegistry
 from chalicelib.timefmt import iso
+
+# The schedule modules, the engine's and the task registry are imported where they are used
+# (the dispatcher and the registry are given by app.py): a read of the jobs loads none of
+# them (the API's cold start: bench/cold_start.py, tests/unit/test_import_path.py).
+if TYPE_CHECKING:
+    from chalicelib import schedules, tzmath
+    from chalicelib.engine.queue import WorkQueue
+    from chalicelib.engine.tick import Dispatcher
+    from chalicelib.holidays import HolidayCalendar
+    from chalicelib.tasks import TaskRegistry
 
 log = logging.getLogger("nexus.api")
 # A write that met a concurrent claim or update is read and made again this many times.
@@ -113,6 +114,8 @@ def _field_error(model: type[BaseModel], error: Any, loc: Loc) -> FieldError:
 
 def _normalize_times(job: JobCreate) -> JobCreate:
     """Store instants as UTC on whole seconds; a time without offset is in the job's zone."""
+    from chalicelib import schedules, tzmath
+
     zone = tzmath.get_zone(job.timezone)
     update = {
         key: schedules.local_instant(value, zone).replace(microsecond=0)
@@ -157,6 +160,9 @@ class JobService:
         return [self._store.audit.put(audit_entry(action, now, actor, job_id=job_id, **fields))]
 
     def create_job(self, body: Any, now: datetime, actor: Actor | None = None) -> Job:
+        from chalicelib import schedules
+        from chalicelib.engine import watch
+
         request = parse_model(JobCreate, body, ("body",))
         calendars = self._calendars_named(request)
         schedule = self._check(request, now, anchor=now, schedule_changed=True, calendars=calendars)
@@ -196,6 +202,8 @@ class JobService:
     def _watch_soon(self, job: Job, at: datetime | None, now: datetime) -> None:
         """A dead-man's switch due before the next tick is looked at on its second
         (engine.watch); a later one, by the tick."""
+        from chalicelib.engine import watch
+
         if at is not None and at <= now + self._dispatcher.window:
             watch.send_check(self._queue, job.id, at, now)
 
@@ -227,6 +235,9 @@ class JobService:
     def job_warnings(self, job: Job, now: datetime) -> list[dict[str, Any]]:
         """What the schedule lint finds in the job's next year (chalicelib.lint): shown on
         create and update, never an error."""
+        from chalicelib import schedules
+        from chalicelib.calendar_rule import CalendarRuleError, work_budget
+
         task = self._registry.get(job.task_name) if job.task_name in self._registry else None
         names = _calendar_names(job)
         try:
@@ -250,6 +261,9 @@ class JobService:
     def preview(self, body: Any, now: datetime) -> dict[str, Any]:
         """The next runs of a schedule as a job would have them (its calendars and blackout
         windows honoured), its warnings and what it would cost a month."""
+        from chalicelib import schedules
+        from chalicelib.calendar_rule import CalendarRuleError, work_budget
+
         request = parse_model(PreviewRequest, body, ("body",))
         errors = irrelevant_fields(request)  # refused as job creation refuses them
         if errors:
@@ -475,6 +489,10 @@ class JobService:
         actor: Actor | None,
         pause: PauseRequest | None,
     ) -> Job:
+        from chalicelib import schedules, tzmath
+        from chalicelib.calendar_rule import work_budget
+        from chalicelib.engine.pauses import send_resume
+
         before = self._current(job_id, now)
         until = None
         if pause is not None and pause.until is not None:
@@ -568,6 +586,9 @@ class JobService:
     def _is_occurrence(self, job: Job, scheduled_for: datetime, attempt: int) -> bool:
         """A scheduled run of the job that has no record yet: its first attempt, at an
         occurrence of its schedule."""
+        from chalicelib import schedules
+        from chalicelib.calendar_rule import CalendarRuleError, work_budget
+
         if attempt != 1:
             return False
         try:
@@ -603,6 +624,9 @@ class JobService:
         calendars: dict[str, HolidayCalendar] | None = None,
         spread_key: str | None = None,
     ) -> schedules.Schedule:
+        from chalicelib import schedules
+        from chalicelib.calendar_rule import work_budget
+
         errors: list[FieldError] = []
         if job.task_name not in self._registry:
             errors.append(
@@ -773,6 +797,8 @@ def irrelevant_fields(spec: schedules.ScheduleSpec) -> list[FieldError]:
 
 def _next_or_invalid(schedule: schedules.Schedule, after: datetime) -> datetime | None:
     """The next run after `after`; a calendar rule over its work budget is a 422."""
+    from chalicelib.calendar_rule import CalendarRuleError
+
     try:
         return schedule.next_after(after)
     except CalendarRuleError as exc:
@@ -811,6 +837,8 @@ def _zone_and_start(
     timezone: str, start: datetime | None, now: datetime
 ) -> tuple[tzmath.Zone, datetime]:
     """A preview's zone, and the instant it starts from (a naive `start` is in that zone)."""
+    from chalicelib import schedules, tzmath
+
     problem = schedules.zone_error(timezone, ("body", "timezone"))
     if problem:
         raise InvalidInput([problem])
@@ -819,6 +847,9 @@ def _zone_and_start(
 
 
 def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
+    from chalicelib import schedules
+    from chalicelib.cron import CronError
+
     request = parse_model(CronValidateRequest, body, ("body",))
     zone, start = _zone_and_start(request.timezone, request.start, now)
     if len(request.expression) > MAX_CRON_LENGTH:
@@ -848,6 +879,8 @@ def validate_cron(body: Any, now: datetime) -> dict[str, Any]:
 
 
 def cron_presets() -> dict[str, dict[str, str]]:
+    from chalicelib import schedules
+
     return {
         name: {"expression": expr, "description": schedules.describe_cron(expr)}
         for name, expr in CRON_PRESETS.items()

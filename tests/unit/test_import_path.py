@@ -185,3 +185,69 @@ def test_a_first_read_of_the_jobs_loads_the_service_but_not_the_lint_nor_pricing
     loaded = modules_after(FIRST_READ)
     assert "chalicelib.service" in loaded
     assert sorted(loaded & {"chalicelib.lint", "chalicelib.pricing"}) == []
+
+
+# Loaded by a write or a dispatch, never by a read of the jobs: the tick and the engine's
+# other modules, the schedule modules, the task registry (and every task) and the stores of
+# the tables a read does not touch (holiday calendars, backfills, watches, WebSocket
+# listeners). The service and the store import them on first use, and the jobs service
+# holds the dispatcher and the registry as app.py makes them when first used.
+NOT_READ = (
+    "chalicelib.engine.tick",
+    "chalicelib.engine.backfill",
+    "chalicelib.engine.watch",
+    "chalicelib.engine.pauses",
+    "chalicelib.schedules",
+    "chalicelib.cron",
+    "chalicelib.calendar_rule",
+    "chalicelib.exclusions",
+    "chalicelib.holidays",
+    "chalicelib.tasks",
+    "chalicelib.tasks.registry",
+    "chalicelib.security.outbound",
+    "chalicelib.store.calendars",
+    "chalicelib.store.backfills",
+    "chalicelib.store.watches",
+    "chalicelib.store.connections",
+    "chalicelib.store.runs",
+)  # (not dateutil nor pytz, which the calendars load: moto, which the script runs on, loads them)
+
+
+def test_a_first_read_of_the_jobs_loads_neither_the_engine_nor_the_schedules_nor_the_tasks():
+    loaded = modules_after(FIRST_READ)
+    assert {"chalicelib.service", "chalicelib.store.jobs", "chalicelib.store.keys"} <= loaded
+    assert sorted(loaded & set(NOT_READ)) == []
+
+
+def test_a_first_write_of_a_job_loads_the_schedules_the_tasks_and_the_dispatcher_it_uses():
+    # The other side: what the read leaves out is there when a job is created (its schedule
+    # compiled, its task looked up, the dispatcher asked whether a run is due before the
+    # next tick), so the service has all it had before, only later.
+    loaded = modules_after(
+        FIRST_READ
+        + """
+    import json
+    body = {"name": "first write", "job_type": "cron", "cron_expression": "0 9 * * 1-5",
+            "task_name": "nexus.echo"}
+    with Client(app.app) as test_client:
+        answer = test_client.http.post(
+            "/v1/jobs", body=json.dumps(body),
+            headers={"Authorization": "Bearer " + KEY, "Content-Type": "application/json"},
+        )
+    assert answer.status_code == 201, answer.body
+"""
+    )
+    assert {
+        "chalicelib.schedules",
+        "chalicelib.cron",
+        "chalicelib.tasks.registry",
+        "chalicelib.engine.tick",
+    } <= loaded
+
+
+def test_importing_the_store_package_loads_no_tables_store_until_one_is_used():
+    loaded = modules_after("import chalicelib.store")
+    assert sorted(name for name in loaded if name.startswith("chalicelib.store.")) == []
+    loaded = modules_after("from chalicelib.store import CalendarStore")
+    assert "chalicelib.store.calendars" in loaded
+    assert "chalicelib.store.backfills" not in loaded

@@ -86,16 +86,15 @@ stage:
 ## deploy: the stack (table, queues, alarms), then the Chalice app on it, then its API's 401/429
 ## answers and stage throttle (NEXUS_API_RATE=100 req/s, NEXUS_API_BURST=200): make deploy STAGE=dev
 ##   (infra.stack makes the stack with boto3 and writes its outputs into the stage: no AWS CLI)
+##   (chalice deploy uploads the zip it finds in .chalice/deployments/ for these sources as it
+##   is: chalice package builds it first, and infra.bytecode adds the modules' bytecode: README)
 deploy: $(BIN)/.installed stage
+	rm -rf build/deploy
+	$(BIN)/chalice package --stage $(STAGE) build/deploy
+	$(BIN)/python -m infra.bytecode --cached
 	$(BIN)/python -m infra.stack deploy $(STAGE) \
 		$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))
 	$(BIN)/python -m infra.target_policy $(STAGE)
-# chalice deploy uploads the zip it finds in .chalice/deployments/ for these sources as it is:
-# chalice package builds it, infra.bytecode adds the modules' bytecode (README).
-	rm -rf build/deploy
-	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
-		$(BIN)/chalice package --stage $(STAGE) build/deploy
-	$(BIN)/python -m infra.bytecode --cached
 	NEXUS_QUEUE_NAME=$(STACK)-work NEXUS_DLQ_NAME=$(STACK)-work-dlq \
 		$(BIN)/chalice deploy --stage $(STAGE)
 	$(BIN)/python -m infra.gateway $(STAGE)

@@ -395,7 +395,15 @@ def target(name: str) -> tuple[list[str], list[str]]:
 def test_make_deploy_runs_infra_stack_first_and_needs_no_aws_cli() -> None:
     prerequisites, lines = target("deploy")
     assert prerequisites == ["$(BIN)/.installed", "stage"]
-    assert lines[0] == (
+    # First the bundle, offline (chalice package, then its bytecode: tests/infra/
+    # test_templates.py), so that a bundle that cannot be built stops the deploy before AWS.
+    offline = [
+        "rm -rf build/deploy",
+        "$(BIN)/chalice package --stage $(STAGE) build/deploy",
+        "$(BIN)/python -m infra.bytecode --cached",
+    ]
+    assert lines[: len(offline)] == offline
+    assert lines[len(offline)] == (
         "$(BIN)/python -m infra.stack deploy $(STAGE) "
         "$(if $(ALARM_TOPIC_ARN),--alarm-topic $(ALARM_TOPIC_ARN))"
     )

@@ -16,10 +16,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from functools import cached_property
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 # Each table's store is imported on first use (Store's attributes, or a name imported from
 # this package): the API's read of the jobs does not load the holiday calendars (dateutil,
@@ -104,11 +103,15 @@ class Store:
         # once, so that jobs, runs and watches share one Counters as before.
         self._lock = threading.RLock()
 
-    def _once[T](self, name: str, make: Callable[[], T]) -> T:
+    def _made(self, name: str, module: str, cls: str, *, counted: bool = False) -> Any:
+        """The store `name`: chalicelib.store.<module>.<cls> over the table (and the shared
+        Counters if `counted`), imported and made once, on first use."""
         with self._lock:
             if name not in self.__dict__:  # else made by another thread while this one waited
-                self.__dict__[name] = make()
-            return cast(T, self.__dict__[name])
+                made = getattr(import_module(f"chalicelib.store.{module}"), cls)
+                extra = (self.counters,) if counted else ()
+                self.__dict__[name] = made(self._client, self.table_name, *extra)
+            return self.__dict__[name]
 
     @classmethod
     def over(cls, client: Any, table_name: str) -> Store:
@@ -116,93 +119,43 @@ class Store:
 
     @cached_property
     def counters(self) -> Counters:
-        def make() -> Counters:
-            from chalicelib.store.counters import Counters
-
-            return Counters(self._client, self.table_name)
-
-        return self._once("counters", make)
+        return self._made("counters", "counters", "Counters")  # type: ignore[no-any-return]
 
     @cached_property
     def jobs(self) -> JobStore:
-        def make() -> JobStore:
-            from chalicelib.store.jobs import JobStore
-
-            return JobStore(self._client, self.table_name, self.counters)
-
-        return self._once("jobs", make)
+        return self._made("jobs", "jobs", "JobStore", counted=True)  # type: ignore[no-any-return]
 
     @cached_property
     def runs(self) -> RunStore:
-        def make() -> RunStore:
-            from chalicelib.store.runs import RunStore
-
-            return RunStore(self._client, self.table_name, self.counters)
-
-        return self._once("runs", make)
+        return self._made("runs", "runs", "RunStore", counted=True)  # type: ignore[no-any-return]
 
     @cached_property
     def keys(self) -> KeyStore:
-        def make() -> KeyStore:
-            from chalicelib.store.keys import KeyStore
-
-            return KeyStore(self._client, self.table_name)
-
-        return self._once("keys", make)
+        return self._made("keys", "keys", "KeyStore")  # type: ignore[no-any-return]
 
     @cached_property
     def audit(self) -> AuditLog:
-        def make() -> AuditLog:
-            from chalicelib.store.audit import AuditLog
-
-            return AuditLog(self._client, self.table_name)
-
-        return self._once("audit", make)
+        return self._made("audit", "audit", "AuditLog")  # type: ignore[no-any-return]
 
     @cached_property
     def rates(self) -> RateCounter:
-        def make() -> RateCounter:
-            from chalicelib.store.ratelimit import RateCounter
-
-            return RateCounter(self._client, self.table_name)
-
-        return self._once("rates", make)
+        return self._made("rates", "ratelimit", "RateCounter")  # type: ignore[no-any-return]
 
     @cached_property
     def connections(self) -> ConnectionStore:
-        def make() -> ConnectionStore:
-            from chalicelib.store.connections import ConnectionStore
-
-            return ConnectionStore(self._client, self.table_name)
-
-        return self._once("connections", make)
+        return self._made("connections", "connections", "ConnectionStore")  # type: ignore[no-any-return]
 
     @cached_property
     def backfills(self) -> BackfillStore:
-        def make() -> BackfillStore:
-            from chalicelib.store.backfills import BackfillStore
-
-            return BackfillStore(self._client, self.table_name)
-
-        return self._once("backfills", make)
+        return self._made("backfills", "backfills", "BackfillStore")  # type: ignore[no-any-return]
 
     @cached_property
     def calendars(self) -> CalendarStore:
-        def make() -> CalendarStore:
-            from chalicelib.store.calendars import CalendarStore
-
-            return CalendarStore(self._client, self.table_name)
-
-        return self._once("calendars", make)
+        return self._made("calendars", "calendars", "CalendarStore")  # type: ignore[no-any-return]
 
     @cached_property
     def watches(self) -> WatchStore:
-        def make() -> WatchStore:
-            from chalicelib.store.watches import WatchStore
-
-            return WatchStore(self._client, self.table_name, self.counters)
-
-        return self._once("watches", make)
+        return self._made("watches", "watches", "WatchStore", counted=True)  # type: ignore[no-any-return]
 
 
 def table_definition(table_name: str) -> dict[str, Any]:

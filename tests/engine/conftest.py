@@ -4,7 +4,7 @@ that tests set."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,6 +133,21 @@ class Engine:
 @pytest.fixture
 def engine(aws: None) -> Iterator[Engine]:
     yield Engine()
+
+
+def sent_bodies(engine: Engine, action: Callable[[], object]) -> list[str]:
+    """The message bodies sent to SQS while `action` runs, delayed ones included."""
+    bodies: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        bodies.extend(entry["MessageBody"] for entry in params["Entries"])
+
+    engine.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    try:
+        action()
+    finally:
+        engine.sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
+    return bodies
 
 
 def body_of(message: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from chalicelib.engine.queue import message_for
 from chalicelib.engine.tick import Dispatcher, TickReport
 from chalicelib.engine.worker import DONE, Later
 from chalicelib.tasks import registry
-from tests.engine.conftest import Engine, body_of
+from tests.engine.conftest import Engine, body_of, sent_bodies
 
 
 def settle(engine: Engine, rounds: int = 5) -> int:
@@ -333,21 +333,6 @@ def test_a_date_job_ends_with_its_run_and_leaves_the_index(engine, outcome, stat
     stored = engine.job(job.id)
     assert (stored.current_status, stored.next_run_at) == (status, None)
     assert engine.store.jobs.query_due(engine.clock.now + timedelta(days=365)) == []
-
-
-def sent_bodies(engine: Engine, action: Any) -> list[str]:
-    """The message bodies sent to SQS while `action` runs (delayed ones included)."""
-    bodies: list[str] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        bodies.extend(entry["MessageBody"] for entry in params["Entries"])
-
-    engine.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
-    try:
-        action()
-    finally:
-        engine.sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
-    return bodies
 
 
 def json_message(execution: Any) -> str:

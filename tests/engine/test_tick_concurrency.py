@@ -16,35 +16,19 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.engine.tick import Dispatcher, TickReport
 from chalicelib.models import Job
-from tests.engine.conftest import Engine, body_of
+from tests.engine.conftest import Engine, body_of, sent_bodies
 from tests.engine.harness import EPOCH, System, check_invariants
 from tests.faults import FaultInjector
 
 
 def run_identities(bodies: list[str]) -> Counter[tuple[int, str]]:
     return Counter((body_of(b)["job_id"], body_of(b)["scheduled_for"]) for b in bodies)
-
-
-def sent_during(engine: Engine, action: Callable[[], object]) -> list[str]:
-    """The message bodies sent to SQS while `action` runs, delayed ones included."""
-    bodies: list[str] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        bodies.extend(entry["MessageBody"] for entry in params["Entries"])
-
-    engine.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
-    try:
-        action()
-    finally:
-        engine.sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
-    return bodies
 
 
 def settle(engine: Engine) -> int:
@@ -67,7 +51,7 @@ def test_a_tick_with_eight_calls_at_once_sends_and_claims_each_of_200_runs_once(
     engine = concurrent
     jobs = engine.add_jobs(150) + engine.add_jobs(50, interval_seconds=20)
     reports: list[TickReport] = []
-    bodies = sent_during(engine, lambda: reports.append(engine.dispatcher.tick(engine.clock.now)))
+    bodies = sent_bodies(engine, lambda: reports.append(engine.dispatcher.tick(engine.clock.now)))
     (report,) = reports
     # 150 hourly jobs with one run in the window, 50 with a run every 20 s: 4 each.
     assert (report.jobs_dispatched, report.runs_sent, report.jobs_failed) == (200, 350, 0)

@@ -484,14 +484,14 @@ def job_id_from(raw: str) -> int:
 def create_job() -> Response:
     job = jobs().create_job(body(), now(), actor())
     # What the schedule lint finds (DST days, missing days, ...): never an error.
-    return _json(201, {**job.to_api(), "warnings": jobs().job_warnings(job, now())})
+    return _json(201, {**job.to_api(now()), "warnings": jobs().job_warnings(job, now())})
 
 
 @app.route("/v1/jobs", methods=["GET"], authorizer=api_key)
 @api("jobs:read")
 def list_jobs() -> Response:
     found, cursor = jobs().list_jobs(query())
-    return _page([job.to_api() for job in found], cursor)
+    return _page([job.to_api(now()) for job in found], cursor)
 
 
 @app.route("/v1/jobs/stats/overview", methods=["GET"], authorizer=api_key)
@@ -503,7 +503,7 @@ def stats_overview() -> Any:
 @app.route("/v1/jobs/{job_id}", methods=["GET"], authorizer=api_key)
 @api("jobs:read")
 def get_job(job_id: str) -> Any:
-    return jobs().get_job(job_id_from(job_id)).to_api()
+    return jobs().get_job(job_id_from(job_id)).to_api(now())
 
 
 @app.route("/v1/jobs/{job_id}", methods=["PUT"], content_types=ANY_TYPE, authorizer=api_key)
@@ -511,7 +511,7 @@ def get_job(job_id: str) -> Any:
 def update_job(job_id: str) -> Any:
     ident = job_id_from(job_id)
     job = jobs().update_job(ident, body(), now(), actor())
-    return {**job.to_api(), "warnings": jobs().job_warnings(job, now())}
+    return {**job.to_api(now()), "warnings": jobs().job_warnings(job, now())}
 
 
 @app.route("/v1/jobs/{job_id}", methods=["DELETE"], authorizer=api_key)
@@ -539,7 +539,7 @@ def execute_job(job_id: str) -> Any:
 @api("jobs:write")
 def pause_job(job_id: str) -> Any:
     job = jobs().pause_job(job_id_from(job_id), now(), actor(), body(optional=True))
-    shown = job.to_api()
+    shown = job.to_api(now())
     # A bare pause answers exactly as the contract says; a pause with a note or an end shows them.
     extra = {k: shown[k] for k in ("paused_note", "paused_until") if shown[k] is not None}
     return {"message": "Job paused", **extra}
@@ -549,7 +549,7 @@ def pause_job(job_id: str) -> Any:
 @api("jobs:write")
 def resume_job(job_id: str) -> Any:
     job = jobs().resume_job(job_id_from(job_id), now(), actor())
-    return {"message": "Job resumed", "next_run_at": job.to_api()["next_run_at"]}
+    return {"message": "Job resumed", "next_run_at": job.to_api(now())["next_run_at"]}
 
 
 @app.route(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -405,6 +405,13 @@ class Job(JobCreate):
     # The overdue spell the notice is about (its `overdue_since`, which a recovery clears).
     overdue_notice_since: datetime | None = None
     overdue_notifications: list[dict[str, Any]] | None = None
+    # Runs sent ahead (engine.tick, CLAIM_AHEAD): `next_run_at` is how far the tick has sent
+    # the job's runs; `queued_runs` (chalicelib.queued) are the ones sent before it, so the
+    # API shows the next of them. `schedule_rev` counts the PUTs that changed the schedule,
+    # the last at `rescheduled_at`: a run sent ahead under an earlier one is not run.
+    queued_runs: str | None = None
+    schedule_rev: int = 0
+    rescheduled_at: datetime | None = None
 
     @property
     def running_count(self) -> int:
@@ -421,7 +428,16 @@ class Job(JobCreate):
             return self.last_run_status  # type: ignore[return-value]
         return "pending"
 
-    def to_api(self) -> dict[str, Any]:
+    def next_run(self, now: datetime) -> datetime | None:
+        """The job's next run at `now`: the first of the runs sent ahead still to come, else
+        the first the tick has not sent yet."""
+        if self.next_run_at is None or not self.is_active:
+            return self.next_run_at
+        from chalicelib import queued
+
+        return queued.first_after(self.queued_runs, now) or self.next_run_at
+
+    def to_api(self, now: datetime | None = None) -> dict[str, Any]:
         from chalicelib.security.secrets import redacted
         from chalicelib.timefmt import iso
 
@@ -440,6 +456,9 @@ class Job(JobCreate):
                 "expect_since",
                 "overdue_notice",
                 "overdue_notice_since",
+                "queued_runs",
+                "schedule_rev",
+                "rescheduled_at",
             }
         )
         out["status"] = self.current_status
@@ -457,6 +476,7 @@ class Job(JobCreate):
             "overdue_since",
         ):
             out[key] = iso(getattr(self, key))
+        out["next_run_at"] = iso(self.next_run(now or datetime.now(UTC)))
         out["last_run_status"] = self.last_run_status
         out["task_kwargs"] = redacted(self.task_kwargs)  # "***" for credentials in clear
         return out
@@ -516,6 +536,9 @@ class Execution(BaseModel):
     # entry per event and channel, {event, channel, status, attempts, error, at}. Null when
     # none was sent (no event fired, or none decided yet).
     notifications: list[dict[str, Any]] | None = None
+    # A scheduled run sent ahead by a claim: the job's `schedule_rev` then, carried in its
+    # message (never stored), so a run of a schedule since replaced is not run.
+    schedule_rev: int | None = None
 
     @property
     def start_at(self) -> datetime:
@@ -535,7 +558,7 @@ class Execution(BaseModel):
         from chalicelib.security.secrets import redacted
         from chalicelib.timefmt import iso
 
-        out = self.model_dump(exclude={"lease_owner", "expires_at"})
+        out = self.model_dump(exclude={"lease_owner", "expires_at", "schedule_rev"})
         for key in (
             "scheduled_for",
             "created_at",

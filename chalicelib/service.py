@@ -390,6 +390,10 @@ class JobService:
         elif reschedule:
             after.next_run_at = schedule.next_after(now)
             after.schedule_error = None
+        if schedule_changed:
+            # Runs the tick sent ahead under the old schedule are not run (engine.worker).
+            after.schedule_rev = before.schedule_rev + 1
+            after.rescheduled_at = now
         was, became = before.model_dump(mode="json"), after.model_dump(mode="json")
         # The trail shows credentials as the API does: "***" (security.secrets).
         was["task_kwargs"] = secrets.redacted(before.task_kwargs)

@@ -128,6 +128,10 @@ RESEND_AFTER = timedelta(seconds=120)
 LEASE_MARGIN = timedelta(seconds=30)
 # The tick sends at most this many runs of one job in one tick.
 MAX_RUNS_PER_JOB = 1_000
+# How far ahead the tick sends a job's runs (T1) and claims them (T2) in one write: SQS delays
+# a message at most 900 s; the rest is margin for a slow tick. A job that runs every minute
+# pays one claim for 14 runs (engine.tick).
+CLAIM_AHEAD = timedelta(seconds=840)
 
 
 def execution_id(job_id: int, scheduled_for: datetime, attempt: int) -> str:

@@ -25,7 +25,7 @@ class SendFailed(Exception):
 
 def message_for(execution: Execution) -> dict[str, Any]:
     """What a worker needs to find or create the attempt's record: the run's identity."""
-    return {
+    body = {
         "job_id": execution.job_id,
         "scheduled_for": iso(execution.scheduled_for),
         "attempt": execution.attempt,
@@ -34,6 +34,9 @@ def message_for(execution: Execution) -> dict[str, Any]:
         "task_id": execution.task_id,
         "not_before": iso(execution.start_at),
     }
+    if execution.schedule_rev is not None:
+        body["schedule_rev"] = execution.schedule_rev
+    return body
 
 
 def delay_for(execution: Execution, now: datetime) -> int:

@@ -36,7 +36,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.config import TICK_CONCURRENCY
-from chalicelib.engine.lifecycle import MAX_RUNS_PER_JOB, execution_id, first_attempt, task_id
+from chalicelib.engine.lifecycle import (
+    CLAIM_AHEAD,
+    MAX_RUNS_PER_JOB,
+    execution_id,
+    first_attempt,
+    task_id,
+)
 from chalicelib.engine.pauses import send_resume
 from chalicelib.engine.queue import WorkQueue
 from chalicelib.engine.watch import DUE_PREFIX as WATCH_PREFIX
@@ -171,6 +177,7 @@ class Dispatcher:
         queue: WorkQueue,
         *,
         window: timedelta = timedelta(seconds=60),
+        claim_ahead: timedelta = CLAIM_AHEAD,
         max_runs_per_tick: int = MAX_RUNS_PER_TICK,
         concurrency: int = TICK_CONCURRENCY,
         retention: timedelta = timedelta(days=90),
@@ -189,6 +196,8 @@ class Dispatcher:
         self._queue = queue
         self._monotonic = monotonic
         self.window = window
+        # A job due in the window has its runs sent and claimed this far ahead in one write.
+        self.claim_ahead = max(window, claim_ahead)
         self.max_runs_per_tick = max_runs_per_tick
         self.concurrency = concurrency
         self.retention = retention
@@ -381,9 +390,13 @@ class Dispatcher:
             return None
         if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
             return None
+        # Due in the window: send (T1) and claim (T2) its runs up to `claim_ahead`, so a job
+        # that runs every minute pays one claim for many runs. A PUT, a pause or a delete
+        # still applies from its moment: the worker checks each run against the job.
+        horizon = now + self.claim_ahead if until is None else until
         try:
             schedule = compile_schedule(job, anchor=job.created_at, calendars=self._calendars(job))
-            plan = plan_runs(job, schedule, now, window_end)
+            plan = plan_runs(job, schedule, now, horizon)
         except (InvalidInput, ValueError, OverflowError) as exc:
             message = f"the stored schedule cannot be evaluated: {exc}"
             log.error(message, extra={"job_id": job.id})
@@ -419,7 +432,9 @@ class Dispatcher:
                 if self._store.runs.put_final(self._skipped(job, t, now, decision.reason or "")):
                     report.runs_skipped += 1
                 continue
-            execution = self._execution(job, t, now)
+            execution = self._execution(job, t, now).model_copy(
+                update={"schedule_rev": job.schedule_rev}
+            )
             if decision.at != t:
                 execution = execution.model_copy(
                     update={"not_before": decision.at, "reason": decision.reason}
@@ -460,8 +475,9 @@ class Dispatcher:
                 self._failed(p.job.id, exc, report)
             return
         for p in prepared:
+            sent = [e.scheduled_for for e in p.executions]
             try:
-                claimed = self._store.jobs.claim(p.job, p.plan.next_run_at)
+                claimed = self._store.jobs.claim(p.job, p.plan.next_run_at, sent)
                 if claimed and p.plan.next_run_at is None and not p.executions and p.plan.missed:
                     # A one-off whose only run was missed is over, and did not succeed.
                     self._store.jobs.run_finished(p.job.id, None, "failed", now)

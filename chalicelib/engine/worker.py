@@ -83,6 +83,8 @@ class Message:
     attempt: int
     trigger: str
     not_before: datetime | None
+    # The job's `schedule_rev` when the tick sent the run ahead (None: sent otherwise).
+    schedule_rev: int | None = None
 
     @classmethod
     def parse(cls, body: str) -> Message:
@@ -96,11 +98,24 @@ class Message:
             attempt=attempt,
             trigger=str(data.get("trigger") or ("scheduled" if attempt == 1 else "retry")),
             not_before=_instant(data["not_before"]) if data.get("not_before") else None,
+            schedule_rev=int(data["schedule_rev"]) if "schedule_rev" in data else None,
         )
 
     @property
     def start_at(self) -> datetime:
         return self.not_before or self.scheduled_for
+
+
+def _of_a_replaced_schedule(job: Job, message: Message) -> bool:
+    """A scheduled run the tick sent ahead, timed after a PUT that changed the schedule since
+    (runs due before the PUT were the old schedule's to run: the PUT sent them itself)."""
+    return (
+        message.trigger == "scheduled"
+        and message.schedule_rev is not None
+        and message.schedule_rev < job.schedule_rev
+        and job.rescheduled_at is not None
+        and message.scheduled_for > job.rescheduled_at
+    )
 
 
 def _instant(text: Any) -> datetime:
@@ -315,6 +330,17 @@ class Worker:
         job = self._store.jobs.find_job(message.job_id)
         if job is None or job.deleted_at is not None:
             return DONE  # nothing is written for a deleted job
+        if record is None and _of_a_replaced_schedule(job, message):
+            # Sent ahead under a schedule a PUT has since replaced: not a run of this job any
+            # more (the PUT sent the new schedule's runs), so nothing is written for it.
+            log.info(
+                "a run of the job's earlier schedule is dropped",
+                extra={
+                    "job_id": job.id,
+                    "execution_id": execution_id(job.id, message.scheduled_for, message.attempt),
+                },
+            )
+            return DONE
         if record is not None and record.status == "running":
             assert record.lease_until is not None
             if record.lease_until > now:

@@ -65,6 +65,7 @@ _TIME_FIELDS = (
     "last_success_at",
     "overdue_since",
     "overdue_notice_since",
+    "rescheduled_at",
 )
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

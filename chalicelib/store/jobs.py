@@ -32,6 +32,7 @@ from chalicelib.store.items import (
     load,
     with_backoff,
 )
+from chalicelib.queued import encode as encode_queued
 from chalicelib.timefmt import parse_stored, sortable
 
 # Written by the engine only: an API update never touches them, so it cannot undo a run's record.
@@ -50,6 +51,7 @@ ENGINE_FIELDS = frozenset(
         "overdue_notice",
         "overdue_notice_since",
         "overdue_notifications",
+        "queued_runs",
     }
 )
 # Set by a pause, cleared by a resume: written (or removed) with the job's state.
@@ -171,7 +173,10 @@ class JobStore:
             if v is None
         }
         if reschedule:
-            cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error"}
+            # The runs the tick sent ahead are not the job's next ones any more: a resume or a
+            # new schedule starts again from now (a run sent ahead that is still due runs;
+            # one of a replaced schedule does not: Job.schedule_rev).
+            cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error", "queued_runs"}
         for key in sorted(cleared - set(item)):
             names[f"#r_{key}"] = key
             removes.append(f"#r_{key}")
@@ -391,8 +396,11 @@ class JobStore:
 
     # -- the tick's writes ------------------------------------------------------------------
 
-    def claim(self, job: Job, new_next: datetime | None) -> bool:
-        """Advance the job's next run, only if it is still `job.next_run_at` and active (T3).
+    def claim(
+        self, job: Job, new_next: datetime | None, queued: Sequence[datetime] = ()
+    ) -> bool:
+        """Advance the job's next run, only if it is still `job.next_run_at` and active (T2),
+        and keep the runs sent ahead (`queued`, chalicelib.queued) for the API's next run.
 
         Of two ticks that planned the same runs, one advances the job and the other's
         condition fails. The version moves on, so an API write that read the job before the
@@ -405,14 +413,23 @@ class JobStore:
             ":true": {"BOOL": True},
             ":one": {"N": "1"},
         }
+        names["#q"] = "queued_runs"
+        text = encode_queued(queued)
+        if text is not None:
+            values[":q"] = {"S": text}
+        sets = "#q = :q" if text is not None else ""
+        removes = "" if text is not None else ", #q"
         if new_next is None:
             names.update({"#dp": "due_pk", "#ds": "due_sk"})
-            expression = "REMOVE #next, #dp, #ds ADD #v :one"
+            expression = f"REMOVE #next, #dp, #ds{removes} ADD #v :one"
+            if sets:
+                expression = f"SET {sets} {expression}"
         else:
             names["#ds"] = "due_sk"
             values[":new"] = {"S": sortable(new_next)}
             values[":due"] = {"S": due_sort_key(new_next, job.id)}
-            expression = "SET #next = :new, #ds = :due ADD #v :one"
+            expression = "SET #next = :new, #ds = :due" + (f", {sets}" if sets else "")
+            expression += (f" REMOVE {removes[2:]}" if removes else "") + " ADD #v :one"
         return self._update(
             job.id,
             expression,

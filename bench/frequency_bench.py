@@ -1,0 +1,126 @@
+"""DynamoDB write units per run, by how often a job runs: every 10 seconds, once a minute,
+once a day.
+
+The whole engine runs on a virtual clock (tests/engine/harness.py: moto's DynamoDB, an
+in-memory SQS with delays, the tick every minute), with the worker as Lambda runs it in
+production: batches of up to 10 messages, final records gathered into one transaction per
+batch. Every DynamoDB write after the jobs exist is counted by item kind and priced as
+engine_bench.requests_per_run prices them: one unit per started KB of the item, two in a
+transaction, and two for each move of a job's entry in the `by_due` index.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from common import local_env
+from engine_bench import item_sizes, kind
+
+FREQUENCIES: dict[str, tuple[dict[str, Any], timedelta]] = {
+    # job fields, and how much virtual time to run
+    "every 10 seconds": ({"job_type": "interval", "interval_seconds": 10}, timedelta(minutes=30)),
+    "once a minute": ({"job_type": "cron", "cron_expression": "* * * * *"}, timedelta(hours=1)),
+    "once a day": ({"job_type": "cron", "cron_expression": "0 3 * * *"}, timedelta(days=3)),
+}
+
+
+def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 20) -> dict[str, Any]:
+    from moto import mock_aws
+
+    from chalicelib.engine.batch import COALESCE_SECONDS, BatchIncomplete, Record, handle_batch
+    from chalicelib.engine.worker import Worker
+    from chalicelib.tasks import registry
+    from local.aws_process import serialise_dynamodb
+    from tests.engine.harness import System
+
+    with mock_aws():
+        # Batches run their messages in threads: DynamoDB's atomic requests, not moto's.
+        serialise_dynamodb()
+        system = System(f"nexus-freq-{abs(hash(name)) % 10_000}")
+        # The deployed worker: its final records wait for the batch's others (app.py).
+        system.worker = Worker(
+            system.store,
+            system.queue,
+            registry,
+            clock=system.clock,
+            sleep=system.clock.sleep,
+            rng=lambda: 0.0,
+            linger=COALESCE_SECONDS,
+            on_stuck=lambda reason: None,
+        )
+
+        def deliver() -> int:
+            handled = 0
+            while True:
+                out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=10)
+                messages = out.get("Messages", [])
+                if not messages:
+                    return handled
+                records = [Record(m["Body"], m["ReceiptHandle"]) for m in messages]
+                try:
+                    handle_batch(records, system.worker, system.queue, system.sqs, system.queue_url)
+                except BatchIncomplete:
+                    continue
+                system.sqs.delete_message_batch(
+                    QueueUrl=system.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": r.receipt_handle}
+                        for i, r in enumerate(records)
+                    ],
+                )
+                handled += len(records)
+
+        system.deliver = deliver  # type: ignore[method-assign]
+        for i in range(jobs):
+            system.create_job(name=f"{name} {i}", **fields)
+        writes: Counter[str] = Counter()
+
+        def count_writes(params: dict[str, Any], **_: Any) -> None:
+            for entry in params.get("TransactItems", []):
+                ((_action, body),) = entry.items()
+                writes.update({kind(body): 2})
+            if "TransactItems" not in params:
+                writes.update([kind(params)])
+
+        system.db.meta.events.register("provide-client-params.dynamodb", count_writes)
+        system.run(until=span, stop_when_quiet=False)
+        system.db.meta.events.unregister("provide-client-params.dynamodb", count_writes)
+        runs = sum(1 for r in system.records() if r.status == "completed")
+        sizes = item_sizes(system.db, system.store.table_name)
+    units = {
+        "executions": writes["execution"] * -(-sizes["execution"] // 1024),
+        "jobs": writes["job"] * -(-sizes["job"] // 1024),
+        "claims": writes["claim"] * -(-sizes["job"] // 1024),
+        "counters": writes["counters"] * -(-sizes["counters"] // 1024),
+        "due index": writes["claim"] * 2,
+    }
+    total = sum(units.values())
+    return {
+        "jobs": jobs,
+        "virtual_time_s": span.total_seconds(),
+        "runs": runs,
+        "write_units_per_run": total / runs if runs else None,
+        "units_per_run_by_kind": {k: round(v / runs, 3) for k, v in units.items()} if runs else {},
+        "item_sizes": sizes,
+    }
+
+
+def main() -> dict[str, Any]:
+    local_env()
+    out = {}
+    for name, (fields, span) in FREQUENCIES.items():
+        out[name] = units_for(name, fields, span)
+        print(f"{name}: {json.dumps(out[name])}", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or list(FREQUENCIES)
+    local_env()
+    for name in which:
+        fields, span = FREQUENCIES[name]
+        print(f"{name}: {json.dumps(units_for(name, fields, span))}", flush=True)

@@ -503,7 +503,7 @@ def stats_overview() -> Any:
 @app.route("/v1/jobs/{job_id}", methods=["GET"], authorizer=api_key)
 @api("jobs:read")
 def get_job(job_id: str) -> Any:
-    return jobs().get_job(job_id_from(job_id)).to_api(now())
+    return jobs().get_job(job_id_from(job_id), now()).to_api(now())
 
 
 @app.route("/v1/jobs/{job_id}", methods=["PUT"], content_types=ANY_TYPE, authorizer=api_key)

@@ -18,6 +18,7 @@ from chalicelib import pricing
 OUT = ROOT / "bench" / ".out"
 SCRIPTS = [
     ["engine_bench.py", "capacity", "requests", "scale"],
+    ["frequency_bench.py"],
     ["cold_start.py"],
     ["local_bench.py", "api", "precision"],
 ]
@@ -89,6 +90,8 @@ def report() -> None:
     realtime_file = OUT / "realtime.json"
     realtime = json.loads(realtime_file.read_text()) if realtime_file.exists() else None
     scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
+    freq = json.loads((OUT / "frequency.json").read_text())
+    costs = frequency_costs(freq, req["worker_seconds_per_run"] * worker_memory_gb())
     per_run = req["per_run"]
     prec, api = local["precision"], local["api"]
     rows = [
@@ -144,15 +147,7 @@ def report() -> None:
             "1 tick + 1 per batch of 10",
             "python bench/engine_bench.py requests",
         ),
-        (
-            "AWS cost per million runs",
-            f"${req['cost_per_million']:.2f}",
-            "< $2",
-            verdict(req["cost_per_million"] < 2),
-            f"EventBridge Scheduler + Lambda: ${req['scheduler_cost_per_million']:.2f}; "
-            f"{req['prices_as_of']}",
-            "python bench/engine_bench.py requests",
-        ),
+        *frequency_rows(freq, costs),
         (
             "Start lateness p50 / p95 / p99 / max",
             f"{prec['p50_s'] * 1000:.0f} / {prec['p95_s'] * 1000:.0f} / "
@@ -266,11 +261,16 @@ def report() -> None:
         *[f"| {' | '.join(row)} |" for row in rows],
         "",
         *realtime_section(realtime),
+        "## What a run costs, by how often its job runs",
+        "",
+        *cost_table(costs),
+        "",
         "## Where a goal is missed, and why",
         "",
         (ROOT / "bench" / "NOTES.md").read_text() if (ROOT / "bench" / "NOTES.md").exists() else "",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
+    write_readme_cost_table(cost_table(costs))
     print((ROOT / "bench" / "RESULTS.md").read_text())
     measured = {
         **per_run,
@@ -279,6 +279,104 @@ def report() -> None:
     line = drift_line(measured)
     if line:
         print(line)
+
+
+# The README's cost table sits between these lines; make bench writes what is between them.
+COST_TABLE_START = "<!-- cost table: written by make bench (bench/run_all.py), do not edit -->"
+COST_TABLE_END = "<!-- end of the cost table -->"
+# The job frequency the goals are about (issue 15): a job that runs every minute or more often.
+GOAL_FREQUENCIES = ("every 10 seconds", "once a minute")
+
+
+def frequency_costs(freq: dict[str, Any], gb_seconds: float) -> dict[str, dict[str, float]]:
+    """Per frequency: what a run makes (bench/frequency_bench.py) and what it costs, on-demand
+    and provisioned, beside EventBridge Scheduler + Lambda with the same Lambda time (the
+    worker's, measured by engine_bench.py requests at the prod worker's memory)."""
+    out = {}
+    for name, f in freq.items():
+        per_run = {**f["per_run"], "lambda_gb_seconds": gb_seconds}
+        out[name] = {
+            **per_run,
+            "on_demand": 1e6 * pricing.cost_per_run(per_run),
+            "provisioned": 1e6 * pricing.provisioned_cost_per_run(per_run),
+            "scheduler": 1e6 * pricing.scheduler_cost_per_run(gb_seconds),
+            "runs": f["runs"],
+            "jobs": f["jobs"],
+        }
+    return out
+
+
+def frequency_rows(
+    freq: dict[str, Any], costs: dict[str, dict[str, float]]
+) -> list[tuple[str, ...]]:
+    units = " / ".join(
+        f"{c['dynamodb_write_units']:.2f}" + (f" ({name})" if name else "")
+        for name, c in costs.items()
+    )
+    worst = max(costs[n]["dynamodb_write_units"] for n in GOAL_FREQUENCIES if n in costs)
+    minute = costs.get("once a minute")
+    rows: list[tuple[str, ...]] = [
+        (
+            "DynamoDB write units per run, by job frequency",
+            units,
+            "<= 4 for jobs every minute or more often",
+            verdict(worst <= 4),
+            "10 jobs of each on the engine's virtual clock (tests/engine/harness.py), batches "
+            "of 10 as Lambda sends them; by item size, 2 per item in a transaction, 2 per "
+            "move of a due-index entry",
+            "python bench/frequency_bench.py",
+        )
+    ]
+    if minute is not None:
+        rows.append(
+            (
+                "AWS cost per million runs of a once-a-minute job",
+                f"${minute['on_demand']:.2f} on-demand; ${minute['provisioned']:.2f} with "
+                f"provisioned capacity at {pricing.PROVISIONED_UTILIZATION:.0%} use",
+                "<= $2.00",
+                verdict(minute["on_demand"] <= 2),
+                f"EventBridge Scheduler + Lambda: ${minute['scheduler']:.2f}; "
+                f"{pricing.PRICES_AS_OF}; Lambda on arm64",
+                "python bench/frequency_bench.py + engine_bench.py requests",
+            )
+        )
+    return rows
+
+
+def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
+    """The cost table of RESULTS.md and the README, from the same figures."""
+    lines = [
+        "| a run of a job that runs | DynamoDB write units | items read | SQS requests "
+        "| Lambda invocations | on-demand, per million runs | provisioned capacity "
+        f"({pricing.PROVISIONED_UTILIZATION:.0%} use) | EventBridge Scheduler + Lambda |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in costs.items():
+        lines.append(
+            f"| {name} | {c['dynamodb_write_units']:.2f} | {c['dynamodb_items_read']:.2f} | "
+            f"{c['sqs_requests']:.3f} | {c['lambda_invocations']:.3f} | "
+            f"${c['on_demand']:.2f} | ${c['provisioned']:.2f} | ${c['scheduler']:.2f} |"
+        )
+    gb = next(iter(costs.values()))["lambda_gb_seconds"] if costs else 0.0
+    lines += [
+        "",
+        f"Prices: {pricing.PRICES_AS_OF}; Lambda at ${pricing.PRICE['lambda_gb_second']:.10f} "
+        f"per GB-second (arm64). Lambda time: {gb:.4f} GB-seconds a run on both sides (the "
+        "worker's measured time for a task that returns at once). Provisioned: "
+        f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "
+        f"${pricing.PRICE['dynamodb_rcu_hour']} per read unit-hour, with a steady load using "
+        f"{pricing.PROVISIONED_UTILIZATION:.0%} of what is provisioned. Not included: the "
+        "task's own time, retries, the monthly floor (the tick, queue polling, alarms).",
+    ]
+    return lines
+
+
+def write_readme_cost_table(table: list[str]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = text.index(COST_TABLE_START), text.index(COST_TABLE_END)
+    block = "\n".join([COST_TABLE_START, *table, COST_TABLE_END])
+    readme.write_text(text[:start] + block + text[end + len(COST_TABLE_END) :])
 
 
 def drift_line(measured: dict[str, float]) -> str | None:

@@ -35,7 +35,12 @@ PRICE: dict[str, float] = {
     "lambda_request": 0.20e-6,
     "lambda_gb_second": 0.0000166667,
     "scheduler_invocation": 1.00e-6,
+    # Provisioned capacity, for a steady load (provisioned_cost_per_run): per unit-hour.
+    "dynamodb_wcu_hour": 0.00065,
+    "dynamodb_rcu_hour": 0.00013,
 }
+# The share of provisioned capacity a steady load uses: DynamoDB auto scaling's usual target.
+PROVISIONED_UTILIZATION = 0.7
 PRICES_AS_OF = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024)"
 
 # AWS requests per scheduled run, tick to finished record, as `make bench` measured them on
@@ -74,6 +79,34 @@ def cost_per_run(per_run: Mapping[str, float], prices: Mapping[str, float] = PRI
         + per_run["sqs_requests"] * prices["sqs_request"]
         + per_run["lambda_invocations"] * prices["lambda_request"]
         + per_run["lambda_gb_seconds"] * prices["lambda_gb_second"]
+    )
+
+
+def provisioned_cost_per_run(
+    per_run: Mapping[str, float],
+    prices: Mapping[str, float] = PRICE,
+    utilization: float = PROVISIONED_UTILIZATION,
+) -> float:
+    """USD for one run as `cost_per_run`, with the table in provisioned mode under a steady
+    load that uses `utilization` of its capacity: a write unit per second for an hour is
+    3,600 writes, billed whether used or not."""
+    seconds = 3600 * utilization
+    return (
+        per_run["dynamodb_write_units"] * prices["dynamodb_wcu_hour"] / seconds
+        + per_run["dynamodb_items_read"] * prices["dynamodb_rcu_hour"] / seconds
+        + per_run["sqs_requests"] * prices["sqs_request"]
+        + per_run["lambda_invocations"] * prices["lambda_request"]
+        + per_run["lambda_gb_seconds"] * prices["lambda_gb_second"]
+    )
+
+
+def scheduler_cost_per_run(lambda_gb_seconds: float, prices: Mapping[str, float] = PRICE) -> float:
+    """USD for one run of the same task by EventBridge Scheduler invoking a Lambda function:
+    the invocation, the Lambda request and its duration, counted as `cost_per_run` does."""
+    return (
+        prices["scheduler_invocation"]
+        + prices["lambda_request"]
+        + lambda_gb_seconds * prices["lambda_gb_second"]
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def encode(runs: Sequence[datetime]) -> str | None:
         return None
     points = [_micros(t) for t in runs]
     steps: list[list[int]] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         if steps and steps[-1][0] == b - a:
             steps[-1][1] += 1
         else:
@@ -52,3 +53,24 @@ def first_after(text: str | None, now: datetime) -> datetime | None:
             return _EPOCH + timedelta(microseconds=t + k * d)
         t += n * d
     return None
+
+
+def runs(text: str | None) -> list[datetime]:
+    """Every run of `text`, in order."""
+    if not text:
+        return []
+    head, _, tail = text.partition(";")
+    t = int(head)
+    out = [_EPOCH + timedelta(microseconds=t)]
+    for part in filter(None, tail.split(",")):
+        step, _, count = part.partition("*")
+        for _ in range(int(count)):
+            t += int(step)
+            out.append(_EPOCH + timedelta(microseconds=t))
+    return out
+
+
+def latest(text: str | None, now: datetime, n: int) -> list[datetime]:
+    """The `n` latest runs of `text` at or before `now`, latest first."""
+    past = [t for t in runs(text) if t <= now]
+    return past[::-1][:n]

@@ -298,8 +298,11 @@ class JobService:
             "estimate": estimate,
         }
 
-    def get_job(self, job_id: int) -> Job:
-        return self._store.jobs.get_job(job_id)
+    def get_job(self, job_id: int, now: datetime | None = None) -> Job:
+        """The job as the API shows it: its last run read from its runs' records too
+        (JobStore.shown)."""
+        job = self._store.jobs.get_job(job_id)
+        return self._store.jobs.shown([job], now or datetime.now(UTC))[0]
 
     def update_job(self, job_id: int, body: Any, now: datetime, actor: Actor | None = None) -> Job:
         if not isinstance(body, dict):
@@ -449,7 +452,7 @@ class JobService:
                     )
                 ]
             )
-        return self._store.jobs.list_jobs_page(
+        found, cursor = self._store.jobs.list_jobs_page(
             skip=q.skip,
             limit=q.limit,
             cursor=q.cursor,
@@ -457,6 +460,7 @@ class JobService:
             job_type=q.job_type,
             tags=tags,
         )
+        return self._store.jobs.shown(found, datetime.now(UTC)), cursor
 
     def pause_job(
         self, job_id: int, now: datetime, actor: Actor | None = None, body: Any = None

@@ -30,8 +30,9 @@ States of an attempt::
 | step | who | the write (its condition) | if the process dies after it |
 |---|---|---|---|
 | TM | tick | put `missed` at each run past its grace (none) | next tick: puts fail, it goes on |
-| T1 | tick | send the window's runs to SQS (no write) | next tick sends again; S0 dedups |
-| T2 | tick | job: `next_run_at` on, `version`+1 (unchanged) | done: the runs are in the queue |
+| T1 | tick | send the job's runs to CLAIM_AHEAD to SQS (no write) | next tick sends again; S0 dedups |
+| T2 | tick | job: `next_run_at` on, `queued_runs`, `version`+1 (unchanged) | done: the runs are in the queue |
+| SR | worker | none: a run sent ahead of a PUT that changed the schedule is dropped | - |
 | P | API | put `pending` + due entry (none there) | the tick sends it (TR) |
 | TR | tick | send; move the due entry on (still unfinished) | next tick again; S2 dedups |
 | SK | worker | put / settle `skipped` (none / `pending`) | message back: final, R |
@@ -106,6 +107,16 @@ Control messages (engine.control) are timers on the same queue: `resume` ends a 
 `until` (engine.pauses; the job's due entry stays at `until` until the resume is written, so
 the tick sends a lost one again) and `backfill` runs a backfill's next step (engine.backfill;
 its item is in the due index the same way).
+
+Claims ahead: a job due in the tick's window has its runs up to CLAIM_AHEAD (14 minutes; SQS
+delays a message at most 15) sent and claimed in one write, so a job that runs every minute
+pays one claim (and one move of its due entry) for 14 runs. `next_run_at` is then how far the
+tick has sent; the claim writes the runs it sent as `queued_runs` (chalicelib.queued), and the
+API shows the first of them still to come as the job's next run. The runs in the queue are
+checked against the job when they start: a pause skips them (SK), a delete writes nothing,
+and a PUT that changes the schedule raises `schedule_rev` (at `rescheduled_at`): a run sent
+under an earlier one and timed after the PUT is dropped with nothing written (SR), since the
+PUT sent the new schedule's runs itself (the same identity may be one of them).
 
 Changes: a pause, resume or PUT applies from the moment it is made. Before it writes, the
 API handles the runs already due that no tick has reached (Dispatcher.catch_up: TM, T1, T2

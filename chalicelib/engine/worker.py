@@ -106,6 +106,24 @@ class Message:
         return self.not_before or self.scheduled_for
 
 
+def _nothing_to_write_on_the_job(job: Job, record: Execution) -> bool:
+    """F2 of a completed scheduled first attempt that held no slot: nothing on the job needs
+    it. No streak to count (no `notify`), no dead-man's switch to feed, no slot to release,
+    no run waiting its turn; the last run shown comes from the record (JobStore.shown)."""
+    return (
+        record.status == "completed"
+        and record.trigger == "scheduled"
+        and record.attempt == 1
+        and record.backfill_id is None
+        and job.concurrency_policy == "allow"
+        and job.notify is None
+        and job.expect_success_within is None
+        and job.overdue_since is None
+        and not job.running
+        and job.buffered is None
+    )
+
+
 def _of_a_replaced_schedule(job: Job, message: Message) -> bool:
     """A scheduled run the tick sent ahead, timed after a PUT that changed the schedule since
     (runs due before the PUT were the old schedule's to run: the PUT sent them itself)."""
@@ -532,9 +550,10 @@ class Worker:
             lateness = (now - execution.scheduled_for).total_seconds()
             started_metrics["StartLatenessSeconds"] = round(max(lateness, 0.0), 3)
         emit_metrics(started_metrics, **fields)
-        finished = self._run(job, running, task, timeout, owner, now, hold, remaining, policy)
-        if finished is not None:
-            self._resume(finished, job, hold)
+        ran = self._run(job, running, task, timeout, owner, now, hold, remaining, policy)
+        if ran is not None:
+            finished, held_slot = ran
+            self._resume(finished, job, hold, held_slot=held_slot)
         return DONE
 
     def _take_turn(
@@ -680,8 +699,9 @@ class Worker:
         hold: Callable[[float], None],
         remaining: Callable[[], float] | None,
         policy: str,
-    ) -> Execution | None:
-        """Run the task, then F1. The record written, or None if the lease was lost."""
+    ) -> tuple[Execution, bool] | None:
+        """Run the task, then F1. The record written and whether the run took a slot on the
+        job, or None if the lease was lost."""
         context = RunContext(
             job_id=job.id,
             scheduled_for=execution.scheduled_for,
@@ -752,7 +772,7 @@ class Worker:
             emit_metrics({"RunsCancelled": 1}, **fields)
         else:
             emit_metrics({"RunsFailed" if error is not None else "RunsSucceeded": 1}, **fields)
-        return record
+        return record, shown.taken
 
     def _call(
         self,
@@ -835,10 +855,16 @@ class Worker:
         record: Execution,
         job: Job | None = None,
         hold: Callable[[float], None] | None = None,
+        *,
+        held_slot: bool | None = None,
     ) -> None:
         """F2 and F3 for a final record: release its slot and record the job's last run,
         then schedule its retry if it failed and may. Each step is idempotent, so this runs
-        after every F1 and again on every redelivery of a finished attempt's message."""
+        after every F1 and again on every redelivery of a finished attempt's message.
+
+        `held_slot` False (the worker that ran it knows it took no slot): a completed
+        scheduled run of a plain job writes nothing on the job (F2 skipped, a write unit a
+        run saved); the API reads its last run from the run's record (JobStore.shown)."""
         if job is None:
             job = self._store.jobs.find_job(record.job_id)
             if job is None or job.deleted_at is not None:
@@ -854,7 +880,9 @@ class Worker:
         final = record.status in ("completed", "failed") and not retries
         policy = self._notify_policy(job) if final and record.notifications is None else None
         streak: tuple[int, int] | None = None
-        if record.status in ("completed", "failed"):
+        if held_slot is False and _nothing_to_write_on_the_job(job, record):
+            pass
+        elif record.status in ("completed", "failed"):
             at = record.completed_at or self._clock()
             if policy is not None and job.notify is not None:
                 # The job's streak of failed runs, in the write F2 makes anyway.

@@ -14,7 +14,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput, JobNotFound
-from chalicelib.models import UPDATABLE, Job
+from chalicelib.models import UPDATABLE, Execution, Job
+from chalicelib.queued import encode as encode_queued
+from chalicelib.queued import latest as latest_queued
+from chalicelib.queued import runs as queued_runs_of
 from chalicelib.store.counters import Counters
 from chalicelib.store.items import (
     DUE_INDEX,
@@ -25,14 +28,17 @@ from chalicelib.store.items import (
     conditional_update,
     due_shard,
     due_sort_key,
+    execution_from_item,
     is_condition_failure,
     job_from_item,
     job_item,
     job_key,
+    job_pk,
     load,
+    run_item_key,
+    run_key,
     with_backoff,
 )
-from chalicelib.queued import encode as encode_queued
 from chalicelib.timefmt import parse_stored, sortable
 
 # Written by the engine only: an API update never touches them, so it cannot undo a run's record.
@@ -396,9 +402,7 @@ class JobStore:
 
     # -- the tick's writes ------------------------------------------------------------------
 
-    def claim(
-        self, job: Job, new_next: datetime | None, queued: Sequence[datetime] = ()
-    ) -> bool:
+    def claim(self, job: Job, new_next: datetime | None, queued: Sequence[datetime] = ()) -> bool:
         """Advance the job's next run, only if it is still `job.next_run_at` and active (T2),
         and keep the runs sent ahead (`queued`, chalicelib.queued) for the API's next run.
 
@@ -414,6 +418,11 @@ class JobStore:
             ":one": {"N": "1"},
         }
         names["#q"] = "queued_runs"
+        # The last run sent by the claim before stays in the list: until the first of the new
+        # ones has run, it is the job's last run the API reads (JobStore.shown).
+        before = queued_runs_of(job.queued_runs)
+        if before and (not queued or before[-1] < queued[0]):
+            queued = [before[-1], *queued]
         text = encode_queued(queued)
         if text is not None:
             values[":q"] = {"S": text}
@@ -437,6 +446,43 @@ class JobStore:
             values,
             names,
         )
+
+    def shown(self, jobs: list[Job], now: datetime) -> list[Job]:
+        """The jobs as the API shows them, with their last run read from the records of the
+        runs the tick sent ahead: a completed scheduled run of a plain job (engine.worker,
+        F2) does not write the job, which saves a write unit a run. The two latest of those
+        runs at or before `now` are read (one BatchGetItem for up to 50 jobs), and the later
+        of what they and the job say is shown."""
+        keys: list[dict[str, Any]] = []
+        for job in jobs:
+            if job.is_active and job.queued_runs:
+                for t in latest_queued(job.queued_runs, now, 2):
+                    keys.append(run_item_key(job.id, run_key(t, 1)))
+        if not keys:
+            return jobs
+        found = batch_get(self._db, self._table, keys)
+        latest: dict[str, Execution] = {}
+        for raw in found.values():
+            record = execution_from_item(raw)
+            if record.status not in ("completed", "failed") or record.completed_at is None:
+                continue
+            pk = job_pk(record.job_id)
+            if pk not in latest or record.completed_at > (latest[pk].completed_at or now):
+                latest[pk] = record
+        out = []
+        for job in jobs:
+            record = latest.get(job_pk(job.id))
+            at = record.completed_at if record is not None else None
+            if record is None or at is None or (job.last_run_at and job.last_run_at >= at):
+                out.append(job)
+                continue
+            update: dict[str, Any] = {"last_run_at": at, "last_run_status": record.status}
+            if record.status == "completed" and (
+                job.last_success_at is None or job.last_success_at < at
+            ):
+                update["last_success_at"] = at
+            out.append(job.model_copy(update=update))
+        return out
 
     def defer(self, job: Job, until: datetime, error: str) -> None:
         """Keep a job the tick cannot evaluate out of the way until `until`, with its error

@@ -160,3 +160,77 @@ def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.Monkey
     assert "lambda_gb_seconds measured 0.1, PER_RUN 0.0485" in line
     assert "dynamodb" not in line
     assert run_all.drift_line(dict(PER_RUN)) is None
+
+
+def _run_all(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(BENCH))
+    return importlib.import_module("run_all")
+
+
+FREQUENCY = {
+    "once a minute": {
+        "jobs": 20,
+        "runs": 1200,
+        "per_run": {
+            "dynamodb_write_units": 4.0,
+            "dynamodb_items_read": 3.0,
+            "sqs_requests": 0.3,
+            "lambda_invocations": 0.15,
+        },
+    }
+}
+
+
+def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbridge_scheduler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_all = _run_all(monkeypatch)
+    costs = run_all.frequency_costs(FREQUENCY, 0.01)
+    minute = costs["once a minute"]
+    per_run = {**FREQUENCY["once a minute"]["per_run"], "lambda_gb_seconds": 0.01}
+    assert minute["on_demand"] == pytest.approx(1e6 * cost_per_run(per_run))
+    # Provisioned, 70 % used: a unit-hour serves 3,600 x 0.7 requests.
+    hour = 3600 * 0.7
+    assert minute["provisioned"] == pytest.approx(
+        1e6
+        * (
+            4.0 * PRICE["dynamodb_wcu_hour"] / hour
+            + 3.0 * PRICE["dynamodb_rcu_hour"] / hour
+            + 0.3 * PRICE["sqs_request"]
+            + 0.15 * PRICE["lambda_request"]
+            + 0.01 * PRICE["lambda_gb_second"]
+        )
+    )
+    assert minute["provisioned"] < minute["on_demand"]
+    assert minute["scheduler"] == pytest.approx(
+        1e6 * (PRICE["scheduler_invocation"] + PRICE["lambda_request"])
+        + 1e6 * 0.01 * PRICE["lambda_gb_second"]
+    )
+    table = run_all.cost_table(costs)
+    assert table[2].startswith("| once a minute | 4.00 | 3.00 | 0.300 | 0.150 | $")
+
+
+def test_make_bench_writes_the_readme_cost_table_between_its_markers_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run_all = _run_all(monkeypatch)
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# before\n{run_all.COST_TABLE_START}\nold\n{run_all.COST_TABLE_END}\n# after\n"
+    )
+    monkeypatch.setattr(run_all, "ROOT", tmp_path)
+    run_all.write_readme_cost_table(["| new |"])
+    run_all.write_readme_cost_table(["| newer |"])
+    assert readme.read_text() == (
+        f"# before\n{run_all.COST_TABLE_START}\n| newer |\n{run_all.COST_TABLE_END}\n# after\n"
+    )
+
+
+def test_the_readme_cost_table_is_the_one_in_bench_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not typed: the README's table is what make bench wrote into bench/RESULTS.md too."""
+    run_all = _run_all(monkeypatch)
+    readme = (BENCH.parent / "README.md").read_text()
+    start = readme.index(run_all.COST_TABLE_START) + len(run_all.COST_TABLE_START)
+    table = readme[start : readme.index(run_all.COST_TABLE_END)].strip()
+    assert table.startswith("| a run of a job that runs |")
+    assert table in (BENCH / "RESULTS.md").read_text()

@@ -38,3 +38,12 @@ def test_no_runs_is_no_text_and_no_next_run():
     assert queued.encode([]) is None
     assert queued.first_after(None, T0) is None
     assert queued.first_after("", T0) is None
+
+
+def test_the_latest_runs_before_now_come_latest_first():
+    runs = [T0 + timedelta(minutes=i) for i in range(5)]
+    text = queued.encode(runs)
+    assert queued.runs(text) == runs
+    assert queued.latest(text, T0 + timedelta(minutes=2, seconds=1), 2) == [runs[2], runs[1]]
+    assert queued.latest(text, T0 - timedelta(seconds=1), 2) == []
+    assert queued.latest(None, T0, 2) == []

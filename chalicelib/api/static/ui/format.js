@@ -345,3 +345,12 @@ export function fromLocalInput(value) {
   if (!value) return null;
   return /T\d\d:\d\d$/.test(value) ? `${value}:00` : value;
 }
+
+// A job event carries the job as stored; a plain job's last run is not always written on it
+// (the server reads it from the run's record), and the runs' own events may have shown a
+// later one. The later last run is kept: what is shown only moves forward.
+export function keepLastRun(known, job) {
+  if (!known || !known.last_run_at || (job.last_run_at && job.last_run_at >= known.last_run_at)) return job;
+  const status = !job.is_active ? job.status : job.running_count ? "running" : known.last_run_status || job.status;
+  return { ...job, last_run_at: known.last_run_at, last_run_status: known.last_run_status, status };
+}

@@ -20,6 +20,7 @@ import {
   describeScheduleLocally,
   formatDateTime,
   formatDuration,
+  keepLastRun,
   nextRunEstimate,
   spanInWords,
   timeElement,
@@ -602,7 +603,7 @@ export function render(ctx) {
       markDeleted();
     } else if (event.type.startsWith("job.") && event.data && !deleted) {
       const was = job.is_active;
-      job = event.data;
+      job = keepLastRun(job, event.data);
       renderJob();
       if (was !== job.is_active && !event.replay) announce(job.is_active ? "Job resumed." : "Job paused.");
     }

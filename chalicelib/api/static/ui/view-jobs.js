@@ -2,7 +2,7 @@
 
 import { ApiError, detailLines, page } from "./api.js";
 import { announce, badge, debounce, h, nextId, notice, pageHeading, replace } from "./dom.js";
-import { JOB_TYPE_WORDS, nextRunEstimate, scheduleSummary, timeElement } from "./format.js";
+import { JOB_TYPE_WORDS, keepLastRun, nextRunEstimate, scheduleSummary, timeElement } from "./format.js";
 
 const PAGE_SIZES = [25, 50, 100];
 // A name search reads pages of the list until a page of matches is found, at most this many
@@ -384,11 +384,11 @@ export function render(ctx) {
         if (job && !event.replay) announce(`Job “${job.name}” created.`);
         break;
       case "job.updated":
-        if (job) upsert(job);
+        if (job) upsert(keepLastRun(shown.get(job.id), job));
         break;
       case "job.paused":
       case "job.resumed":
-        if (job) upsert(job);
+        if (job) upsert(keepLastRun(shown.get(job.id), job));
         if (job && !event.replay && shown.has(job.id)) {
           announce(`Job “${job.name}” ${event.type === "job.paused" ? "paused" : "resumed"}.`);
         }

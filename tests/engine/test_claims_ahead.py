@@ -1,0 +1,117 @@
+"""A job due in the tick's window has its runs sent and claimed up to CLAIM_AHEAD in one write;
+a change made meanwhile still applies from its moment, and the API shows the next run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.engine.lifecycle import CLAIM_AHEAD
+from tests.engine.harness import System
+
+
+def counting_claims(system: System) -> Counter[str]:
+    """Writes to jobs that move their due entry (the tick's claims, T2)."""
+    writes: Counter[str] = Counter()
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        names = (params.get("ExpressionAttributeNames") or {}).values()
+        if params.get("Key", {}).get("sk", {}).get("S") == "JOB" and "due_sk" in names:
+            writes["claim"] += 1
+
+    system.db.meta.events.register("provide-client-params.dynamodb.UpdateItem", count)
+    return writes
+
+
+def completed_times(system: System, job_id: int) -> list[Any]:
+    return sorted(
+        r.scheduled_for for r in system.records() if r.job_id == job_id and r.status == "completed"
+    )
+
+
+def test_a_job_that_runs_every_minute_runs_each_minute_once_with_one_claim_per_window(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    start = system.clock.now
+    claims = counting_claims(system)
+    system.run(until=timedelta(hours=1), stop_when_quiet=False)
+    times = completed_times(system, job.id)
+    expected = [times[0] + timedelta(minutes=i) for i in range(len(times))]
+    assert times == expected  # every minute, in order, none twice, none left out
+    assert len(times) >= 60
+    assert times[-1] >= start + timedelta(minutes=59)
+    # One claim for every 14 runs or so, not one a run.
+    window_runs = int(CLAIM_AHEAD.total_seconds() // 60)
+    assert claims["claim"] <= len(times) // window_runs + 2
+
+
+def test_the_api_shows_the_next_run_not_how_far_the_tick_has_sent(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=3, seconds=30), stop_when_quiet=False)
+    stored = system.job(job.id)
+    now = system.clock.now
+    assert stored.next_run_at is not None
+    assert stored.next_run_at > now + timedelta(minutes=5)  # sent that far ahead
+    shown = stored.to_api(now)["next_run_at"]
+    following = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    assert shown == following.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_new_schedule_applies_from_the_put_and_the_runs_sent_ahead_under_the_old_do_not_run(
+    system,
+):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=2, seconds=30), stop_when_quiet=False)
+    changed_at = system.clock.now
+    before = completed_times(system, job.id)
+    assert before and all(t <= changed_at for t in before)
+    # Every five minutes from now on; the every-minute runs already in the queue are old.
+    system.api.update_job(job.id, {"cron_expression": "*/5 * * * *"}, changed_at)
+    system.run(until=timedelta(minutes=30), stop_when_quiet=False)
+    after = [t for t in completed_times(system, job.id) if t > changed_at]
+    assert after, "the new schedule ran"
+    assert all(t.minute % 5 == 0 and t.second == 0 for t in after), after
+    assert len(after) == len(set(after))
+    # Nothing is recorded for the old schedule's runs after the change.
+    later = [r for r in system.records() if r.job_id == job.id and r.scheduled_for > changed_at]
+    assert all(r.scheduled_for.minute % 5 == 0 for r in later)
+
+
+def test_a_change_that_leaves_the_schedule_alone_keeps_the_runs_sent_ahead(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=1, seconds=30), stop_when_quiet=False)
+    changed_at = system.clock.now
+    system.api.update_job(job.id, {"description": "same schedule"}, changed_at)
+    system.run(until=timedelta(minutes=10), stop_when_quiet=False)
+    times = completed_times(system, job.id)
+    expected = [times[0] + timedelta(minutes=i) for i in range(len(times))]
+    assert times == expected
+    assert times[-1] >= changed_at + timedelta(minutes=9)
+
+
+def test_runs_sent_ahead_of_a_paused_job_are_skipped_and_a_resume_runs_the_rest_once(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=1, seconds=30), stop_when_quiet=False)
+    paused_at = system.clock.now
+    system.api.pause_job(job.id, paused_at, None, None)
+    system.run(until=timedelta(minutes=3), stop_when_quiet=False)
+    resumed_at = system.clock.now
+    system.api.resume_job(job.id, resumed_at)
+    system.run(until=timedelta(minutes=20), stop_when_quiet=False)
+    records = [r for r in system.records() if r.job_id == job.id]
+    while_paused = [r for r in records if paused_at < r.scheduled_for < resumed_at]
+    assert while_paused and {r.status for r in while_paused} == {"skipped"}
+    after = sorted(r.scheduled_for for r in records if r.scheduled_for > resumed_at)
+    assert after == sorted(set(after))  # once each
+    assert {r.status for r in records if r.scheduled_for > resumed_at} == {"completed"}
+    assert after[-1] >= resumed_at + timedelta(minutes=19)
+
+
+def test_the_runs_sent_ahead_of_a_deleted_job_write_nothing(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=1, seconds=30), stop_when_quiet=False)
+    deleted_at = system.clock.now
+    system.api.delete_job(job.id, deleted_at)
+    system.run(until=timedelta(minutes=20), stop_when_quiet=False)
+    assert not [r for r in system.records() if r.scheduled_for > deleted_at]
+    assert system.queues_empty()

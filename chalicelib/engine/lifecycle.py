@@ -30,8 +30,8 @@ States of an attempt::
 | step | who | the write (its condition) | if the process dies after it |
 |---|---|---|---|
 | TM | tick | put `missed` at each run past its grace (none) | next tick: puts fail, it goes on |
-| T1 | tick | send the job's runs to CLAIM_AHEAD to SQS (no write) | next tick sends again; S0 dedups |
-| T2 | tick | job: `next_run_at` on, `queued_runs`, `version`+1 (unchanged) | done: the runs are in the queue |
+| T1 | tick | send its runs to CLAIM_AHEAD to SQS (no write) | next tick sends again; S0 dedups |
+| T2 | tick | job: `next_run_at` on, `queued_runs`, `version`+1 (unchanged) | done: runs queued |
 | SR | worker | none: a run sent ahead of a PUT that changed the schedule is dropped | - |
 | P | API | put `pending` + due entry (none there) | the tick sends it (TR) |
 | TR | tick | send; move the due entry on (still unfinished) | next tick again; S2 dedups |
@@ -42,7 +42,7 @@ States of an attempt::
 | S2 | worker | `pending` -> `running` + lease, out of due index | lease over, message back: S3 |
 | S3 | worker | `running` -> `running`, new owner (lease over) | lease over, message back: S3 |
 | F1 | worker | outcome + counters, one transaction (our lease) | message back, final: R |
-| F2 | worker | job: slot out, last run (only moves forward) | message back: R repeats F2, F3 |
+| F2 | worker | job: slot out, last run (only forward; see below) | message back: R repeats F2, F3 |
 | F3 | worker | retry: P, then send it with its delay | message back: R, P no-op, send |
 | R | worker | on a final record: F2, then F3 if it may retry | message back: R again |
 | W | worker | job: `buffered = key` (none/older waits); P | message back: W again |
@@ -54,6 +54,12 @@ States of an attempt::
 | O | worker | job: `overdue_since` + notice, count, watch (not overdue) | next check sends |
 | OK | worker | job: `overdue_since` out + notice, count, watch (same) | next check sends |
 | ON | worker | job: notice out, `overdue_notifications` (notice there) | done |
+
+F2 is not written for a completed first attempt of a scheduled run of a plain job (`allow`,
+no `notify`, no dead-man's switch) that took no slot (it ran under a second): nothing on the
+job needs it, and it saves a write unit a run. The API shows the job's last run from the
+records of its latest runs sent ahead (JobStore.shown); a redelivered message (R) still
+writes F2, which changes nothing but the last run.
 
 Notifications (N, chalicelib.notify): a run's final outcome (completed; failed after its
 last retry; dead-lettered) is notified after it is recorded, at the end of R, so a delivery

@@ -63,7 +63,8 @@ class Engine:
         self._next_id = 1
 
     def job(self, job_id: int) -> Job:
-        return self.store.jobs.get_job(job_id)
+        """The job as the API shows it (its last run read from its runs' records too)."""
+        return self.store.jobs.shown([self.store.jobs.get_job(job_id)], self.clock.now)[0]
 
     def stats(self) -> dict[str, Any]:
         return self.store.counters.read(self.clock.now)

@@ -231,7 +231,8 @@ class System:
         return [r for r in self.records() if r.status in ("pending", "running")]
 
     def job(self, job_id: int) -> Job:
-        return self.store.jobs.get_job(job_id)
+        """The job as the API shows it (its last run read from its runs' records too)."""
+        return self.store.jobs.shown([self.store.jobs.get_job(job_id)], self.clock.now)[0]
 
 
 def check_invariants(

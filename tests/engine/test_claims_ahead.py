@@ -115,3 +115,46 @@ def test_the_runs_sent_ahead_of_a_deleted_job_write_nothing(system):
     system.run(until=timedelta(minutes=20), stop_when_quiet=False)
     assert not [r for r in system.records() if r.scheduled_for > deleted_at]
     assert system.queues_empty()
+
+
+def job_writes(system: System) -> Counter[str]:
+    """Writes to job items, by what they are: claims (they move the due entry) and others."""
+    writes: Counter[str] = Counter()
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", {}).get("sk", {}).get("S") != "JOB":
+            return
+        names = (params.get("ExpressionAttributeNames") or {}).values()
+        writes["claim" if "due_sk" in names else "other"] += 1
+
+    system.db.meta.events.register("provide-client-params.dynamodb.UpdateItem", count)
+    return writes
+
+
+def test_a_plain_jobs_successes_write_nothing_on_the_job_and_the_api_shows_the_last(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    writes = job_writes(system)
+    system.run(until=timedelta(minutes=20), stop_when_quiet=False)
+    runs = [r for r in system.records() if r.job_id == job.id and r.status == "completed"]
+    assert len(runs) >= 20
+    assert writes["other"] == 0  # no F2: only the tick's claims wrote the job
+    stored = system.store.jobs.get_job(job.id)
+    last = max(runs, key=lambda r: r.scheduled_for)
+    shown = system.job(job.id)
+    assert (shown.last_run_at, shown.last_run_status) == (last.completed_at, "completed")
+    assert shown.last_success_at == last.completed_at
+    assert shown.current_status == "completed"
+    assert stored.last_run_at is None or stored.last_run_at < last.completed_at
+
+
+def test_a_failed_run_and_a_forbid_jobs_run_still_write_the_job(system):
+    failing = system.create_job(
+        job_type="cron", cron_expression="* * * * *", task_name="nexus.fail", max_retries=0
+    )
+    exclusive = system.create_job(
+        job_type="cron", cron_expression="* * * * *", concurrency_policy="forbid"
+    )
+    system.run(until=timedelta(minutes=5), stop_when_quiet=False)
+    assert system.store.jobs.get_job(failing.id).last_run_status == "failed"
+    stored = system.store.jobs.get_job(exclusive.id)
+    assert stored.last_run_status == "completed" and stored.running == {}

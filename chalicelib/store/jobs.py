@@ -471,13 +471,13 @@ class JobStore:
                 latest[pk] = record
         out = []
         for job in jobs:
-            record = latest.get(job_pk(job.id))
-            at = record.completed_at if record is not None else None
-            if record is None or at is None or (job.last_run_at and job.last_run_at >= at):
+            last = latest.get(job_pk(job.id))
+            at = last.completed_at if last is not None else None
+            if last is None or at is None or (job.last_run_at and job.last_run_at >= at):
                 out.append(job)
                 continue
-            update: dict[str, Any] = {"last_run_at": at, "last_run_status": record.status}
-            if record.status == "completed" and (
+            update: dict[str, Any] = {"last_run_at": at, "last_run_status": last.status}
+            if last.status == "completed" and (
                 job.last_success_at is None or job.last_success_at < at
             ):
                 update["last_success_at"] = at

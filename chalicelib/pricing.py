@@ -6,7 +6,7 @@ measured) and the API (`estimate`, shown with a schedule preview). `PER_RUN` hol
 drifts from it by more than `DRIFT_TOLERANCE` (see `drift`), so the constants stay true.
 
 Pure, except `stage_prices`, which reads the optional override ``NEXUS_PRICES`` (a JSON
-object of some `PRICE` keys, e.g. ``{"lambda_gb_second": 0.0000133334}`` for arm64) from
+object of some `PRICE` keys, e.g. ``{"lambda_gb_second": 0.0000166667}`` for x86) from
 the environment.
 """
 
@@ -26,14 +26,14 @@ from chalicelib.lint import WINDOW, Walkable, count_runs
 log = logging.getLogger("nexus.api")
 
 # List prices in USD, us-east-1, as published by AWS in 2025 (unchanged into 2026 as far as
-# we know): DynamoDB on-demand after the November 2024 cut, SQS standard, Lambda x86,
-# EventBridge Scheduler.
+# we know): DynamoDB on-demand after the November 2024 cut, SQS standard, Lambda on arm64
+# (Graviton: the functions deploy on arm64, .chalice/config.json), EventBridge Scheduler.
 PRICE: dict[str, float] = {
     "dynamodb_write_unit": 0.625e-6,
     "dynamodb_read_unit": 0.125e-6,
     "sqs_request": 0.40e-6,
     "lambda_request": 0.20e-6,
-    "lambda_gb_second": 0.0000166667,
+    "lambda_gb_second": 0.0000133334,
     "scheduler_invocation": 1.00e-6,
     # Provisioned capacity, for a steady load (provisioned_cost_per_run): per unit-hour.
     "dynamodb_wcu_hour": 0.00065,
@@ -41,7 +41,9 @@ PRICE: dict[str, float] = {
 }
 # The share of provisioned capacity a steady load uses: DynamoDB auto scaling's usual target.
 PROVISIONED_UTILIZATION = 0.7
-PRICES_AS_OF = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024)"
+PRICES_AS_OF = (
+    "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after Nov 2024; Lambda on arm64)"
+)
 
 # AWS requests per scheduled run, tick to finished record, as `make bench` measured them on
 # 2026-11-26 (bench/RESULTS.md; `python bench/engine_bench.py requests`): 200 runs of a no-op

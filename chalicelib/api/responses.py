@@ -62,7 +62,7 @@ class JobOut(JobCreate):
 
 
 # The Execution fields `Execution.to_api()` leaves out.
-EXECUTION_HIDDEN = frozenset({"lease_owner", "expires_at"})
+EXECUTION_HIDDEN = frozenset({"lease_owner", "expires_at", "schedule_rev"})
 
 ExecutionOut: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "Execution",

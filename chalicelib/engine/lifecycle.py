@@ -33,6 +33,7 @@ States of an attempt::
 | T1 | tick | send its runs to CLAIM_AHEAD to SQS (no write) | next tick sends again; S0 dedups |
 | T2 | tick | job: `next_run_at` on, `queued_runs`, `version`+1 (unchanged) | done: runs queued |
 | SR | worker | none: a run sent ahead of a PUT that changed the schedule is dropped | - |
+| SP | worker | none: a run sent ahead whose time falls in a pause is dropped | - |
 | P | API | put `pending` + due entry (none there) | the tick sends it (TR) |
 | TR | tick | send; move the due entry on (still unfinished) | next tick again; S2 dedups |
 | SK | worker | put / settle `skipped` (none / `pending`) | message back: final, R |
@@ -119,10 +120,14 @@ delays a message at most 15) sent and claimed in one write, so a job that runs e
 pays one claim (and one move of its due entry) for 14 runs. `next_run_at` is then how far the
 tick has sent; the claim writes the runs it sent as `queued_runs` (chalicelib.queued), and the
 API shows the first of them still to come as the job's next run. The runs in the queue are
-checked against the job when they start: a pause skips them (SK), a delete writes nothing,
-and a PUT that changes the schedule raises `schedule_rev` (at `rescheduled_at`): a run sent
-under an earlier one and timed after the PUT is dropped with nothing written (SR), since the
-PUT sent the new schedule's runs itself (the same identity may be one of them).
+checked against the job when they start. One whose time falls after a pause began (while
+paused, or before the resume) is dropped with nothing written (SP): the tick would not have
+sent it during the pause, so a pause's history does not depend on CLAIM_AHEAD. (A run due at
+or before the pause was sent by catch_up, and is skipped (SK) if it has not started.) After a
+delete nothing is written. A PUT that changes the schedule raises `schedule_rev` (at
+`rescheduled_at`): a run sent under an earlier one and timed after the PUT is dropped with
+nothing written (SR), since the PUT sent the new schedule's runs itself (the same identity
+may be one of them).
 
 Changes: a pause, resume or PUT applies from the moment it is made. Before it writes, the
 API handles the runs already due that no tick has reached (Dispatcher.catch_up: TM, T1, T2

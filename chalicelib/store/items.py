@@ -182,7 +182,7 @@ def job_from_item(raw: dict[str, Any]) -> Job:
 
 
 def execution_item(execution: Execution, **extra: Any) -> dict[str, Any]:
-    item = to_item_fields(execution.model_dump(exclude={"expires_at"}))
+    item = to_item_fields(execution.model_dump(exclude={"expires_at", "schedule_rev"}))
     item = {k: v for k, v in item.items() if v is not None}
     item.update(pk=job_pk(execution.job_id), sk=execution.run_key, **extra)
     if execution.expires_at is not None:

@@ -272,7 +272,8 @@ def check_invariants(
         ]
         if finished:
             latest = max(finished, key=lambda a: a.completed_at or EPOCH)
-            assert stored.last_run_status == latest.status, "the job's last run is wrong"
+            shown = system.store.jobs.shown([stored], system.clock.now)[0]
+            assert shown.last_run_status == latest.status, "the job's last run is wrong"
     outcomes = [a for attempts in runs.values() for a in attempts]
     counted = [a for a in outcomes if a.status in ("completed", "failed")]
     stats = system.store.counters.read(system.clock.now)

@@ -89,7 +89,7 @@ def test_a_change_that_leaves_the_schedule_alone_keeps_the_runs_sent_ahead(syste
     assert times[-1] >= changed_at + timedelta(minutes=9)
 
 
-def test_runs_sent_ahead_of_a_paused_job_are_skipped_and_a_resume_runs_the_rest_once(system):
+def test_runs_sent_ahead_into_a_pause_are_not_recorded_and_a_resume_runs_the_rest_once(system):
     job = system.create_job(job_type="cron", cron_expression="* * * * *")
     system.run(until=timedelta(minutes=1, seconds=30), stop_when_quiet=False)
     paused_at = system.clock.now
@@ -99,12 +99,26 @@ def test_runs_sent_ahead_of_a_paused_job_are_skipped_and_a_resume_runs_the_rest_
     system.api.resume_job(job.id, resumed_at)
     system.run(until=timedelta(minutes=20), stop_when_quiet=False)
     records = [r for r in system.records() if r.job_id == job.id]
-    while_paused = [r for r in records if paused_at < r.scheduled_for < resumed_at]
-    assert while_paused and {r.status for r in while_paused} == {"skipped"}
+    # The pause's history is what it would be with nothing sent ahead: no run in it.
+    assert [r for r in records if paused_at < r.scheduled_for < resumed_at] == []
+    assert {r.status for r in records if r.scheduled_for < paused_at} == {"completed"}
     after = sorted(r.scheduled_for for r in records if r.scheduled_for > resumed_at)
     assert after == sorted(set(after))  # once each
     assert {r.status for r in records if r.scheduled_for > resumed_at} == {"completed"}
     assert after[-1] >= resumed_at + timedelta(minutes=19)
+
+
+def test_a_run_due_before_a_pause_that_had_not_started_is_recorded_skipped(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=1, seconds=30), stop_when_quiet=False)
+    # The next run is due; the pause comes before any worker starts it.
+    due = system.clock.now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    system.clock.now = due + timedelta(seconds=1)
+    system.api.pause_job(job.id, system.clock.now, None, None)
+    system.run(until=timedelta(minutes=5), stop_when_quiet=False)
+    record = next(r for r in system.records() if r.job_id == job.id and r.scheduled_for == due)
+    assert record.status == "skipped" and "paused" in (record.reason or "")
+    assert not [r for r in system.records() if r.job_id == job.id and r.scheduled_for > due]
 
 
 def test_the_runs_sent_ahead_of_a_deleted_job_write_nothing(system):

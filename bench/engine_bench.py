@@ -294,6 +294,12 @@ class _StubDynamo:
         self.latency.wait("dynamodb.GetItem", self.latency.dynamodb)
         return {"Item": self.items[Key["pk"]["S"]]}
 
+    def batch_get_item(self, RequestItems: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.latency.wait("dynamodb.BatchGetItem", self.latency.dynamodb)
+        ((table, request),) = RequestItems.items()
+        found = [self.items[k["pk"]["S"]] for k in request["Keys"] if k["pk"]["S"] in self.items]
+        return {"Responses": {table: found}, "UnprocessedKeys": {}}
+
     def put_item(self, **_: Any) -> dict[str, Any]:
         self.latency.wait("dynamodb.PutItem", self.latency.dynamodb)
         return {}

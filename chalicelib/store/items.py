@@ -114,7 +114,35 @@ def dump(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    """An item as plain Python: numbers as int or float, sets as sorted lists. What
+    `_plain(TypeDeserializer().deserialize(v))` gives, without its cost for the common types
+    (boto3's deserializer dominated the tick's CPU per job read)."""
+    return {k: _value(v) for k, v in item.items()}
+
+
+def _value(value: dict[str, Any]) -> Any:
+    ((tag, x),) = value.items()
+    if tag == "S" or tag == "BOOL":
+        return x
+    if tag == "N":
+        return _number(x)
+    if tag == "M":
+        return {k: _value(v) for k, v in x.items()}
+    if tag == "L":
+        return [_value(v) for v in x]
+    if tag == "NULL":
+        return None
+    if tag == "SS":
+        return sorted(x)
+    if tag == "NS":
+        return sorted(_number(n) for n in x)
+    return _plain(_deserializer.deserialize(value))  # type: ignore[arg-type]  # binary values
+
+
+def _number(text: str) -> int | float:
+    if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+        return int(text)
+    return _plain(_deserializer.deserialize({"N": text}))  # type: ignore[no-any-return]
 
 
 def _plain(value: Any) -> Any:

@@ -132,6 +132,13 @@ class JobStore:
         )
         return job_from_item(out["Item"]) if "Item" in out else None
 
+    def find_jobs(self, job_ids: Sequence[int]) -> dict[int, Job]:
+        """The job items of `job_ids` that exist (tombstones included), by id: BatchGetItem,
+        strongly consistent, 100 to a request."""
+        found = batch_get(self._db, self._table, [job_key(i) for i in job_ids])
+        jobs = (job_from_item(raw) for raw in found.values())
+        return {job.id: job for job in jobs}
+
     def create_job(self, job: Job, also: Sequence[dict[str, Any]] = ()) -> None:
         """Create the job; `also`: transaction items written with it (its audit entry)."""
         with_backoff(

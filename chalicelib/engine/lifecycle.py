@@ -115,9 +115,10 @@ Control messages (engine.control) are timers on the same queue: `resume` ends a 
 the tick sends a lost one again) and `backfill` runs a backfill's next step (engine.backfill;
 its item is in the due index the same way).
 
-Claims ahead: a job due in the tick's window has its runs up to CLAIM_AHEAD (14 minutes; SQS
-delays a message at most 15) sent and claimed in one write, so a job that runs every minute
-pays one claim (and one move of its due entry) for 14 runs. `next_run_at` is then how far the
+Claims ahead: a job due in the tick's window has its runs in the window and up to
+MAX_RUNS_AHEAD (15) more within CLAIM_AHEAD (14 minutes; SQS delays a message at most 15)
+sent and claimed in one write, so a job that runs every minute pays one claim (and one move
+of its due entry) for 14 runs. `next_run_at` is then how far the
 tick has sent; the claim writes the runs it sent as `queued_runs` (chalicelib.queued), and the
 API shows the first of them still to come as the job's next run. The runs in the queue are
 checked against the job when they start. One whose time falls after a pause began (while
@@ -154,6 +155,10 @@ MAX_RUNS_PER_JOB = 1_000
 # a message at most 900 s; the rest is margin for a slow tick. A job that runs every minute
 # pays one claim for 14 runs (engine.tick).
 CLAIM_AHEAD = timedelta(seconds=840)
+# At most this many runs past the tick's window are sent ahead in one claim: it bounds the
+# messages a frequent job keeps in the queue (what a PUT or a pause has the worker drop, SR
+# and SP) at little cost: a job every 10 s still pays one claim for 21 runs.
+MAX_RUNS_AHEAD = 15
 
 
 def execution_id(job_id: int, scheduled_for: datetime, attempt: int) -> str:

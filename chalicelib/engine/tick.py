@@ -38,6 +38,7 @@ from typing import Any
 from chalicelib.config import TICK_CONCURRENCY
 from chalicelib.engine.lifecycle import (
     CLAIM_AHEAD,
+    MAX_RUNS_AHEAD,
     MAX_RUNS_PER_JOB,
     execution_id,
     first_attempt,
@@ -96,9 +97,12 @@ def plan_runs(
     now: datetime,
     window_end: datetime,
     *,
+    ahead_end: datetime | None = None,
+    max_ahead: int = 0,
     max_runs: int = MAX_RUNS_PER_JOB,
 ) -> RunPlan:
-    """The runs of `job` from its `next_run_at` to `window_end`, split by the misfire rule.
+    """The runs of `job` from its `next_run_at` to `window_end`, split by the misfire rule,
+    and past the window at most `max_ahead` more up to `ahead_end` (claims ahead).
 
     A run is missed only when it is later than the job's `misfire_grace_seconds`: everything
     still inside the grace runs, in order, however late the tick is.
@@ -109,7 +113,12 @@ def plan_runs(
     cutoff = now - timedelta(seconds=job.misfire_grace_seconds)
     runs: list[datetime] = []
     missed: list[datetime] = []
-    while t is not None and t <= window_end and len(runs) + len(missed) < max_runs:
+    ahead = 0
+    while t is not None and len(runs) + len(missed) < max_runs:
+        if t > window_end:
+            if ahead_end is None or t > ahead_end or ahead >= max_ahead:
+                break
+            ahead += 1
         (missed if t < cutoff else runs).append(t)
         t = schedule.next_after(t)
     range_first = range_last = None
@@ -180,6 +189,7 @@ class Dispatcher:
         *,
         window: timedelta = timedelta(seconds=60),
         claim_ahead: timedelta = CLAIM_AHEAD,
+        runs_ahead: int = MAX_RUNS_AHEAD,
         max_runs_per_tick: int = MAX_RUNS_PER_TICK,
         concurrency: int = TICK_CONCURRENCY,
         retention: timedelta = timedelta(days=90),
@@ -200,6 +210,7 @@ class Dispatcher:
         self.window = window
         # A job due in the window has its runs sent and claimed this far ahead in one write.
         self.claim_ahead = max(window, claim_ahead)
+        self.runs_ahead = runs_ahead
         self.max_runs_per_tick = max_runs_per_tick
         self.concurrency = concurrency
         self.retention = retention
@@ -418,13 +429,16 @@ class Dispatcher:
             return None
         if not job.is_active or job.next_run_at is None or job.next_run_at > window_end:
             return None
-        # Due in the window: send (T1) and claim (T2) its runs up to `claim_ahead`, so a job
-        # that runs every minute pays one claim for many runs. A PUT, a pause or a delete
-        # still applies from its moment: the worker checks each run against the job.
-        horizon = now + self.claim_ahead if until is None else until
+        # Due in the window: send (T1) and claim (T2) its runs in the window and up to
+        # `runs_ahead` more to `claim_ahead`, so a job that runs every minute pays one claim
+        # for many runs. A PUT, a pause or a delete still applies from its moment: the
+        # worker checks each run against the job.
+        ahead_end = now + self.claim_ahead if until is None else None
         try:
             schedule = compile_schedule(job, anchor=job.created_at, calendars=self._calendars(job))
-            plan = plan_runs(job, schedule, now, horizon)
+            plan = plan_runs(
+                job, schedule, now, window_end, ahead_end=ahead_end, max_ahead=self.runs_ahead
+            )
         except (InvalidInput, ValueError, OverflowError) as exc:
             message = f"the stored schedule cannot be evaluated: {exc}"
             log.error(message, extra={"job_id": job.id})

@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.engine.lifecycle import CLAIM_AHEAD
+from chalicelib import queued
+from chalicelib.engine.lifecycle import CLAIM_AHEAD, MAX_RUNS_AHEAD
 from tests.engine.harness import System
 
 
@@ -172,3 +173,19 @@ def test_a_failed_run_and_a_forbid_jobs_run_still_write_the_job(system):
     assert system.store.jobs.get_job(failing.id).last_run_status == "failed"
     stored = system.store.jobs.get_job(exclusive.id)
     assert stored.last_run_status == "completed" and stored.running == {}
+
+
+def test_a_claim_sends_at_most_fifteen_runs_past_the_window_of_a_job_every_second(system):
+    job = system.create_job(job_type="interval", interval_seconds=1)
+    stored = system.store.jobs.get_job(job.id)
+    sent = queued.runs(stored.queued_runs)
+    in_window = [t for t in sent if t <= system.clock.now + system.dispatcher.window]
+    assert len(in_window) == 60  # every run due before the next tick
+    assert len(sent) - len(in_window) == MAX_RUNS_AHEAD
+    assert sent == [sent[0] + timedelta(seconds=i) for i in range(len(sent))]
+    assert stored.next_run_at == sent[-1] + timedelta(seconds=1)
+    # And they run, each once, in order.
+    system.run(until=timedelta(minutes=5), stop_when_quiet=False)
+    times = completed_times(system, job.id)
+    assert times == [times[0] + timedelta(seconds=i) for i in range(len(times))]
+    assert len(times) >= 290

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,6 +130,21 @@ def worker_memory_gb(stage: str = "prod") -> float:
     return int(config["stages"][stage]["lambda_functions"]["worker"]["lambda_memory_size"]) / 1024
 
 
+def write_counter(writes: Counter[str]) -> Callable[..., None]:
+    """A botocore `provide-client-params.dynamodb` handler adding what each request writes to
+    `writes`, by kind of item: a transaction costs two write units per item it writes, twice
+    a plain write."""
+
+    def count_writes(params: dict[str, Any], **_: Any) -> None:
+        for entry in params.get("TransactItems", []):
+            ((_action, body),) = entry.items()
+            writes.update({kind(body): 2})
+        if "TransactItems" not in params:
+            writes.update([kind(params)])
+
+    return count_writes
+
+
 def requests_per_run(runs: int = 200) -> dict[str, Any]:
     """Every AWS request of `runs` scheduled runs, tick to finished record, split by kind.
 
@@ -163,14 +179,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         worker_seconds = 0.0
         writes: Counter[str] = Counter()
 
-        def count_writes(params: dict[str, Any], **_: Any) -> None:
-            # A transaction costs two write units per item it writes, twice a plain write.
-            for entry in params.get("TransactItems", []):
-                ((_action, body),) = entry.items()
-                writes.update({kind(body): 2})
-            if "TransactItems" not in params:
-                writes.update([kind(params)])
-
+        count_writes = write_counter(writes)
         db.meta.events.register("provide-client-params.dynamodb", count_writes)
         with counting(db, sqs) as counter:
             app_module.tick(

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from common import ROOT, counting, local_env
-from engine_bench import item_sizes, kind
+from engine_bench import item_sizes, write_counter
 
 FREQUENCIES: dict[str, tuple[dict[str, Any], timedelta]] = {
     # job fields, and how much virtual time to run (10 jobs of each)
@@ -100,13 +100,7 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
         ):
             setattr(system.sqs, attr, counted(op, getattr(system.sqs, attr)))
 
-        def count_writes(params: dict[str, Any], **_: Any) -> None:
-            for entry in params.get("TransactItems", []):
-                ((_action, body),) = entry.items()
-                writes.update({kind(body): 2})
-            if "TransactItems" not in params:
-                writes.update([kind(params)])
-
+        count_writes = write_counter(writes)
         system.db.meta.events.register("provide-client-params.dynamodb", count_writes)
         with counting(system.db) as reads:
             system.run(until=span, stop_when_quiet=False)

@@ -152,6 +152,13 @@ def _sent_ahead_into_a_pause(job: Job, message: Message) -> bool:
     return job.resumed_at is not None and message.scheduled_for < job.resumed_at
 
 
+def _dropped(message: Message, why: str) -> Verdict:
+    """A run sent ahead that is no run of the job any more (SR, SP): logged, nothing written."""
+    ident = execution_id(message.job_id, message.scheduled_for, message.attempt)
+    log.info(why, extra={"job_id": message.job_id, "execution_id": ident})
+    return DONE
+
+
 def _instant(text: Any) -> datetime:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
 
@@ -366,15 +373,8 @@ class Worker:
             return DONE  # nothing is written for a deleted job
         if record is None and _of_a_replaced_schedule(job, message):
             # Sent ahead under a schedule a PUT has since replaced: not a run of this job any
-            # more (the PUT sent the new schedule's runs), so nothing is written for it.
-            log.info(
-                "a run of the job's earlier schedule is dropped",
-                extra={
-                    "job_id": job.id,
-                    "execution_id": execution_id(job.id, message.scheduled_for, message.attempt),
-                },
-            )
-            return DONE
+            # more (the PUT sent the new schedule's runs), so nothing is written for it (SR).
+            return _dropped(message, "a run of the job's earlier schedule is dropped")
         if record is not None and record.status == "running":
             assert record.lease_until is not None
             if record.lease_until > now:
@@ -396,14 +396,7 @@ class Worker:
             )
             job = self._store.jobs.find_job(message.job_id) or job
         if record is None and _sent_ahead_into_a_pause(job, message):
-            log.info(
-                "a run sent ahead into a pause is dropped",
-                extra={
-                    "job_id": job.id,
-                    "execution_id": execution_id(job.id, message.scheduled_for, message.attempt),
-                },
-            )
-            return DONE
+            return _dropped(message, "a run sent ahead into a pause is dropped")  # SP
         if record is None or record.status == "pending":
             reason = self._reason_not_to_run(job, message, record, now)
             if reason is not None:

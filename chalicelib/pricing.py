@@ -46,17 +46,20 @@ PRICES_AS_OF = (
 )
 
 # AWS requests per scheduled run, tick to finished record, as `make bench` measured them on
-# 2026-11-26 (bench/RESULTS.md; `python bench/engine_bench.py requests`): 200 runs of a no-op
-# task through app.tick and app.worker, sent and received in batches of ten, every item
-# under 1 KB. Write units count two per item in a transaction and the `by_due` index entry a
-# claim moves; an item read is priced as one read unit. The GB-seconds are the worker's wall
-# time on in-process moto at the prod worker's 1,024 MB: pessimistic for a real Lambda.
+# 2026-11-27 (bench/RESULTS.md; `python bench/engine_bench.py requests`): 200 runs of a no-op
+# task through app.tick and app.worker, each its job's only run in a claim (the dearest case:
+# a job that runs every minute or more often shares a claim among the runs sent ahead and
+# writes about 3.4 units, bench/frequency_bench.py), sent and received in batches of ten,
+# every item under 1 KB. Write units count two per item in a transaction and the `by_due`
+# index entry a claim moves; an item read is priced as one read unit. The GB-seconds are the
+# worker's wall time on in-process moto at the prod worker's 1,024 MB: pessimistic for a
+# real Lambda.
 PER_RUN: dict[str, float] = {
-    "dynamodb_write_units": 7.22,
+    "dynamodb_write_units": 6.2,
     "dynamodb_items_read": 4.0,
     "sqs_requests": 0.305,
     "lambda_invocations": 0.105,
-    "lambda_gb_seconds": 0.0485,
+    "lambda_gb_seconds": 0.0446,
 }
 DRIFT_TOLERANCE = 0.10
 
@@ -65,7 +68,9 @@ ASSUMPTIONS = (
     f"units, {PER_RUN['dynamodb_items_read']:g} items read, {PER_RUN['sqs_requests']:g} SQS "
     f"requests, {PER_RUN['lambda_invocations']:g} Lambda invocations and "
     f"{PER_RUN['lambda_gb_seconds']:g} GB-seconds of worker time (runs sent in batches of ten, "
-    "items under 1 KB, a task that returns at once, worker at 1,024 MB). Not included: the "
+    "items under 1 KB, a task that returns at once, worker at 1,024 MB on arm64; a job that "
+    "runs every minute or more often writes about half the units, as its runs share the "
+    "tick's claims). Not included: the "
     "task's own running time (GB-seconds at the worker's memory), retries, the fixed monthly "
     "floor (the tick every minute and SQS long polling, about $0.50 a month), API requests, "
     "CloudWatch, data transfer and the free tier. Runs a month: the runs in the 365 days after "

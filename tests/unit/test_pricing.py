@@ -42,34 +42,34 @@ def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() 
     assert monthly == 21.75
 
     # By hand, from the literal values of PER_RUN and PRICE (USD):
-    #   DynamoDB writes  7.22 units  * 0.625e-6      = 4.5125e-6
+    #   DynamoDB writes  6.2 units   * 0.625e-6      = 3.875e-6
     #   DynamoDB reads   4.0 items   * 0.125e-6      = 0.5e-6
     #   SQS              0.305 req.  * 0.40e-6       = 0.122e-6
     #   Lambda requests  0.105 inv.  * 0.20e-6       = 0.021e-6
-    #   Lambda duration  0.0485 GB-s * 0.0000166667  = 0.80833495e-6
-    #   one run                                        5.96383495e-6
-    #   a month: 21.75 * 5.96383495e-6               = 129.7134101625e-6
-    per_run = 4.5125e-6 + 0.5e-6 + 0.122e-6 + 0.021e-6 + 0.80833495e-6
-    assert per_run == pytest.approx(5.96383495e-6, rel=1e-12)
+    #   Lambda duration  0.0446 GB-s * 0.0000133334  = 0.59466964e-6 (arm64)
+    #   one run                                        5.11266964e-6
+    #   a month: 21.75 * 5.11266964e-6               = 111.20056467e-6
+    per_run = 3.875e-6 + 0.5e-6 + 0.122e-6 + 0.021e-6 + 0.59466964e-6
+    assert per_run == pytest.approx(5.11266964e-6, rel=1e-12)
     got = estimate(monthly)
     assert got["runs_per_month"] == 21.75
-    assert got["cost_per_run_usd"] == pytest.approx(5.96383495e-6, rel=1e-12)
-    assert got["cost_per_month_usd"] == pytest.approx(129.7134101625e-6, rel=1e-12)
+    assert got["cost_per_run_usd"] == pytest.approx(5.11266964e-6, rel=1e-12)
+    assert got["cost_per_month_usd"] == pytest.approx(111.20056467e-6, rel=1e-12)
     assert got["prices_as_of"] == PRICES_AS_OF
-    assert "7.22 DynamoDB write units" in got["assumptions"]
+    assert "6.2 DynamoDB write units" in got["assumptions"]
     assert "task's own running time" in got["assumptions"]
 
 
 def test_the_constants_are_the_figures_make_bench_measured() -> None:
     assert PER_RUN == {
-        "dynamodb_write_units": 7.22,
+        "dynamodb_write_units": 6.2,
         "dynamodb_items_read": 4.0,
         "sqs_requests": 0.305,
         "lambda_invocations": 0.105,
-        "lambda_gb_seconds": 0.0485,
+        "lambda_gb_seconds": 0.0446,
     }
-    # bench/RESULTS.md: "AWS cost per million runs: $5.96".
-    assert round(1e6 * cost_per_run(PER_RUN), 2) == 5.96
+    # bench/RESULTS.md, python bench/engine_bench.py requests: "$5.11".
+    assert round(1e6 * cost_per_run(PER_RUN), 2) == 5.11
 
 
 def test_each_request_is_priced_at_its_own_price() -> None:
@@ -108,11 +108,11 @@ def test_runs_a_month_are_a_years_runs_divided_by_twelve(spec: Any, monthly: flo
 
 
 def test_a_stage_can_override_some_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEXUS_PRICES", '{"lambda_gb_second": 0.0000133334}')
-    assert stage_prices() == {**PRICE, "lambda_gb_second": 0.0000133334}
+    monkeypatch.setenv("NEXUS_PRICES", '{"lambda_gb_second": 0.0000166667}')
+    assert stage_prices() == {**PRICE, "lambda_gb_second": 0.0000166667}
     got = estimate(10)
     assert got["prices_as_of"] == f"{PRICES_AS_OF}; overridden: lambda_gb_second"
-    expected = cost_per_run(PER_RUN, {**PRICE, "lambda_gb_second": 0.0000133334})
+    expected = cost_per_run(PER_RUN, {**PRICE, "lambda_gb_second": 0.0000166667})
     assert got["cost_per_run_usd"] == expected
     assert got["cost_per_month_usd"] == 10 * expected
 
@@ -147,7 +147,7 @@ def test_a_bad_override_is_ignored_with_a_warning_never_an_error(
 
 def test_a_measurement_more_than_ten_percent_off_is_named() -> None:
     measured = {**PER_RUN, "dynamodb_write_units": 8.0, "sqs_requests": 0.32}
-    assert drift(measured) == {"dynamodb_write_units": (8.0, 7.22)}
+    assert drift(measured) == {"dynamodb_write_units": (8.0, 6.2)}
     assert drift(PER_RUN) == {}
     assert drift({"lambda_invocations": 0.2}) == {"lambda_invocations": (0.2, 0.105)}
 
@@ -157,7 +157,7 @@ def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.Monkey
     run_all = importlib.import_module("run_all")
     line = run_all.drift_line({**PER_RUN, "lambda_gb_seconds": 0.1})
     assert line is not None
-    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.0485" in line
+    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.0446" in line
     assert "dynamodb" not in line
     assert run_all.drift_line(dict(PER_RUN)) is None
 

@@ -186,10 +186,19 @@ class JobStore:
             if v is None
         }
         if reschedule:
-            # The runs the tick sent ahead are not the job's next ones any more: a resume or a
-            # new schedule starts again from now (a run sent ahead that is still due runs;
-            # one of a replaced schedule does not: Job.schedule_rev).
-            cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error", "queued_runs"}
+            cleared |= {"next_run_at", "due_pk", "due_sk", "schedule_error"}
+            # The runs the tick sent ahead are not the job's next ones any more: a pause, a
+            # resume or a new schedule starts again from now (a run sent ahead that is still
+            # due runs; one of a replaced schedule or inside a pause does not: engine.worker,
+            # SR and SP). The two latest already due stay: the API reads the job's last run
+            # from their records (JobStore.shown).
+            due = encode_queued(latest_queued(before.queued_runs, after.updated_at, 2)[::-1])
+            if due is not None:
+                names["#q"], values[":q"] = "queued_runs", {"S": due}
+                sets.append("#q = :q")
+            elif before.queued_runs is not None:
+                names["#q"] = "queued_runs"
+                removes.append("#q")
         for key in sorted(cleared - set(item)):
             names[f"#r_{key}"] = key
             removes.append(f"#r_{key}")
@@ -462,7 +471,7 @@ class JobStore:
         of what they and the job say is shown."""
         keys: list[dict[str, Any]] = []
         for job in jobs:
-            if job.is_active and job.queued_runs:
+            if job.queued_runs:
                 for t in latest_queued(job.queued_runs, now, 2):
                     keys.append(run_item_key(job.id, run_key(t, 1)))
         if not keys:

@@ -189,3 +189,31 @@ def test_a_claim_sends_at_most_fifteen_runs_past_the_window_of_a_job_every_secon
     times = completed_times(system, job.id)
     assert times == [times[0] + timedelta(seconds=i) for i in range(len(times))]
     assert len(times) >= 290
+
+
+def latest_completed(system: System, job_id: int) -> Any:
+    done = [r for r in system.records() if r.job_id == job_id and r.status == "completed"]
+    return max(done, key=lambda r: r.completed_at)
+
+
+def test_after_a_new_schedule_the_api_shows_its_next_run_and_still_the_last_run(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=2, seconds=30), stop_when_quiet=False)
+    changed_at = system.clock.now
+    system.api.update_job(job.id, {"cron_expression": "*/5 * * * *"}, changed_at)
+    shown = system.job(job.id)
+    following = changed_at.replace(second=0, microsecond=0)
+    following += timedelta(minutes=5 - following.minute % 5)
+    assert shown.to_api(changed_at)["next_run_at"] == following.strftime("%Y-%m-%dT%H:%M:%SZ")
+    last = latest_completed(system, job.id)
+    assert (shown.last_run_at, shown.last_run_status) == (last.completed_at, "completed")
+
+
+def test_a_paused_job_still_shows_its_last_run(system):
+    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+    system.run(until=timedelta(minutes=2, seconds=30), stop_when_quiet=False)
+    system.api.pause_job(job.id, system.clock.now, None, None)
+    shown = system.job(job.id)
+    last = latest_completed(system, job.id)
+    assert not shown.is_active
+    assert (shown.last_run_at, shown.last_run_status) == (last.completed_at, "completed")

@@ -523,6 +523,13 @@ def _logged(func: Callable[..., Any]) -> Callable[..., Any]:
 Occurrences = Callable[[Mapping[str, Any], datetime, datetime], list[datetime]]
 
 
+def _instant(value: Any) -> datetime | None:
+    """A time as the table or the API gives it (a datetime, or ISO 8601 text ending in Z)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 def audit(
     jobs: Sequence[Mapping[str, Any]],
     runs: Sequence[Mapping[str, Any]],
@@ -742,13 +749,16 @@ def audit(
         finished = [r for r in mine if r["status"] in ("completed", "failed") and r["completed_at"]]
         if finished:
             latest = max(finished, key=lambda r: r["completed_at"])
+            # The last run as the API shows it when it was read: a plain job's quick success
+            # is not written on the job item, the API reads it from the run's record.
+            shown = api_job if api_job is not None else job
             if (
-                job.get("last_run_at") != latest["completed_at"]
-                or job.get("last_run_status") != latest["status"]
+                _instant(shown.get("last_run_at")) != latest["completed_at"]
+                or shown.get("last_run_status") != latest["status"]
             ):
                 findings["status_mismatches"].append(
-                    f"job {job_id}: last run {job.get('last_run_status')} at "
-                    f"{job.get('last_run_at')}, latest finished record {latest.get('id')} "
+                    f"job {job_id}: last run {shown.get('last_run_status')} at "
+                    f"{shown.get('last_run_at')}, latest finished record {latest.get('id')} "
                     f"{latest['status']} at {latest['completed_at']}"
                 )
 

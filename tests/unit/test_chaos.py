@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from chalicelib.engine.batch import Record, handle_batch
 from chalicelib.store.items import is_retryable, run_key
+from chalicelib.timefmt import iso
 from local.chaos import Chaos, ChaosConfig, Killed, audit, current_invocation
 from local.engine import SqsPoller, TickLoop
 
@@ -542,11 +543,34 @@ def test_it_reports_a_stale_slot_a_wrong_last_run_and_counters_off_by_one():
     jobs[0]["running"] = {run_key(at(30), 1): "2026-01-05T12:01:00.000000Z"}
     jobs[1]["last_run_status"] = "failed"
     stats = {"total_executions": 7, "successful_executions": 4, "failed_executions": 2}
-    api_jobs = {1: {"status": "running", "running_count": 1}, 2: {"status": "paused"}}
+    api_jobs = {
+        1: {"status": "running", "running_count": 1, **shown_last_run(at(30.5), "completed")},
+        2: {"status": "paused", **shown_last_run(at(22), "failed")},
+    }
     result = check(jobs, runs, stats=stats, api_jobs=api_jobs)
     assert result["status_mismatches"] == 4, result["findings"]["status_mismatches"]
     assert result["counter_mismatches"] == 1
     assert "stats total_executions 7, records 6" in result["findings"]["counter_mismatches"][0]
+
+
+def shown_last_run(when: datetime, status: str) -> dict[str, Any]:
+    return {"last_run_at": iso(when), "last_run_status": status}
+
+
+def test_the_last_run_is_checked_as_the_api_shows_it_when_the_job_item_does_not_hold_it():
+    # A plain job's quick success is not written on the job item (engine.worker, F2): the API
+    # reads it from the run's record. The audit checks what the API shows.
+    jobs, runs = clean()
+    jobs[0]["last_run_at"], jobs[0]["last_run_status"] = at(10.5), "completed"
+    api_jobs = {
+        1: {"status": "completed", **shown_last_run(at(30.5), "completed")},
+        2: {"status": "completed", **shown_last_run(at(22), "completed")},
+    }
+    assert check(jobs, runs, api_jobs=api_jobs)["status_mismatches"] == 0
+    api_jobs[1] = {"status": "completed", **shown_last_run(at(10.5), "completed")}
+    result = check(jobs, runs, api_jobs=api_jobs)
+    assert result["status_mismatches"] == 1
+    assert result["findings"]["status_mismatches"][0].startswith("job 1: last run completed at")
 
 
 def test_it_compares_the_history_the_api_shows_with_the_table():

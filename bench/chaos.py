@@ -7,7 +7,8 @@ state folder and a 5 s tick, creates 52 jobs through the API (interval jobs ever
 six-field cron jobs every 2-5 s, every-minute cron jobs, failing jobs with 2 retries, `forbid`
 jobs whose task outlasts their interval, overlapping `allow` jobs) and a few manual runs,
 lets them run, pauses every job, waits for the system to settle (no run pending or running,
-both queues empty), then audits the table, the API and the task log (local.chaos.audit):
+both queues empty but for runs sent ahead past the pause, which come due later and are
+dropped unrecorded), then audits the table, the API and the task log (local.chaos.audit):
 no run doubled, lost or stuck, no `forbid` overlap, jobs and counters that agree with the
 runs. Writes bench/.out/chaos.json; exits 1 if an invariant failed.
 
@@ -302,8 +303,19 @@ def unsettled(endpoint: str) -> dict[str, int]:
                 "ApproximateNumberOfMessagesDelayed",
             ],
         )["Attributes"]
+        delayed = int(attributes.pop("ApproximateNumberOfMessagesDelayed", 0))
         left[name] += sum(int(v) for v in attributes.values())
+        # Still delayed after every job's pause: runs the tick sent ahead (CLAIM_AHEAD), timed
+        # after the pause, which the worker drops unrecorded when they come due (SP), up to
+        # 14 minutes later. A retry or a run due before the pause has a record pending, counted
+        # above, so these are not work left; they are reported apart.
+        left[f"{name} (delayed)"] += delayed
     return {k: v for k, v in left.items() if v}
+
+
+def still_moving(left: dict[str, int]) -> dict[str, int]:
+    """What `unsettled` found, less the messages still delayed (see there)."""
+    return {k: v for k, v in left.items() if not k.endswith("(delayed)")}
 
 
 def log_summary(path: Path) -> dict[str, Any]:
@@ -394,7 +406,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             while time.monotonic() - mark < args.settle:
                 time.sleep(5)
                 left = unsettled(server.endpoint)
-                if not left:
+                if not still_moving(left):
                     break
             timings["settle"] = time.monotonic() - mark
             print(
@@ -463,8 +475,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "invocations": chaos_report.get("invocations", {}),
         "fault_counts": chaos_report.get("counts", {}),
         "api": {"retried": dict(api.retried), "errors_500": len(api.errors_500)},
-        "settled": not left,
-        "still_moving": left,
+        "settled": not still_moving(left),
+        "still_moving": still_moving(left),
+        "delayed_at_end": {k: v for k, v in left.items() if k not in still_moving(left)},
         "server_exit": code,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "server_log": log_summary(OUT / "chaos-server.log"),

@@ -336,7 +336,7 @@ def frequency_rows(
                 "<= $2.00",
                 verdict(minute["on_demand"] <= 2),
                 f"EventBridge Scheduler + Lambda: ${minute['scheduler']:.2f}; "
-                f"{pricing.PRICES_AS_OF}; Lambda on arm64",
+                f"{pricing.PRICES_AS_OF}",
                 "python bench/frequency_bench.py + engine_bench.py requests",
             )
         )
@@ -361,7 +361,7 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
     lines += [
         "",
         f"Prices: {pricing.PRICES_AS_OF}; Lambda at ${pricing.PRICE['lambda_gb_second']:.10f} "
-        f"per GB-second (arm64). Lambda time: {gb:.4f} GB-seconds a run on both sides (the "
+        f"per GB-second. Lambda time: {gb:.4f} GB-seconds a run on both sides (the "
         "worker's measured time for a task that returns at once). Provisioned: "
         f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "
         f"${pricing.PRICE['dynamodb_rcu_hour']} per read unit-hour, with a steady load using "

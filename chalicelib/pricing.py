@@ -59,7 +59,7 @@ PER_RUN: dict[str, float] = {
     "dynamodb_items_read": 4.0,
     "sqs_requests": 0.305,
     "lambda_invocations": 0.105,
-    "lambda_gb_seconds": 0.0446,
+    "lambda_gb_seconds": 0.0381,
 }
 DRIFT_TOLERANCE = 0.10
 

@@ -289,8 +289,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             ],
             "estimate": {
                 "runs_per_month": 30.42,
-                "cost_per_month_usd": 0.000155,
-                "cost_per_run_usd": 5.11e-06,
+                "cost_per_month_usd": 0.000153,
+                "cost_per_run_usd": 5.03e-06,
             },
         },
     ),

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.engine.lifecycle import MAX_RUNS_AHEAD
 from tests.e2e.conftest import E2E_KEY, LocalServer, free_port, request, until
 
 Run = dict[str, Any]
@@ -155,15 +156,16 @@ def assert_no_two_runs_overlap(found: list[Run]) -> None:
 def occurrences_cancelled_early(server: int) -> Iterator[dict[str, Any]]:
     """A 3 s interval job, made as the module starts, with two of its occurrences cancelled
     by their ids before they start: one already sent to the queue (`start + 3 s`: a job's runs
-    are sent up to a minute ahead), and its `next_run_at` (the first not sent yet, about a
-    minute ahead). The test at the end of the module, when both times have passed, checks
-    that neither ran and that the runs after each did. Made first, so the minute's wait
-    passes while the other tests run."""
+    are sent up to a minute ahead and MAX_RUNS_AHEAD more), and one past all the create sent
+    (the window's 20 runs and 15 more: `start + 111 s`, not sent yet). The test at the end of
+    the module, when both times have passed, checks that neither ran and that the runs after
+    each did. Made first, so the wait passes while the other tests run."""
     connection = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
     start = whole_second(2)
     job = create(connection, interval_seconds=3, start_time=iso(start))
     queued = start + timedelta(seconds=3)
-    unsent = at(get_job(connection, job["id"])["next_run_at"])
+    in_window = 60 // 3  # the runs before the next tick, sent by the create
+    unsent = start + timedelta(seconds=3 * (in_window + MAX_RUNS_AHEAD + 2))
     answers = {
         when: cancel(connection, run_id(job["id"], when), {"reason": "not this one"})
         for when in (queued, unsent)

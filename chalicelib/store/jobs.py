@@ -433,28 +433,32 @@ class JobStore:
             ":true": {"BOOL": True},
             ":one": {"N": "1"},
         }
-        names["#q"] = "queued_runs"
         # The last run sent by the claim before stays in the list: until the first of the new
         # ones has run, it is the job's last run the API reads (JobStore.shown).
         before = queued_runs_of(job.queued_runs)
         if before and (not queued or before[-1] < queued[0]):
             queued = [before[-1], *queued]
+        sets: list[str] = []
+        removes: list[str] = []
         text = encode_queued(queued)
         if text is not None:
-            values[":q"] = {"S": text}
-        sets = "#q = :q" if text is not None else ""
-        removes = "" if text is not None else ", #q"
+            names["#q"], values[":q"] = "queued_runs", {"S": text}
+            sets.append("#q = :q")
         if new_next is None:
             names.update({"#dp": "due_pk", "#ds": "due_sk"})
-            expression = f"REMOVE #next, #dp, #ds{removes} ADD #v :one"
-            if sets:
-                expression = f"SET {sets} {expression}"
+            removes += ["#next", "#dp", "#ds"]
         else:
             names["#ds"] = "due_sk"
             values[":new"] = {"S": sortable(new_next)}
             values[":due"] = {"S": due_sort_key(new_next, job.id)}
-            expression = "SET #next = :new, #ds = :due" + (f", {sets}" if sets else "")
-            expression += (f" REMOVE {removes[2:]}" if removes else "") + " ADD #v :one"
+            sets[:0] = ["#next = :new", "#ds = :due"]
+        expression = " ".join(
+            [
+                *([f"SET {', '.join(sets)}"] if sets else []),
+                *([f"REMOVE {', '.join(removes)}"] if removes else []),
+                "ADD #v :one",
+            ]
+        )
         return self._update(
             job.id,
             expression,

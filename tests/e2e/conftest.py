@@ -84,6 +84,23 @@ class LocalServer:
         self._drain = threading.Thread(target=lambda: self.output.extend(self.stdout), daemon=True)
         self._drain.start()
 
+    def client(self, service: str) -> Any:
+        """A boto3 client of the stack's embedded AWS (its address is in the banner)."""
+        import re
+        from typing import cast
+
+        import boto3
+
+        found = re.search(r"embedded AWS at (\S+?)\)", self.banner)
+        assert found, self.banner
+        return cast(Any, boto3.session.Session()).client(
+            service,
+            endpoint_url=found.group(1),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

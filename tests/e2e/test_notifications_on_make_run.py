@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib import notify
@@ -52,15 +50,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def put_secret(stack: LocalServer, name: str, value: str) -> None:
-    found = re.search(r"embedded AWS at (\S+?)\)", stack.banner)
-    assert found, stack.banner
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=found.group(1),
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    ssm = stack.client("ssm")
     ssm.put_parameter(Name=f"/nexus/local/{name}", Value=value, Type="SecureString")
 
 

@@ -383,6 +383,193 @@ def serialise_dynamodb() -> None:
     DynamoHandler.call_action = serialised  # type: ignore[method-assign]
 
 
+# -- what `make deploy` calls that moto lacks (README, "Deploying to AWS": the embedded AWS's gaps)
+
+
+def import_swagger_2() -> None:
+    """API Gateway's ImportRestApi and PutRestApi take Swagger 2.0, which `chalice deploy`
+    sends; moto's take OpenAPI 3 only, and need `info.description`, which API Gateway does not.
+    Here a Swagger 2.0 document is read as moto reads an OpenAPI 3 one: its `paths` (the
+    resources and methods, the part of the document both versions write alike), with an empty
+    description where it has none. Nothing else about the call changes."""
+    from moto.apigateway.models import APIGatewayBackend
+
+    def as_openapi_3(document: dict[str, Any]) -> dict[str, Any]:
+        doc = {k: v for k, v in document.items() if k != "swagger"}
+        if "swagger" in document:
+            doc["openapi"] = "3.0.1"
+        doc["info"] = {"description": "", **document.get("info", {})}
+        return doc
+
+    original_import = APIGatewayBackend.import_rest_api
+    original_put = APIGatewayBackend.put_rest_api
+    if getattr(original_import, "swagger_2", False):
+        return
+
+    @functools.wraps(original_import)
+    def import_rest_api(self: Any, api_doc: dict[str, Any], fail_on_warnings: bool) -> Any:
+        return original_import(self, as_openapi_3(api_doc), fail_on_warnings)
+
+    @functools.wraps(original_put)
+    def put_rest_api(
+        self: Any, function_id: str, api_doc: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        return original_put(self, function_id, as_openapi_3(api_doc), *args, **kwargs)
+
+    import_rest_api.swagger_2 = True  # type: ignore[attr-defined]
+    APIGatewayBackend.import_rest_api = import_rest_api  # type: ignore[method-assign]
+    APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
+
+
+def cloudformation_table_settings() -> None:
+    """moto's CloudFormation makes an AWS::DynamoDB::Table without its TimeToLiveSpecification
+    and PointInTimeRecoverySpecification, and reads its SSESpecification by the API's key
+    (`Enabled`) rather than CloudFormation's (`SSEEnabled`), so the table shows no encryption.
+    Here the table is made with its encryption, then the two settings are applied as
+    UpdateTimeToLive and UpdateContinuousBackups would."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    original = Table.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    if getattr(original, "applies_settings", False):
+        return
+
+    def create(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        if "SSEEnabled" in properties.get("SSESpecification", {}):
+            sse = dict(properties["SSESpecification"])
+            sse["Enabled"] = sse.pop("SSEEnabled") in (True, "true", "True")
+            properties = {**properties, "SSESpecification": sse}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
+        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        backend = dynamodb_backends[account_id][region_name]
+        if ttl := properties.get("TimeToLiveSpecification"):
+            backend.update_time_to_live(table.name, ttl)
+        if pitr := properties.get("PointInTimeRecoverySpecification"):
+            backend.update_continuous_backups(table.name, pitr)
+        return table
+
+    create.applies_settings = True  # type: ignore[attr-defined]
+    Table.create_from_cloudformation_json = classmethod(create)  # type: ignore[assignment]
+
+
+def cloudformation_alarms() -> None:
+    """moto's CloudFormation has no AWS::CloudWatch::Alarm: it warns and makes nothing. Here a
+    stack's alarm is made and deleted as PutMetricAlarm and DeleteAlarms would, with the
+    properties nexus.yaml gives (a single metric, a statistic or an extended one)."""
+    from moto.cloudformation import parsing
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.common_models import CloudFormationModel
+
+    if "AWS::CloudWatch::Alarm" in parsing.get_model_map():
+        return
+
+    def number(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    class StackAlarm(CloudFormationModel):
+        # moto's model metaclass names a model's service from the second part of its module.
+        __module__ = "local.aws_process"
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> StackAlarm:
+            p = cloudformation_json["Properties"]
+            cloudwatch_backends[account_id][region_name].put_metric_alarm(
+                name=resource_name,
+                namespace=p.get("Namespace"),
+                metric_name=p.get("MetricName"),
+                comparison_operator=p["ComparisonOperator"],
+                evaluation_periods=int(p["EvaluationPeriods"]),
+                datapoints_to_alarm=number(p.get("DatapointsToAlarm")),
+                period=number(p.get("Period")),
+                threshold=float(p["Threshold"]),
+                statistic=p.get("Statistic"),
+                extended_statistic=p.get("ExtendedStatistic"),
+                description=p.get("AlarmDescription"),
+                dimensions=p.get("Dimensions", []),
+                alarm_actions=p.get("AlarmActions", []),
+                ok_actions=p.get("OKActions", []),
+                treat_missing_data=p.get("TreatMissingData"),
+                unit=p.get("Unit"),
+            )
+            return cls(resource_name)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> StackAlarm:
+            cloudwatch_backends[account_id][region_name].delete_alarms([original_resource.name])
+            return cls.create_from_cloudformation_json(
+                new_resource_name, cloudformation_json, account_id, region_name
+            )
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> None:
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+def websocket_deployments() -> None:
+    """moto's API Gateway v2 has no CreateDeployment, which `chalice deploy` calls to deploy
+    the WebSocket API. Here it answers as API Gateway does (201, a new deploymentId, status
+    DEPLOYED) and keeps nothing: moto's WebSocket APIs serve no connections to deploy to."""
+    from moto.apigatewayv2 import urls
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    route = "{0}/v2/apis/(?P<api_id>[^/]+)/deployments$"
+    if route in urls.url_paths:
+        return
+
+    def create_deployment(self: Any) -> tuple[int, dict[str, str], str]:
+        deployment = {"deploymentId": os.urandom(5).hex(), "deploymentStatus": "DEPLOYED"}
+        return 201, {}, json.dumps(deployment)
+
+    urls.url_paths[route] = ApiGatewayV2Response.dispatch
+    ApiGatewayV2Response.create_deployment = create_deployment  # type: ignore[attr-defined]
+
+
 def _file_json(value: dict[str, Any]) -> dict[str, Any]:
     """A value as local/state.py's files hold it (DynamoDB JSON, binary as base64): the same
     encoding as state.encode_item, which this process does not import (it would load the
@@ -461,6 +648,10 @@ def main(argv: list[str]) -> int:
     drop_empty_partitions()
     bounded_streams()
     query_reads_its_partition()
+    import_swagger_2()
+    websocket_deployments()
+    cloudformation_table_settings()
+    cloudformation_alarms()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

@@ -18,7 +18,7 @@ STAGE ?= dev
 STACK := nexus-$(STAGE)
 
 .PHONY: run test lint typecheck check clean bench chaos deploy destroy package infra-check stage \
-	admin-key screenshots which-python venv-version-changed
+	admin-key screenshots which-python venv-version-changed deploy-check
 
 ifneq ($(VENV_VERSION),$(PY_VERSION))
 $(BIN)/.installed: venv-version-changed
@@ -109,6 +109,12 @@ admin-key: $(BIN)/.installed stage
 destroy: $(BIN)/.installed stage
 	$(BIN)/chalice delete --stage $(STAGE)
 	$(BIN)/python -m infra.stack destroy $(STAGE)
+
+## deploy-check: make deploy, make deploy again, a changed build and make destroy, for real,
+##   against a fresh embedded AWS, with no AWS CLI on PATH; checks and prints what exists after
+##   each (tests/deploy, also part of make test; about 90 s)
+deploy-check: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/deploy -s -rA
 
 ## package: the SAM template and bundle Chalice would deploy, with the modules' bytecode, in
 ##   build/package (no AWS needed)

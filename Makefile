@@ -46,7 +46,7 @@ run: $(BIN)/.installed
 
 ## test: every test
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 --dist worksteal
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=30
 
 ## bench: every benchmark and the chaos soak (about 12 minutes); writes bench/RESULTS.md
 bench: $(BIN)/.installed

@@ -102,12 +102,30 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Moto, answering one DynamoDB request at a time as DynamoDB applies each atomically:
     the tick and the worker's batches make their calls from several threads, and in-process
     moto is not safe for that (local.aws_process.serialise_dynamodb). Undone after the test."""
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
-    from local.aws_process import serialise_dynamodb
+    from local.aws_process import (
+        query_reads_its_partition,
+        serialise_dynamodb,
+        transactions_copy_only_their_items,
+    )
 
     monkeypatch.setattr(DynamoHandler, "call_action", DynamoHandler.__dict__["call_action"])
     serialise_dynamodb()
+    # And, as the embedded AWS does (each shown to answer as moto does in
+    # tests/unit/test_embedded_aws.py): a transaction copies and puts back its own items, not
+    # every table it names (moto's deep copy of the table took most of an engine test's time),
+    # and a Query reads its partition, not the whole table.
+    monkeypatch.setattr(dynamodb_models, "copy", dynamodb_models.copy)
+    monkeypatch.setattr(
+        DynamoDBBackend, "transact_write_items", DynamoDBBackend.__dict__["transact_write_items"]
+    )
+    monkeypatch.setattr(Table, "query", Table.__dict__["query"])
+    transactions_copy_only_their_items()
+    query_reads_its_partition()
     with mock_aws():
         _create_resources()
         yield

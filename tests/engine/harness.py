@@ -209,9 +209,21 @@ class System:
 
     # -- what is stored -----------------------------------------------------------------------
 
-    def records(self) -> list[Execution]:
+    def records(self, unfinished_only: bool = False) -> list[Execution]:
+        """Every run record stored; `unfinished_only`: those pending or running (filtered by
+        the Scan, so that moto does not answer with every record at every step of `run`)."""
         items: list[dict[str, Any]] = []
         params: dict[str, Any] = {"TableName": self.store.table_name}
+        if unfinished_only:
+            params.update(
+                FilterExpression="begins_with(sk, :run) AND #st IN (:pending, :running)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues={
+                    ":run": {"S": "RUN#"},
+                    ":pending": {"S": "pending"},
+                    ":running": {"S": "running"},
+                },
+            )
         while True:
             out = self._source(lambda: self.db.scan(**params))
             items += out["Items"]
@@ -228,7 +240,7 @@ class System:
         return not due
 
     def unfinished(self) -> list[Execution]:
-        return [r for r in self.records() if r.status in ("pending", "running")]
+        return [r for r in self.records(unfinished_only=True) if r.status in ("pending", "running")]
 
     def job(self, job_id: int) -> Job:
         """The job as the API shows it (its last run read from its runs' records too)."""

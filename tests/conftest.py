@@ -115,8 +115,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(DynamoHandler, "call_action", DynamoHandler.__dict__["call_action"])
     serialise_dynamodb()
-    # And, as the embedded AWS does (each shown to answer as moto does in
-    # tests/unit/test_embedded_aws.py): a transaction copies and puts back its own items, not
+    # And, as the embedded AWS does (each shown to answer as moto does, in
+    # tests/unit/test_local_transactions.py and test_embedded_aws.py): a transaction copies
+    # and puts back its own items, not
     # every table it names (moto's deep copy of the table took most of an engine test's time),
     # and a Query reads its partition, not the whole table.
     monkeypatch.setattr(dynamodb_models, "copy", dynamodb_models.copy)

@@ -46,6 +46,7 @@ States of an attempt::
 | F2 | worker | job: slot out, last run (only forward; see below) | message back: R repeats F2, F3 |
 | F3 | worker | retry: P, then send it with its delay | message back: R, P no-op, send |
 | R | worker | on a final record: F2, then F3 if it may retry | message back: R again |
+| CY | worker | after SK, MS, a cancel: job: last outcome before it (forward) | back: R, CY |
 | W | worker | job: `buffered = key` (none/older waits); P | message back: W again |
 | WS | worker | after F2: send the waiting run if the slot is free | TR at its resend |
 | C | API | pending: `cancelled`; running: `cancel_requested`; none: put | done |
@@ -57,10 +58,17 @@ States of an attempt::
 | ON | worker | job: notice out, `overdue_notifications` (notice there) | done |
 
 F2 is not written for a completed first attempt of a scheduled run of a plain job (`allow`,
-no `notify`, no dead-man's switch) that took no slot (it ran under a second): nothing on the
-job needs it, and it saves a write unit a run. The API shows the job's last run from the
-records of its latest runs sent ahead (JobStore.shown); a redelivered message (R) still
-writes F2, which changes nothing but the last run.
+no `notify`, no dead-man's switch) that took no slot (it ran under a second) and ended before
+the job's next run was due: nothing on the job needs it, and it saves a write unit a run. The
+API shows the job's last run from the records of its two latest runs sent ahead
+(JobStore.shown); a redelivered message (R) still writes F2, which changes nothing but the
+last run. A run that ends after its next was due (one taken over after its worker died, a
+long one), or that is no longer among the job's runs sent ahead, writes F2: it may end after
+runs that followed it, whose records the API would read instead. A scheduled run that ends
+without an outcome (SK, MS, a cancel) carries the latest outcome of the runs before it onto
+the job (CY: one Query of the records before it, and F2's write, only forward), so a quick
+success stays shown once the runs after it are the latest sent ahead. While both of those are
+still in flight, the last run shown can be the one before them, until either ends.
 
 Notifications (N, chalicelib.notify): a run's final outcome (completed; failed after its
 last retry; dead-lettered) is notified after it is recorded, at the end of R, so a delivery

@@ -519,7 +519,7 @@ class Dispatcher:
         for p in prepared:
             sent = [e.scheduled_for for e in p.executions]
             try:
-                claimed = self._store.jobs.claim(p.job, p.plan.next_run_at, sent)
+                claimed = self._store.jobs.claim(p.job, p.plan.next_run_at, sent, now=now)
                 if claimed and p.plan.next_run_at is None and not p.executions and p.plan.missed:
                     # A one-off whose only run was missed is over, and did not succeed.
                     self._store.jobs.run_finished(p.job.id, None, "failed", now)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import notify
+from chalicelib import notify, queued
 from chalicelib.engine.control import Controls, is_control
 from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
@@ -56,6 +56,10 @@ STUCK_BUDGET_SECONDS = 15.0
 # How often a running task's record is read for a cancel request (the first read after this
 # much running: a quick run pays none). `RunContext.cancelled` is set within this of it.
 CANCEL_POLL_SECONDS = 0.5
+# How many records before a run that ended without an outcome are read for the job's last
+# outcome (_carry_last_run): the run just before it, and a few more for runs that have no
+# record yet or were retried.
+CARRY_LOOKBACK = 5
 # The longest one notification's delivery takes: 3 tries of WEBHOOK_TIMEOUT, 1 s + 2 s apart.
 NOTIFY_SECONDS = 3 * notify.WEBHOOK_TIMEOUT + 3 * notify.BACKOFF_BASE + 2
 
@@ -107,11 +111,13 @@ class Message:
 
 
 def _nothing_to_write_on_the_job(job: Job, record: Execution) -> bool:
-    """F2 of a completed scheduled first attempt that held no slot: nothing on the job needs
-    it. No streak to count (no `notify`), no dead-man's switch to feed, no slot to release,
-    no run waiting its turn; the last run shown comes from the record (JobStore.shown)."""
+    """F2 of a completed scheduled first attempt that held no slot and ended before the job's
+    next run was due: nothing on the job needs it. No streak to count (no `notify`), no
+    dead-man's switch to feed, no slot to release, no run waiting its turn; the last run shown
+    comes from the record (JobStore.shown)."""
     return (
-        record.status == "completed"
+        _ended_before_the_next_run(job, record)
+        and record.status == "completed"
         and record.trigger == "scheduled"
         and record.attempt == 1
         and record.backfill_id is None
@@ -121,6 +127,26 @@ def _nothing_to_write_on_the_job(job: Job, record: Execution) -> bool:
         and job.overdue_since is None
         and not job.running
         and job.buffered is None
+    )
+
+
+def _ended_before_the_next_run(job: Job, record: Execution) -> bool:
+    """No later run can end before this one did (none starts before its time), so until one
+    does, this run is the job's last, and the records of the job's latest runs sent ahead show
+    it (JobStore.shown). A run that ends after the next was due (one taken over after its
+    worker died, or a long one) may end after runs that followed it, whose records the API
+    reads instead: it is written on the job. So is a run no longer among the job's runs sent
+    ahead (a claim, a pause or a PUT has moved them on since): its next is not known."""
+    sent = queued.runs(job.queued_runs)
+    if record.scheduled_for not in sent:
+        return False
+    at = sent.index(record.scheduled_for)
+    following = sent[at + 1] if at + 1 < len(sent) else job.next_run_at
+    return (
+        following is not None
+        and following > record.scheduled_for
+        and record.completed_at is not None
+        and record.completed_at < following
     )
 
 
@@ -473,6 +499,8 @@ class Worker:
             )
             if status == "missed":
                 emit_metrics({"RunsMissed": 1}, job_id=job.id)
+            if (record.trigger if record is not None else message.trigger) == "scheduled":
+                self._carry_last_run(job, message.scheduled_for)
             return DONE
         return self._after_lost_race(message, now)
 
@@ -909,6 +937,8 @@ class Worker:
                 )
             else:
                 self._store.jobs.run_finished(job.id, record.run_key, record.status, at)
+        elif record.trigger == "scheduled":
+            self._carry_last_run(job, record.scheduled_for, release=record.run_key)
         else:
             self._store.jobs.release_slot(job.id, record.run_key)
         if job.concurrency_policy in ("buffer_one", "replace"):
@@ -922,6 +952,30 @@ class Worker:
             send_check(self._queue, job.id, now, now)
         if policy is not None:
             self._notify(job, record, policy, streak, hold)
+
+    def _carry_last_run(
+        self, job: Job, scheduled_for: datetime, *, release: str | None = None
+    ) -> None:
+        """A scheduled run that ended without an outcome (skipped, missed, cancelled) writes
+        on the job the latest outcome of the runs before it, unless the job has it already.
+        A plain job's quick success is not written on the job (F2 skipped): the API reads it
+        from the records of the job's latest runs sent ahead (JobStore.shown), and once this
+        run and the next are those, it would be lost from view. `release`: the run's key,
+        whose slot the same write takes out (as R does for a final record)."""
+        earlier = [
+            r
+            for r in self._store.runs.latest_before(job.id, scheduled_for, CARRY_LOOKBACK)
+            if r.status in ("completed", "failed") and r.completed_at is not None
+        ]
+        last = max(earlier, key=lambda r: r.completed_at or r.scheduled_for, default=None)
+        if (
+            last is not None
+            and last.completed_at is not None
+            and (job.last_run_at is None or job.last_run_at < last.completed_at)
+        ):
+            self._store.jobs.run_finished(job.id, release, last.status, last.completed_at)
+        elif release is not None:
+            self._store.jobs.release_slot(job.id, release)
 
     # -- N: notifications -----------------------------------------------------------------
 

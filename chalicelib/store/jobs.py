@@ -418,7 +418,14 @@ class JobStore:
 
     # -- the tick's writes ------------------------------------------------------------------
 
-    def claim(self, job: Job, new_next: datetime | None, queued: Sequence[datetime] = ()) -> bool:
+    def claim(
+        self,
+        job: Job,
+        new_next: datetime | None,
+        queued: Sequence[datetime] = (),
+        *,
+        now: datetime,
+    ) -> bool:
         """Advance the job's next run, only if it is still `job.next_run_at` and active (T2),
         and keep the runs sent ahead (`queued`, chalicelib.queued) for the API's next run.
 
@@ -433,11 +440,13 @@ class JobStore:
             ":true": {"BOOL": True},
             ":one": {"N": "1"},
         }
-        # The last run sent by the claim before stays in the list: until the first of the new
-        # ones has run, it is the job's last run the API reads (JobStore.shown).
-        before = queued_runs_of(job.queued_runs)
-        if before and (not queued or before[-1] < queued[0]):
-            queued = [before[-1], *queued]
+        # The runs an earlier claim sent that are still to come stay in the list, and the two
+        # latest already due: the API reads the job's last run from their records
+        # (JobStore.shown), and a run's worker knows from the list when the next is due
+        # (engine.worker, F2).
+        before = [t for t in queued_runs_of(job.queued_runs) if not queued or t < queued[0]]
+        due = [t for t in before if t <= now]
+        queued = [*due[-2:], *(t for t in before if t > now), *queued]
         sets: list[str] = []
         removes: list[str] = []
         text = encode_queued(queued)
@@ -469,10 +478,12 @@ class JobStore:
 
     def shown(self, jobs: list[Job], now: datetime) -> list[Job]:
         """The jobs as the API shows them, with their last run read from the records of the
-        runs the tick sent ahead: a completed scheduled run of a plain job (engine.worker,
-        F2) does not write the job, which saves a write unit a run. The two latest of those
-        runs at or before `now` are read (one BatchGetItem for up to 50 jobs), and the later
-        of what they and the job say is shown."""
+        runs the tick sent ahead: a completed scheduled run of a plain job that ends before
+        the next is due (engine.worker, F2) does not write the job, which saves a write unit a
+        run. The two latest of those runs at or before `now` are read (one BatchGetItem for up
+        to 50 jobs), and the later of what they and the job say is shown. (A run that ends
+        later writes the job; one that ends without an outcome carries the outcome before it
+        onto the job: engine.lifecycle, CY.)"""
         keys: list[dict[str, Any]] = []
         for job in jobs:
             if job.queued_runs:

@@ -109,6 +109,26 @@ class RunStore:
             )
         ]
 
+    def latest_before(self, job_id: int, scheduled_for: datetime, limit: int) -> list[Execution]:
+        """The records of the `limit` latest attempts of the job's runs scheduled before
+        `scheduled_for`, newest first: one Query, read consistently."""
+        out = with_backoff(
+            lambda: self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                ExpressionAttributeValues={
+                    ":pk": {"S": job_pk(job_id)},
+                    ":a": {"S": "RUN#"},
+                    ":b": {"S": f"RUN#{sortable(scheduled_for)}#"},
+                },
+                ScanIndexForward=False,
+                Limit=limit,
+                ConsistentRead=True,
+            ),
+            what="reading the runs before a run",
+        )
+        return [execution_from_item(raw) for raw in out["Items"]]
+
     # -- P: a pending attempt that must be sent (manual runs, retries) ----------------------
 
     def put_pending(

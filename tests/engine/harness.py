@@ -285,7 +285,10 @@ def check_invariants(
         if finished:
             latest = max(finished, key=lambda a: a.completed_at or EPOCH)
             shown = system.store.jobs.shown([stored], system.clock.now)[0]
-            assert shown.last_run_status == latest.status, "the job's last run is wrong"
+            assert (shown.last_run_at, shown.last_run_status) == (
+                latest.completed_at,
+                latest.status,
+            ), f"the job shows its last run at {shown.last_run_at}, not {latest.id}'s"
     outcomes = [a for attempts in runs.values() for a in attempts]
     counted = [a for a in outcomes if a.status in ("completed", "failed")]
     stats = system.store.counters.read(system.clock.now)

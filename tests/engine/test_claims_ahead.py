@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from chalicelib import queued
 from chalicelib.engine.lifecycle import CLAIM_AHEAD, MAX_RUNS_AHEAD
 from tests.engine.harness import System
@@ -146,8 +148,19 @@ def job_writes(system: System) -> Counter[str]:
     return writes
 
 
-def test_a_plain_jobs_successes_write_nothing_on_the_job_and_the_api_shows_the_last(system):
-    job = system.create_job(job_type="cron", cron_expression="* * * * *")
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"job_type": "cron", "cron_expression": "* * * * *"},
+        # Sent 15 runs past the window: a claim comes while the last one's runs are to come.
+        {"job_type": "interval", "interval_seconds": 10},
+    ],
+    ids=["every minute", "every 10 seconds"],
+)
+def test_a_plain_jobs_successes_write_nothing_on_the_job_and_the_api_shows_the_last(
+    system, schedule
+):
+    job = system.create_job(**schedule)
     writes = job_writes(system)
     system.run(until=timedelta(minutes=20), stop_when_quiet=False)
     runs = [r for r in system.records() if r.job_id == job.id and r.status == "completed"]
@@ -217,3 +230,61 @@ def test_a_paused_job_still_shows_its_last_run(system):
     last = latest_completed(system, job.id)
     assert not shown.is_active
     assert (shown.last_run_at, shown.last_run_status) == (last.completed_at, "completed")
+
+
+def _quick_interval_job(system: System, **fields: Any) -> Any:
+    """Every 10 s from 12:02, its first run done on time (no F2: nothing written on the job)."""
+    start = system.clock.now + timedelta(minutes=2)
+    job = system.create_job(
+        job_type="interval", interval_seconds=10, start_time=start.isoformat(), **fields
+    )
+    system.run(until=timedelta(minutes=2, seconds=5), stop_when_quiet=False)
+    first = latest_completed(system, job.id)
+    assert first.scheduled_for == start
+    assert system.store.jobs.get_job(job.id).last_run_at is None
+    return job, first
+
+
+def test_a_success_stays_shown_when_the_runs_after_it_are_missed(system):
+    job, first = _quick_interval_job(system, misfire_grace_seconds=2)
+    # The workers were away: the runs at 2:10 and 2:20 are delivered at 2:25, past their grace.
+    system.clock.now = first.scheduled_for + timedelta(seconds=25)
+    system.deliver()
+    missed = [r for r in system.records() if r.job_id == job.id and r.status == "missed"]
+    assert len(missed) == 2
+    # The runs the API reads the last run from are those two now; the job item has it.
+    system.api.pause_job(job.id, system.clock.now)
+    shown = system.job(job.id)
+    assert (shown.last_run_at, shown.last_run_status) == (first.completed_at, "completed")
+    assert system.store.jobs.get_job(job.id).last_run_at == first.completed_at
+
+
+def test_a_success_stays_shown_when_the_runs_after_it_are_skipped_by_a_pause(system):
+    job, first = _quick_interval_job(system)
+    system.clock.now = first.scheduled_for + timedelta(seconds=25)
+    system.api.pause_job(job.id, system.clock.now)
+    system.run(until=timedelta(minutes=5))
+    skipped = [r for r in system.records() if r.job_id == job.id and r.status == "skipped"]
+    assert len(skipped) == 2  # 2:10 and 2:20, due before the pause, not started before it
+    shown = system.job(job.id)
+    assert (shown.last_run_at, shown.last_run_status) == (first.completed_at, "completed")
+
+
+def test_a_run_that_ends_after_the_next_was_due_is_written_on_the_job(system):
+    job, first = _quick_interval_job(system)
+    # The worker that took the run at 2:10 died before it started it: the message comes back
+    # 121 s later, after the runs that followed it were due.
+    system.die_on_next_message(1)
+    system.run(until=timedelta(seconds=30), stop_when_quiet=False)
+    late = next(
+        r
+        for r in system.records()
+        if r.job_id == job.id and r.scheduled_for == first.scheduled_for + timedelta(seconds=10)
+    )
+    assert late.status == "completed"
+    assert late.completed_at is not None
+    assert late.completed_at > late.scheduled_for + timedelta(seconds=10)
+    stored = system.store.jobs.get_job(job.id)
+    assert stored.last_run_at is not None and stored.last_run_at >= late.completed_at
+    shown = system.job(job.id)
+    assert shown.last_run_at == latest_completed(system, job.id).completed_at

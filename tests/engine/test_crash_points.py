@@ -195,6 +195,27 @@ def _pause_expect(system: System, jobs: list[Job], runs: Runs) -> None:
     assert {attempts[-1].status for attempts in runs.values()} <= {"skipped"}
 
 
+def _quick_runs_then_pause_act(system: System, jobs: list[Job]) -> None:
+    """Runs at 2:00, 2:10 and 2:20 (a plain job's quick successes write nothing on the job),
+    then a pause at 2:25: the job must still show the last of them to finish, whichever that
+    is (a run whose worker died finishes after the ones that followed it)."""
+    system.clock.now = EPOCH + timedelta(minutes=1, seconds=30)
+    system.run(until=timedelta(seconds=55), stop_when_quiet=False)
+    system._survive("api", lambda: system.api.pause_job(jobs[0].id, system.clock.now))
+    if system.deaths.by_part["api"]:  # the API died: the operator pauses again
+        system._source(lambda: system.api.pause_job(jobs[0].id, system.clock.now))
+
+
+def _quick_runs_then_pause_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """The last run shown is checked with every life cycle (check_invariants); here, that
+    the runs in the pause did not run. (A tick that died at 1:30 sends nothing before 2:30:
+    then every run falls in the pause.)"""
+    paused_at = system.job(jobs[0].id).paused_at
+    assert paused_at is not None
+    statuses = {t: attempts[-1].status for (_, t), attempts in runs.items()}
+    assert {s for t, s in statuses.items() if t > paused_at} <= {"skipped"}
+
+
 def _misfire_setup(system: System) -> list[Job]:
     job = system.create_job(
         job_type="interval",
@@ -342,6 +363,12 @@ LIFE_CYCLES = [
     LifeCycle("buffer_one overlap", _buffer_one_setup, _run_to_time, _buffer_one_expect),
     LifeCycle(
         "pause until, resumed by itself", _pause_setup, _pause_until_act, _pause_until_expect
+    ),
+    LifeCycle(
+        "quick runs of a plain job, then a pause",
+        _pause_setup,
+        _quick_runs_then_pause_act,
+        _quick_runs_then_pause_expect,
     ),
     LifeCycle("misfire after downtime", _misfire_setup, lambda s, j: None, _misfire_expect),
     LifeCycle(

@@ -117,9 +117,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     serialise_dynamodb()
     # And, as the embedded AWS does (each shown to answer as moto does, in
     # tests/unit/test_local_transactions.py and test_embedded_aws.py): a transaction copies
-    # and puts back its own items, not
-    # every table it names (moto's deep copy of the table took most of an engine test's time),
-    # and a Query reads its partition, not the whole table.
+    # and puts back its own items, not every table it names (moto's deep copy of the table
+    # took most of an engine test's time), and a Query reads its partition, not the whole table.
     monkeypatch.setattr(dynamodb_models, "copy", dynamodb_models.copy)
     monkeypatch.setattr(
         DynamoDBBackend, "transact_write_items", DynamoDBBackend.__dict__["transact_write_items"]

@@ -116,8 +116,7 @@ def _nothing_to_write_on_the_job(job: Job, record: Execution) -> bool:
     dead-man's switch to feed, no slot to release, no run waiting its turn; the last run shown
     comes from the record (JobStore.shown)."""
     return (
-        _ended_before_the_next_run(job, record)
-        and record.status == "completed"
+        record.status == "completed"
         and record.trigger == "scheduled"
         and record.attempt == 1
         and record.backfill_id is None
@@ -127,6 +126,7 @@ def _nothing_to_write_on_the_job(job: Job, record: Execution) -> bool:
         and job.overdue_since is None
         and not job.running
         and job.buffered is None
+        and _ended_before_the_next_run(job, record)  # last: it decodes the runs sent ahead
     )
 
 

@@ -240,7 +240,7 @@ class System:
         return not due
 
     def unfinished(self) -> list[Execution]:
-        return [r for r in self.records(unfinished_only=True) if r.status in ("pending", "running")]
+        return self.records(unfinished_only=True)
 
     def job(self, job_id: int) -> Job:
         """The job as the API shows it (its last run read from its runs' records too)."""

@@ -15,7 +15,9 @@ second.
 
 `stats.changed` goes out at most once a second from one handler (one per stream shard on
 AWS, the one poller on make run): a change inside the second is held and sent with the first
-batch after it, with the figures as they are then.
+batch after it, with the figures as they are then. The figures are read only when a listener
+is subscribed: a table that changes every second would otherwise pay a read of the counters
+(COUNTER_SHARDS items) and an SQS request each second, listened to or not.
 """
 
 from __future__ import annotations
@@ -175,6 +177,10 @@ class Fanout:
             return None
         if self._stats_sent_at is not None and now - self._stats_sent_at < STATS_EVERY:
             return None  # held: the first batch after the second sends it
+        if not any(c.wants(None) for c in self._current(now)):
+            # Held for whoever subscribes: with nobody to tell, the figures are not read (a
+            # read of every counter shard and an SQS request, each second the table changes).
+            return None
         try:
             overview = self._stats(now)
         except (ClientError, BotoCoreError) as exc:

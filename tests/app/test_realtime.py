@@ -357,6 +357,21 @@ def test_stats_change_at_most_once_a_second_and_a_held_change_goes_with_the_next
     assert len(gateway.frames["watcher"]) == 2
 
 
+def test_with_nobody_subscribed_the_stats_are_not_read_and_a_later_subscriber_gets_them(wired):
+    api, store, gateway, fanout, stats_reads = wired
+    stream = Stream()
+    store.connections.open("silent", "https://ws.example/api", "k1", T0)  # never subscribed
+    api.post("/v1/jobs", a_job())
+    fanout.handle(stream.records(), T0)
+    fanout.handle([], T0 + 2 * STATS_EVERY)
+    assert stats_reads == []
+    assert gateway.frames == {}
+    listener(store, "late", "*")
+    fanout.handle([], T0 + 4 * STATS_EVERY)  # the list is read again after CONNECTIONS_FRESH
+    assert stats_reads == [T0 + 4 * STATS_EVERY]
+    assert gateway.kinds("late") == ["stats.changed"]
+
+
 def test_revoking_a_key_closes_the_connections_it_opened_and_only_those(wired):
     api, store, gateway, fanout, _ = wired
     made = api.post("/v1/keys", {"name": "watcher", "scopes": ["jobs:read"]}).json

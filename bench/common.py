@@ -32,6 +32,29 @@ def local_env() -> None:
     os.environ.pop("NEXUS_AWS_ENDPOINT_URL", None)
 
 
+@contextmanager
+def embedded_aws() -> Any:
+    """The embedded AWS of make run (moto's server in a process of its own,
+    local/aws_process.py) as every client's endpoint while the block runs: what moto spends
+    answering a call is then not CPU of this process, and a call waits on a socket as it
+    would on AWS."""
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from local.aws_process import EmbeddedAws
+
+    server = EmbeddedAws().start()
+    os.environ["NEXUS_AWS_ENDPOINT_URL"] = server.endpoint
+    get_settings.cache_clear()
+    client.cache_clear()
+    try:
+        yield server
+    finally:
+        os.environ.pop("NEXUS_AWS_ENDPOINT_URL", None)
+        get_settings.cache_clear()
+        client.cache_clear()
+        server.stop()
+
+
 @dataclass
 class CallCounter:
     """AWS calls by service and operation, and DynamoDB items read, from botocore events."""

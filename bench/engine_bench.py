@@ -1,8 +1,10 @@
 """Tick scale, AWS requests per run with their cost, and dispatch capacity.
 
-In-process moto for the first two (counts, not wall time: moto's Query walks the whole
-table), stubbed clients for the third: the tick's own CPU, then each call taking what AWS
-takes (`--dynamodb-ms`, `--sqs-ms`, `--sqs-batch-ms`).
+In-process moto for the first (counts, not wall time: moto's Query walks the whole table);
+the embedded AWS of make run, in a process of its own, for the second, so the worker's time
+is its own CPU and its waits on calls, not moto's CPU; stubbed clients for the third: the
+tick's own CPU, then each call taking what AWS takes (`--dynamodb-ms`, `--sqs-ms`,
+`--sqs-batch-ms`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import ROOT, bench_job, command, counting, local_env, seed_jobs
+from common import ROOT, bench_job, command, counting, embedded_aws, local_env, seed_jobs
 
 # The prices, and the one cost formula the API's estimates use too.
 from chalicelib.pricing import PRICE, PRICES_AS_OF, cost_per_run
 
 
-def setup() -> tuple[Any, Any, str, str]:
+def setup(stream: bool = False) -> tuple[Any, Any, str, str]:
     import os
 
     from chalicelib.aws import client
     from chalicelib.config import get_settings
     from local.resources import ensure_queue, ensure_table
 
-    ensure_table(client("dynamodb"), "nexus-bench", stream=False)
+    ensure_table(client("dynamodb"), "nexus-bench", stream=stream)
     url = ensure_queue(client("sqs"), "nexus-bench-work")
     os.environ["NEXUS_QUEUE_URL"] = url
     get_settings.cache_clear()
@@ -124,10 +126,23 @@ def item_sizes(db: Any, table: str) -> dict[str, int]:
     return largest
 
 
-def worker_memory_gb(stage: str = "prod") -> float:
-    """The worker Lambda's memory, as .chalice/config.json deploys it."""
+def worker_memory_gb(stage: str = "prod", function: str = "worker") -> float:
+    """A Lambda function's memory (the worker's unless named), as .chalice/config.json
+    deploys it."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return int(config["stages"][stage]["lambda_functions"]["worker"]["lambda_memory_size"]) / 1024
+    return int(config["stages"][stage]["lambda_functions"][function]["lambda_memory_size"]) / 1024
+
+
+# Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB (AWS Lambda
+# developer guide, "Configuring Lambda function memory").
+ONE_VCPU_GB = 1769 / 1024
+
+
+def lambda_seconds(wall: float, cpu: float, memory_gb: float) -> float:
+    """What a Lambda of `memory_gb` would take for work that took `wall` seconds here, `cpu`
+    of them this process's CPU (all its threads): the waits as they were, the CPU slower by
+    the share of a vCPU the memory buys (none faster above one vCPU)."""
+    return wall + cpu * max(0.0, ONE_VCPU_GB / memory_gb - 1)
 
 
 def write_counter(writes: Counter[str]) -> Callable[..., None]:
@@ -151,15 +166,20 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     The runs go through the deployed handlers, `app.tick` and `app.worker`, with the events
     Lambda would pass them, so what the handler adds around the engine (message holds,
     counter writes gathered per batch, deletes) is counted too.
+
+    AWS is make run's embedded AWS in a process of its own (common.embedded_aws): the
+    worker's wall time is its own CPU and its waits on calls answered over a local socket,
+    where moto's answer takes a few milliseconds, about what DynamoDB takes in its region.
+    Its Lambda time (lambda_seconds) adds the CPU that runs slower on a Lambda of the prod
+    worker's memory. With moto in this process, its CPU counted as the worker's: 38 ms a
+    run, as much again as the worker's own.
     """
     import os
 
-    from moto import mock_aws
-
     from local.engine import LambdaContext, scheduled_event, sqs_event
 
-    with mock_aws():
-        db, sqs, table, url = setup()
+    with embedded_aws():
+        db, sqs, table, url = setup(stream=True)
         os.environ["NEXUS_TABLE"] = table
         import app as app_module
 
@@ -175,8 +195,9 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         ]
         now = datetime.now(UTC).replace(microsecond=0)
         seed_jobs(db, table, runs, first_id=1, next_run_at=now)
+        changes = StreamReader(db, table)
         lambda_invocations = 1  # the tick
-        worker_seconds = 0.0
+        worker_seconds = worker_cpu = 0.0
         writes: Counter[str] = Counter()
 
         count_writes = write_counter(writes)
@@ -194,11 +215,12 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
                 if not messages:
                     break
                 lambda_invocations += 1
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 app_module.worker(
                     sqs_event(messages, arn, "us-east-1"), LambdaContext("worker", "us-east-1")
                 )
                 worker_seconds += time.perf_counter() - started
+                worker_cpu += time.process_time() - cpu
                 sqs.delete_message_batch(
                     QueueUrl=url,
                     Entries=[
@@ -206,6 +228,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
                         for i, m in enumerate(messages)
                     ],
                 )
+        stream = changes.feed(app_module, runs, db, sqs)
         sizes = item_sizes(db, table)
     calls = counter.calls
     reads = sum(n for name, n in calls.items() if name.split(".")[-1] in READS)
@@ -236,9 +259,10 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         "sqs_holds": sum(v for k, v in sqs_by_op.items() if k.startswith("Change")) / runs,
         "lambda_invocations": lambda_invocations / runs,
     }
-    # moto runs in-process here, so this duration is pessimistic for a real Lambda.
-    gb_seconds = worker_seconds / runs * worker_memory_gb()
-    cost = 1e6 * cost_per_run({**per_run, "lambda_gb_seconds": gb_seconds}, PRICE)
+    memory = worker_memory_gb()
+    on_lambda = lambda_seconds(worker_seconds, worker_cpu, memory) / runs
+    gb_seconds = on_lambda * memory
+    cost = 1e6 * cost_per_run(with_stream_handler(per_run, gb_seconds, stream), PRICE)
     scheduler = 1e6 * (
         PRICE["scheduler_invocation"]
         + PRICE["lambda_request"]
@@ -247,6 +271,12 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     print(f"per run: {json.dumps({k: round(v, 3) for k, v in per_run.items()})}")
     print(f"calls: {dict(calls)}")
     print(f"writes by item: {dict(writes)}; item sizes (bytes): {sizes}; write units: {units}")
+    print(
+        f"worker per run: {1e3 * worker_seconds / runs:.1f} ms wall, "
+        f"{1e3 * worker_cpu / runs:.1f} ms CPU; on a {memory * 1024:.0f} MB Lambda "
+        f"{1e3 * on_lambda:.1f} ms ({gb_seconds:.4f} GB-s)"
+    )
+    print(f"stream handler per run: {json.dumps({k: round(v, 5) for k, v in stream.items()})}")
     print(f"cost per million runs: ${cost:.2f} (EventBridge Scheduler + Lambda: ${scheduler:.2f})")
     return {
         "per_run": per_run,
@@ -258,7 +288,80 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         "scheduler_cost_per_million": scheduler,
         "prices": PRICE,
         "prices_as_of": PRICES_AS_OF,
-        "worker_seconds_per_run": worker_seconds / runs,
+        "worker_seconds_per_run": on_lambda,
+        "worker_wall_seconds_per_run": worker_seconds / runs,
+        "worker_cpu_seconds_per_run": worker_cpu / runs,
+        "stream_handler": stream,
+    }
+
+
+class StreamReader:
+    """The table's change stream from now on, read as Lambda's event source reads it."""
+
+    def __init__(self, db: Any, table: str) -> None:
+        from chalicelib.aws import client
+
+        self._streams = client("dynamodbstreams")
+        self.arn = db.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        description = self._streams.describe_stream(StreamArn=self.arn)["StreamDescription"]
+        shard = description["Shards"][0]["ShardId"]
+        self._iterator = self._streams.get_shard_iterator(
+            StreamArn=self.arn, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
+
+    def batches(self) -> list[list[dict[str, Any]]]:
+        """Everything written since, in batches of the stream handler's size (app.py)."""
+        from local.realtime import BATCH_SIZE, lambda_record
+
+        out = []
+        while True:
+            page = self._streams.get_records(ShardIterator=self._iterator, Limit=BATCH_SIZE)
+            self._iterator = page["NextShardIterator"]
+            if not page["Records"]:
+                return out
+            out.append([lambda_record(r, self.arn) for r in page["Records"]])
+
+    def feed(self, app_module: Any, runs: int, db: Any, sqs: Any) -> dict[str, float]:
+        """The stream handler (app.table_changes, with no listener subscribed) on every
+        batch, as a busy table's shard fills them; what it adds per run: its invocations,
+        the items it reads, its SQS requests and its Lambda time at its prod memory."""
+        from local.engine import LambdaContext
+
+        batches = self.batches()
+        wall = cpu = 0.0
+        with counting(db, sqs) as counter:
+            for records in batches:
+                started, used = time.perf_counter(), time.process_time()
+                app_module.table_changes(
+                    {"Records": records}, LambdaContext("table_changes", "us-east-1")
+                )
+                wall += time.perf_counter() - started
+                cpu += time.process_time() - used
+        memory = worker_memory_gb(function="table_changes")
+        dynamodb = {k[9:]: n for k, n in counter.calls.items() if k.startswith("dynamodb.")}
+        # A read request costs a read unit even when it finds nothing (the listeners' Query).
+        read_units = max(counter.items_read, sum(n for k, n in dynamodb.items() if k in READS))
+        return {
+            "records": sum(len(b) for b in batches) / runs,
+            "lambda_invocations": len(batches) / runs,
+            "dynamodb_items_read": read_units / runs,
+            "dynamodb_writes": sum(n for k, n in dynamodb.items() if k not in READS) / runs,
+            "sqs_requests": counter.total("sqs.") / runs,
+            "lambda_gb_seconds": lambda_seconds(wall, cpu, memory) * memory / runs,
+        }
+
+
+def with_stream_handler(
+    per_run: dict[str, float], worker_gb_seconds: float, stream: dict[str, float]
+) -> dict[str, float]:
+    """A run's requests (keys as pricing.PER_RUN) with the worker's Lambda time and what the
+    stream handler adds for it."""
+    return {
+        **per_run,
+        "dynamodb_items_read": per_run["dynamodb_items_read"] + stream["dynamodb_items_read"],
+        "sqs_requests": per_run["sqs_requests"] + stream["sqs_requests"],
+        "lambda_invocations": per_run["lambda_invocations"] + stream["lambda_invocations"],
+        "lambda_gb_seconds": worker_gb_seconds + stream["lambda_gb_seconds"],
     }
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common import ROOT
-from engine_bench import worker_memory_gb
+from engine_bench import with_stream_handler, worker_memory_gb
 
 from chalicelib import pricing
 
@@ -91,7 +91,9 @@ def report() -> None:
     realtime = json.loads(realtime_file.read_text()) if realtime_file.exists() else None
     scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
     freq = json.loads((OUT / "frequency.json").read_text())
-    costs = frequency_costs(freq, req["worker_seconds_per_run"] * worker_memory_gb())
+    costs = frequency_costs(
+        freq, req["worker_seconds_per_run"] * worker_memory_gb(), req["stream_handler"]
+    )
     per_run = req["per_run"]
     prec, api = local["precision"], local["api"]
     rows = [
@@ -272,10 +274,9 @@ def report() -> None:
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
     write_readme_cost_table(cost_table(costs))
     print((ROOT / "bench" / "RESULTS.md").read_text())
-    measured = {
-        **per_run,
-        "lambda_gb_seconds": req["worker_seconds_per_run"] * worker_memory_gb(),
-    }
+    measured = with_stream_handler(
+        per_run, req["worker_seconds_per_run"] * worker_memory_gb(), req["stream_handler"]
+    )
     line = drift_line(measured)
     if line:
         print(line)
@@ -288,15 +289,21 @@ COST_TABLE_END = "<!-- end of the cost table -->"
 GOAL_FREQUENCIES = ("every 10 seconds", "once a minute")
 
 
-def frequency_costs(freq: dict[str, Any], gb_seconds: float) -> dict[str, dict[str, float]]:
+def frequency_costs(
+    freq: dict[str, Any], gb_seconds: float, stream: dict[str, float]
+) -> dict[str, dict[str, float]]:
     """Per frequency: what a run makes (bench/frequency_bench.py) and what it costs, on-demand
-    and provisioned, beside EventBridge Scheduler + Lambda with the same Lambda time (the
-    worker's, measured by engine_bench.py requests at the prod worker's memory)."""
+    and provisioned, beside EventBridge Scheduler + Lambda with the same task Lambda time (the
+    worker's, measured by engine_bench.py requests at the prod worker's memory). NEXUS's side
+    adds the stream handler's share of a run (`stream`, engine_bench.StreamReader.feed,
+    measured on a once-a-day job's runs: the most writes, so the most records, a run)."""
     out = {}
     for name, f in freq.items():
-        per_run = {**f["per_run"], "lambda_gb_seconds": gb_seconds}
+        per_run = with_stream_handler(f["per_run"], gb_seconds, stream)
         out[name] = {
             **per_run,
+            "stream_gb_seconds": stream["lambda_gb_seconds"],
+            "stream_invocations": stream["lambda_invocations"],
             "on_demand": 1e6 * pricing.cost_per_run(per_run),
             "provisioned": 1e6 * pricing.provisioned_cost_per_run(per_run),
             "scheduler": 1e6 * pricing.scheduler_cost_per_run(gb_seconds),
@@ -357,12 +364,19 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
             f"{c['sqs_requests']:.3f} | {c['lambda_invocations']:.3f} | "
             f"${c['on_demand']:.2f} | ${c['provisioned']:.2f} | ${c['scheduler']:.2f} |"
         )
-    gb = next(iter(costs.values()))["lambda_gb_seconds"] if costs else 0.0
+    first = next(iter(costs.values()), None)
+    stream_gb = first["stream_gb_seconds"] if first else 0.0
+    gb = first["lambda_gb_seconds"] - stream_gb if first else 0.0
+    stream_calls = first["stream_invocations"] if first else 0.0
     lines += [
         "",
         f"Prices: {pricing.PRICES_AS_OF}; Lambda at ${pricing.PRICE['lambda_gb_second']:.10f} "
-        f"per GB-second. Lambda time: {gb:.4f} GB-seconds a run on both sides (the "
-        "worker's measured time for a task that returns at once). Provisioned: "
+        f"per GB-second. Lambda time: {gb:.4f} GB-seconds a run on both sides (the worker's "
+        "time for a task that returns at once, with AWS in a process of its own and the CPU "
+        "slowed to the share of a vCPU the prod worker's memory buys: "
+        "bench/engine_bench.py lambda_seconds); NEXUS's side adds the stream handler's "
+        f"{stream_gb:.4f} GB-seconds and {stream_calls:.3f} invocations a run (batches of "
+        "100 change records, no WebSocket listener), counted in the columns. Provisioned: "
         f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "
         f"${pricing.PRICE['dynamodb_rcu_hour']} per read unit-hour, with a steady load using "
         f"{pricing.PROVISIONED_UTILIZATION:.0%} of what is provisioned. Not included: the "

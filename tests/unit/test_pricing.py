@@ -185,9 +185,22 @@ def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbrid
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_all = _run_all(monkeypatch)
-    costs = run_all.frequency_costs(FREQUENCY, 0.01)
+    stream = {
+        "dynamodb_items_read": 0.5,
+        "sqs_requests": 0.1,
+        "lambda_invocations": 0.05,
+        "lambda_gb_seconds": 0.002,
+    }
+    costs = run_all.frequency_costs(FREQUENCY, 0.01, stream)
     minute = costs["once a minute"]
-    per_run = {**FREQUENCY["once a minute"]["per_run"], "lambda_gb_seconds": 0.01}
+    # NEXUS: the run's requests, the worker's time and the stream handler's share.
+    per_run = {
+        "dynamodb_write_units": 4.0,
+        "dynamodb_items_read": 3.5,
+        "sqs_requests": 0.4,
+        "lambda_invocations": 0.2,
+        "lambda_gb_seconds": 0.012,
+    }
     assert minute["on_demand"] == pytest.approx(1e6 * cost_per_run(per_run))
     # Provisioned, 70 % used: a unit-hour serves 3,600 x 0.7 requests.
     hour = 3600 * 0.7
@@ -195,19 +208,37 @@ def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbrid
         1e6
         * (
             4.0 * PRICE["dynamodb_wcu_hour"] / hour
-            + 3.0 * PRICE["dynamodb_rcu_hour"] / hour
-            + 0.3 * PRICE["sqs_request"]
-            + 0.15 * PRICE["lambda_request"]
-            + 0.01 * PRICE["lambda_gb_second"]
+            + 3.5 * PRICE["dynamodb_rcu_hour"] / hour
+            + 0.4 * PRICE["sqs_request"]
+            + 0.2 * PRICE["lambda_request"]
+            + 0.012 * PRICE["lambda_gb_second"]
         )
     )
     assert minute["provisioned"] < minute["on_demand"]
+    # EventBridge Scheduler invokes the task's Lambda: the worker's time, no stream handler.
     assert minute["scheduler"] == pytest.approx(
         1e6 * (PRICE["scheduler_invocation"] + PRICE["lambda_request"])
         + 1e6 * 0.01 * PRICE["lambda_gb_second"]
     )
     table = run_all.cost_table(costs)
-    assert table[2].startswith("| once a minute | 4.00 | 3.00 | 0.300 | 0.150 | $")
+    assert table[2].startswith("| once a minute | 4.00 | 3.50 | 0.400 | 0.200 | $")
+    assert "0.0100 GB-seconds a run on both sides" in table[-1]
+    assert "stream handler's 0.0020 GB-seconds and 0.050 invocations a run" in table[-1]
+
+
+def test_on_a_lambda_cpu_runs_slower_by_the_share_of_a_vcpu_its_memory_buys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    engine_bench = importlib.import_module("engine_bench")
+    # 1,769 MB is one vCPU: the time is what was measured.
+    assert engine_bench.lambda_seconds(0.010, 0.004, 1769 / 1024) == pytest.approx(0.010)
+    # At 1,024 MB the 4 ms of CPU take 1769/1024 as long; the 6 ms of waiting stay 6 ms.
+    assert engine_bench.lambda_seconds(0.010, 0.004, 1.0) == pytest.approx(
+        0.006 + 0.004 * 1769 / 1024
+    )
+    # Above one vCPU a single-threaded run is no faster.
+    assert engine_bench.lambda_seconds(0.010, 0.004, 4.0) == pytest.approx(0.010)
 
 
 def test_make_bench_writes_the_readme_cost_table_between_its_markers_and_nothing_else(

@@ -404,6 +404,9 @@ class Job(JobCreate):
     overdue_notice: str | None = None
     # The overdue spell the notice is about (its `overdue_since`, which a recovery clears).
     overdue_notice_since: datetime | None = None
+    # Until when the check that set or claimed the notice is presumed to be sending it: a
+    # check that meets the notice before then leaves it (engine.watch.NOTICE_LEASE).
+    overdue_notice_until: datetime | None = None
     overdue_notifications: list[dict[str, Any]] | None = None
     # Runs sent ahead (engine.tick, CLAIM_AHEAD): `next_run_at` is how far the tick has sent
     # the job's runs; `queued_runs` (chalicelib.queued) are the ones sent before it, so the
@@ -456,6 +459,7 @@ class Job(JobCreate):
                 "expect_since",
                 "overdue_notice",
                 "overdue_notice_since",
+                "overdue_notice_until",
                 "queued_runs",
                 "schedule_rev",
                 "rescheduled_at",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +22,8 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.posts: list[Post] = []
+        # Called once, on the next POST, before it is answered: what happens meanwhile.
+        self.while_posting: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -40,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.posts.append(Post(datetime.now(UTC), dict(self.headers), data))
+        meanwhile, self.server.while_posting = self.server.while_posting, None
+        if meanwhile is not None:
+            meanwhile()
         self.send_response(204)
         self.end_headers()
 

@@ -53,8 +53,8 @@ States of an attempt::
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
 | N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
-| O | worker | job: `overdue_since` + notice, count, watch (not overdue) | next check sends |
-| OK | worker | job: `overdue_since` out + notice, count, watch (same) | next check sends |
+| O | worker | job: `overdue_since` + notice, count, watch (not overdue) | lease over: next sends |
+| OK | worker | job: `overdue_since` out + notice, count, watch (same) | lease over: next sends |
 | ON | worker | job: notice out, `overdue_notifications` (notice there) | done |
 
 F2 is not written for a completed first attempt of a scheduled run of a plain job (`allow`,

@@ -29,7 +29,11 @@ expecting, or expecting longer: no notice). Then the notice is sent to the job's
 (chalicelib.notify.channels_for) and recorded (`overdue_notifications`), and the notice
 cleared. A check that dies between the transition and the record leaves the notice on the
 job and the watch due: the next check sends it again (at least once; the event id, from
-`overdue_since`, is the same). A check that finds a success later than the deadline its
+`overdue_since`, is the same). The check that makes a transition is presumed to be sending
+its notice for NOTICE_LEASE (recorded as `overdue_notice_until`): a check that meets the
+notice before then leaves it, so two checks at once (the API's and the tick's, at the same
+deadline) send it once; one after takes it over (a conditional write: of two, one) and sends
+it. A check that finds a success later than the deadline its
 watch was set for, with no spell recorded (the check at the deadline died or came late),
 records the spell from that deadline and announces it late, its recovery next: never lost.
 While a job is overdue its watch stays due, so every tick
@@ -58,6 +62,11 @@ CONTROL = "watch"
 DUE_PREFIX = "WATCH"
 OVERDUE = "job.overdue"
 RECOVERED = "job.recovered"
+# How long the check that set (or took over) a notice is presumed to be sending it: longer
+# than a channel's tries (notify.deliver: 3 of WEBHOOK_TIMEOUT 5 s, 3 s of backoff; 18 s),
+# shorter than the minute between the ticks that have a worker look at an overdue job again.
+# A send that outlasts it (several channels, all timing out) may be sent again: at least once.
+NOTICE_LEASE = timedelta(seconds=45)
 
 
 def deadline(job: Job) -> datetime | None:
@@ -130,7 +139,13 @@ class Watch:
             watches.remove(job_id)  # a deleted job's count went with it (mark_deleted)
             return None
         if job.overdue_notice is not None:
-            # A check died between its transition and its record: send the notice again.
+            # Another check is sending it, or died between its transition and its record: send
+            # it again only in the second case (presumed once its time to send is over).
+            sending = job.overdue_notice_until is not None and job.overdue_notice_until > now
+            if sending or not watches.claim_notice(
+                job, job.overdue_notice, now, now + NOTICE_LEASE
+            ):
+                return None
             return self._send(job, job.overdue_notice, now)
         limit = deadline(job)
         if job.overdue_since is None:
@@ -147,7 +162,9 @@ class Watch:
                 watches.move(job_id, limit)
                 if limit <= now + self._window:
                     send_check(self._queue, job_id, limit, now)
-            elif watches.mark_overdue(job, limit, OVERDUE, check_at=now):
+            elif watches.mark_overdue(
+                job, limit, OVERDUE, check_at=now, sending_until=now + NOTICE_LEASE
+            ):
                 job = job.model_copy(
                     update={
                         "overdue_since": limit,
@@ -162,7 +179,7 @@ class Watch:
                 return self._send(job, OVERDUE, now)
             return None
         if job.last_success_at is not None and job.last_success_at > job.overdue_since:
-            if watches.mark_on_time(job, RECOVERED, check_at=now):
+            if watches.mark_on_time(job, RECOVERED, check_at=now, sending_until=now + NOTICE_LEASE):
                 job = job.model_copy(
                     update={
                         "overdue_since": None,

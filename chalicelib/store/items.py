@@ -65,6 +65,7 @@ _TIME_FIELDS = (
     "last_success_at",
     "overdue_since",
     "overdue_notice_since",
+    "overdue_notice_until",
     "rescheduled_at",
 )
 _serializer = TypeSerializer()

@@ -56,6 +56,7 @@ ENGINE_FIELDS = frozenset(
         "overdue_since",
         "overdue_notice",
         "overdue_notice_since",
+        "overdue_notice_until",
         "overdue_notifications",
         "queued_runs",
     }

@@ -5,7 +5,8 @@
 | watch | `JOB#<id>` | `WATCH` | `DUE#<shard>`, `<check_at>#<job id>` |
 
 The job item holds the switch's state (`expect_success_within`, `expect_since`,
-`last_success_at`, `overdue_since`, `overdue_notice`, `overdue_notifications`); the watch item
+`last_success_at`, `overdue_since`, `overdue_notice`, `overdue_notice_until`,
+`overdue_notifications`); the watch item
 only says when to look at it again. A job becomes overdue, or stops being overdue, in one
 transaction: the job item (conditional on the state it was read in), the overdue count
 (`overdue_jobs`, so the overview's count is exactly the jobs marked overdue) and the watch
@@ -89,16 +90,19 @@ class WatchStore:
             what="removing the job's watch",
         )
 
-    def mark_overdue(self, job: Job, since: datetime, notice: str, check_at: datetime) -> bool:
-        """The job is overdue since `since`: set it, with `notice` to send, count it. Only if
-        it was not overdue, is not deleted and still expects what it was read with."""
+    def mark_overdue(
+        self, job: Job, since: datetime, notice: str, check_at: datetime, sending_until: datetime
+    ) -> bool:
+        """The job is overdue since `since`: set it, with `notice` to send (by this check, until
+        `sending_until`), count it. Only if it was not overdue, is not deleted and still
+        expects what it was read with."""
         assert job.expect_success_within is not None
         update = {
             "TableName": self._table,
             "Key": job_key(job.id),
             "UpdateExpression": (
                 "SET overdue_since = :since, overdue_notice = :notice, "
-                "overdue_notice_since = :since"
+                "overdue_notice_since = :since, overdue_notice_until = :until"
             ),
             "ConditionExpression": (
                 "attribute_exists(pk) AND attribute_not_exists(deleted_at) "
@@ -109,20 +113,33 @@ class WatchStore:
                 ":since": {"S": sortable(since)},
                 ":notice": {"S": notice},
                 ":w": {"N": str(job.expect_success_within)},
+                ":until": {"S": sortable(sending_until)},
             },
         }
         return self._transition(job, update, +1, check_at)
 
-    def mark_on_time(self, job: Job, notice: str | None, check_at: datetime | None) -> bool:
+    def mark_on_time(
+        self,
+        job: Job,
+        notice: str | None,
+        check_at: datetime | None,
+        sending_until: datetime | None = None,
+    ) -> bool:
         """The job is no longer overdue (a success came; or it expects no more, or less): clear
-        it, with `notice` to send if any, uncount it; look again at `check_at` (None: the
-        watch goes). Only if it is still overdue since the instant it was read with."""
+        it, with `notice` to send if any (by this check, until `sending_until`), uncount it;
+        look again at `check_at` (None: the watch goes). Only if it is still overdue since the
+        instant it was read with."""
         assert job.overdue_since is not None
         values: dict[str, Any] = {":since": {"S": sortable(job.overdue_since)}}
         expression = "REMOVE overdue_since"
         if notice is not None:
-            expression = "SET overdue_notice = :notice, overdue_notice_since = :since " + expression
+            assert sending_until is not None
+            expression = (
+                "SET overdue_notice = :notice, overdue_notice_since = :since, "
+                "overdue_notice_until = :until " + expression
+            )
             values[":notice"] = {"S": notice}
+            values[":until"] = {"S": sortable(sending_until)}
         update = {
             "TableName": self._table,
             "Key": job_key(job.id),
@@ -142,7 +159,8 @@ class WatchStore:
             self._db,
             self._table,
             job_key(job.id),
-            "SET overdue_notifications = :n REMOVE overdue_notice, overdue_notice_since",
+            "SET overdue_notifications = :n "
+            "REMOVE overdue_notice, overdue_notice_since, overdue_notice_until",
             "overdue_notice = :notice",
             {":n": dump({"n": deliveries})["n"], ":notice": {"S": notice}},
             what="recording the job's overdue notification",
@@ -153,6 +171,24 @@ class WatchStore:
             else:
                 self.move(job.id, check_at)
         return done
+
+    def claim_notice(self, job: Job, notice: str, now: datetime, until: datetime) -> bool:
+        """Take over sending `notice`, until `until`: only if it is still to be sent and the
+        check that was sending it is presumed dead (its time is over, or it recorded none)."""
+        return conditional_update(
+            self._db,
+            self._table,
+            job_key(job.id),
+            "SET overdue_notice_until = :until",
+            "overdue_notice = :notice AND "
+            "(attribute_not_exists(overdue_notice_until) OR overdue_notice_until <= :now)",
+            {
+                ":until": {"S": sortable(until)},
+                ":notice": {"S": notice},
+                ":now": {"S": sortable(now)},
+            },
+            what="taking over the job's overdue notification",
+        )
 
     def _transition(
         self, job: Job, update: dict[str, Any], delta: int, check_at: datetime | None

@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.engine.watch import OVERDUE, RECOVERED, Watch
+from chalicelib.engine.watch import NOTICE_LEASE, OVERDUE, RECOVERED, Watch
 from chalicelib.models import Job
 from tests.engine.conftest import FLAKY
 from tests.engine.harness import EPOCH, TICK, System
@@ -159,9 +159,52 @@ def test_two_checks_at_once_make_one_transition(system: System, receiver: Receiv
     first = Watch(system.store, system.queue, sleep=system.clock.sleep)
     assert first.check(job.id, at) == OVERDUE
     # A second check that read the job before the first wrote cannot mark it again.
-    assert not system.store.watches.mark_overdue(stale, at, OVERDUE, check_at=at)
+    assert not system.store.watches.mark_overdue(
+        stale, at, OVERDUE, check_at=at, sending_until=at + NOTICE_LEASE
+    )
     assert first.check(job.id, at + TICK) is None
     assert receiver.events() == [OVERDUE]
+    assert overdue_count(system) == 1
+
+
+def test_a_check_while_another_sends_the_notice_sends_nothing(
+    system: System, receiver: Receiver
+) -> None:
+    """The API's check and the tick's, at the same deadline: one notice, not two."""
+    job = watched(system, receiver, 300, is_active=False)
+    at = EPOCH + timedelta(minutes=6)
+    first = Watch(system.store, system.queue, sleep=system.clock.sleep)
+    second = Watch(system.store, system.queue, sleep=system.clock.sleep)
+    meanwhile: list[str | None] = []
+    receiver.while_posting = lambda: meanwhile.append(second.check(job.id, at))
+    assert first.check(job.id, at) == OVERDUE
+    assert meanwhile == [None]  # it met the notice the first was sending, and left it
+    assert receiver.events() == [OVERDUE]
+    assert system.job(job.id).overdue_notice is None
+    assert overdue_count(system) == 1
+
+
+def test_a_notice_whose_sender_died_is_sent_once_its_time_to_send_is_over(
+    system: System, receiver: Receiver
+) -> None:
+    job = watched(system, receiver, 300, is_active=False)
+    at = EPOCH + timedelta(minutes=6)
+    # The transition a check made before it died, its notice unsent.
+    assert system.store.watches.mark_overdue(
+        system.job(job.id),
+        EPOCH + timedelta(seconds=300),
+        OVERDUE,
+        check_at=at,
+        sending_until=at + NOTICE_LEASE,
+    )
+    check = Watch(system.store, system.queue, sleep=system.clock.sleep)
+    assert check.check(job.id, at + NOTICE_LEASE - timedelta(seconds=1)) is None
+    assert receiver.posts == []
+    assert check.check(job.id, at + NOTICE_LEASE) == OVERDUE
+    assert check.check(job.id, at + NOTICE_LEASE) is None
+    assert receiver.events() == [OVERDUE]
+    stored = system.job(job.id)
+    assert (stored.overdue_notice, stored.overdue_notice_until) == (None, None)
     assert overdue_count(system) == 1
 
 

@@ -19,7 +19,9 @@ States of an attempt::
 
 - *(no record)*: a scheduled run's message is in the queue; the message is its pending state,
   so a scheduled run costs no pending write. A repeat tick sends the message again; S0 keeps
-  one.
+  one. Its first delivery does not read the record (engine.worker, _first_delivery): S0, SK
+  and MS are puts only where none is, and a refused one (a repeat) decides again with the
+  record read; so does a run that a record would change before any write (S1, SR, SP).
 - `pending`: a manual run or a retry, recorded before its message is sent (P), and kept in
   the due index until it starts, so a message that was never sent is sent by the tick (TR).
 - `running`: a worker holds its lease (`lease_owner`, `lease_until`).
@@ -39,7 +41,7 @@ States of an attempt::
 | SK | worker | put / settle `skipped` (none / `pending`) | message back: final, R |
 | MS | worker | put / settle `missed` (none / `pending`) | message back: final, R |
 | S1 | worker | job: `running[key] = lease` (forbid: no other) | message back: the slot is its own |
-| S0 | worker | put `running` + lease (none there) | lease over, message back: S3 |
+| S0 | worker | put `running` + lease (none there; no read first) | lease over, back: S3 |
 | S2 | worker | `pending` -> `running` + lease, out of due index | lease over, message back: S3 |
 | S3 | worker | `running` -> `running`, new owner (lease over) | lease over, message back: S3 |
 | F1 | worker | outcome + counters, one transaction (our lease) | message back, final: R |

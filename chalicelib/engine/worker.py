@@ -150,6 +150,23 @@ def _ended_before_the_next_run(job: Job, record: Execution) -> bool:
     )
 
 
+def _sent_ahead(message: Message) -> bool:
+    """A scheduled run's first attempt as the tick (or a PUT, a resume) sent it ahead: no
+    record is made for it before its start, so it has none unless the message is a repeat."""
+    return (
+        message.trigger == "scheduled" and message.attempt == 1 and message.schedule_rev is not None
+    )
+
+
+class _Recorded(Exception):
+    """A first delivery found (or may find) its run recorded: decide again with the record.
+    `job`: the job as this delivery read it."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
 def _of_a_replaced_schedule(job: Job, message: Message) -> bool:
     """A scheduled run the tick sent ahead, timed after a PUT that changed the schedule since
     (runs due before the PUT were the old schedule's to run: the PUT sent them itself)."""
@@ -381,6 +398,57 @@ class Worker:
         except (ValueError, KeyError, TypeError):
             log.error("dropping a message that is not a NEXUS run: %.200s", body)
             return DONE
+        job: Job | None = None
+        if _sent_ahead(message):
+            try:
+                return self._first_delivery(message, hold, remaining)
+            except _Recorded as recorded:
+                job = recorded.job  # the run has a record: decide again, with it
+        return self._with_record(message, job, hold, remaining)
+
+    def _first_delivery(
+        self,
+        message: Message,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Verdict:
+        """A scheduled run the tick sent ahead, taken as having no record yet, as it has
+        unless its message is a repeat: the record is not read first (a read unit a run).
+        S0 (or SK / MS) is a put only where no record is, so a repeat's write fails, and it
+        is then decided again with its record read (`_Recorded`), as is every case where a
+        record would change the decision before any write: an exclusive job's slot (S1),
+        and a run that would be dropped with nothing written (SR, SP). A deleted job's run
+        needs no record: R writes nothing on a deleted job either."""
+        wait = (message.start_at - self._clock()).total_seconds()
+        if wait > MAX_EARLY_WAIT:
+            return Later(wait)
+        if wait > 0:
+            self._sleep(wait)
+        now = self._clock()
+        job = self._store.jobs.find_job(message.job_id)
+        if job is None or job.deleted_at is not None:
+            return DONE
+        if (
+            job.concurrency_policy != "allow"
+            or _of_a_replaced_schedule(job, message)
+            or _sent_ahead_into_a_pause(job, message)
+            or (job.paused_until is not None and not job.is_active)
+        ):
+            raise _Recorded(job)
+        reason = self._reason_not_to_run(job, message, None, now)
+        if reason is not None:
+            return self._not_run(job, message, None, now, *reason, first=True)
+        return self._start_and_run(job, message, None, now, hold, remaining, first=True)
+
+    def _with_record(
+        self,
+        message: Message,
+        job: Job | None,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Verdict:
+        """The message decided on its run's record (None: none yet); `job`, if the job was
+        read for this delivery already."""
         record = self._store.runs.get(message.job_id, message.run_key)
         if record is not None and record.is_final:
             self._resume(record, hold=hold)  # R: a repeat, or a worker that died after F1
@@ -394,7 +462,8 @@ class Worker:
         if wait > 0:
             self._sleep(wait)
         now = self._clock()
-        job = self._store.jobs.find_job(message.job_id)
+        if job is None or wait > 0:
+            job = self._store.jobs.find_job(message.job_id)
         if job is None or job.deleted_at is not None:
             return DONE  # nothing is written for a deleted job
         if record is None and _of_a_replaced_schedule(job, message):
@@ -469,12 +538,15 @@ class Worker:
         now: datetime,
         status: str,
         reason: str,
+        *,
+        first: bool = False,
     ) -> Verdict:
         """SK / MS: the attempt ends without running.
 
         If the write is refused, another delivery of the run got there first: this message
         is then the run's only way back if that worker dies, so it is deleted only if the
-        run is final by now (R), and otherwise comes back once the run's lease is over."""
+        run is final by now (R), and otherwise comes back once the run's lease is over.
+        `first`: the record was not read (_first_delivery); a refused write decides again."""
         if record is None:
             made = self._store.runs.put_final(
                 self._scheduled_execution(job, message, now).model_copy(
@@ -502,6 +574,8 @@ class Worker:
             if (record.trigger if record is not None else message.trigger) == "scheduled":
                 self._carry_last_run(job, message.scheduled_for)
             return DONE
+        if first:
+            raise _Recorded(job)
         return self._after_lost_race(message, now)
 
     def _after_lost_race(self, message: Message, now: datetime) -> Verdict:
@@ -539,7 +613,11 @@ class Worker:
         now: datetime,
         hold: Callable[[float], None],
         remaining: Callable[[], float] | None,
+        *,
+        first: bool = False,
     ) -> Verdict:
+        """S0-S3, the run, F1 and R. `first`: the record was not read (_first_delivery); a
+        refused S0 decides again with it."""
         execution = record or self._scheduled_execution(job, message, now)
         task = self._task(execution)
         timeout = (task.timeout_seconds if task else None) or DEFAULT_TASK_TIMEOUT
@@ -578,6 +656,8 @@ class Worker:
                 else None
             )
         if how is None:
+            if first:
+                raise _Recorded(job)
             # Another delivery got there first: see where it stands now.
             return self._after_lost_race(message, now)
         hold(timeout + LEASE_MARGIN.total_seconds() + 1)

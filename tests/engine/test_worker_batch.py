@@ -143,6 +143,9 @@ def test_a_batch_of_quick_runs_writes_the_counters_once_and_holds_no_message(eng
     # success writes nothing on the job (F2 skipped: the API reads its last run from the
     # record). The ten outcomes go in one transaction with the counters: counted once.
     assert calls.count("PutItem") == 10
+    # Per run one read, of its job: a first delivery's start reads no record (its put is
+    # refused if the run has one).
+    assert calls.count("GetItem") == 10
     assert calls.count("UpdateItem") == 0
     assert calls.count("TransactWriteItems") == 1
     # Every run ended before the holds were due: Lambda deletes the batch, nothing to hold.

@@ -419,11 +419,9 @@ class Worker:
         record would change the decision before any write: an exclusive job's slot (S1),
         and a run that would be dropped with nothing written (SR, SP). A deleted job's run
         needs no record: R writes nothing on a deleted job either."""
-        wait = (message.start_at - self._clock()).total_seconds()
-        if wait > MAX_EARLY_WAIT:
-            return Later(wait)
-        if wait > 0:
-            self._sleep(wait)
+        early = self._wait_for(message.start_at)
+        if isinstance(early, Later):
+            return early
         now = self._clock()
         job = self._store.jobs.find_job(message.job_id)
         if job is None or job.deleted_at is not None:
@@ -440,6 +438,16 @@ class Worker:
             return self._not_run(job, message, None, now, *reason, first=True)
         return self._start_and_run(job, message, None, now, hold, remaining, first=True)
 
+    def _wait_for(self, start_at: datetime) -> Later | bool:
+        """Wait out the last seconds before `start_at`: whether it waited, or Later if the
+        message came too early for that (it is sent again to come back then)."""
+        wait = (start_at - self._clock()).total_seconds()
+        if wait > MAX_EARLY_WAIT:
+            return Later(wait)
+        if wait > 0:
+            self._sleep(wait)
+        return wait > 0
+
     def _with_record(
         self,
         message: Message,
@@ -455,14 +463,11 @@ class Worker:
             return DONE
         if record is None and message.trigger != "scheduled":
             return DONE  # a pending attempt's record went with its job
-        start_at = record.start_at if record is not None else message.start_at
-        wait = (start_at - self._clock()).total_seconds()
-        if wait > MAX_EARLY_WAIT:
-            return Later(wait)
-        if wait > 0:
-            self._sleep(wait)
+        early = self._wait_for(record.start_at if record is not None else message.start_at)
+        if isinstance(early, Later):
+            return early
         now = self._clock()
-        if job is None or wait > 0:
+        if job is None or early:
             job = self._store.jobs.find_job(message.job_id)
         if job is None or job.deleted_at is not None:
             return DONE  # nothing is written for a deleted job

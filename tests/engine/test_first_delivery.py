@@ -56,18 +56,24 @@ def test_a_message_delivered_twice_runs_its_task_once(system):
     assert [(a.attempt, a.status) for a in attempts] == [(1, "failed"), (2, "failed")]
 
 
+def _worker_dies_once_then_recovers(system: System, fault: FaultInjector) -> None:
+    system.tick()
+    system.inject(fault)
+    system.run()
+    assert fault.fired and system.deaths.by_part["worker"] == 1
+    system.stop_faults()
+    system.run()
+
+
 def test_a_failed_run_whose_worker_died_after_its_outcome_is_retried_when_its_message_is_back(
     system,
 ):
     job = _date_job(system, task_name="nexus.fail", max_retries=1, retry_delay=1)
     _at_run_time(system)
-    system.tick()
     # The worker dies right after F1 (its outcome and counts, one transaction), before R.
-    outcome = system.inject(FaultInjector().inject(1, "crash_after", op="TransactWriteItems"))
-    system.run()
-    assert outcome.fired and system.deaths.by_part["worker"] == 1
-    system.stop_faults()
-    system.run()
+    _worker_dies_once_then_recovers(
+        system, FaultInjector().inject(1, "crash_after", op="TransactWriteItems")
+    )
     (attempts,) = check_invariants(system, [job]).values()
     assert [(a.attempt, a.status) for a in attempts] == [(1, "failed"), (2, "failed")]
 
@@ -78,12 +84,8 @@ def test_a_run_whose_worker_died_is_taken_over_after_its_lease_though_past_its_g
     # record read then shows a run to take over, not one to miss (nor to come back for).
     job = _date_job(system, misfire_grace_seconds=10)
     _at_run_time(system)
-    system.tick()
-    start = system.inject(FaultInjector().inject(1, "crash_after", op="PutItem"))
-    system.run()
-    assert start.fired and system.deaths.by_part["worker"] == 1
-    system.stop_faults()
-    system.run()
+    # The worker dies right after S0.
+    _worker_dies_once_then_recovers(system, FaultInjector().inject(1, "crash_after", op="PutItem"))
     (attempts,) = check_invariants(system, [job]).values()
     echoed = {"args": [], "kwargs": {}}
     assert [(a.attempt, a.status, a.result) for a in attempts] == [(1, "completed", echoed)]

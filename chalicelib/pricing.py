@@ -58,10 +58,10 @@ PRICES_AS_OF = (
 # records), whose invocations are counted with the worker's.
 PER_RUN: dict[str, float] = {
     "dynamodb_write_units": 6.2,
-    "dynamodb_items_read": 4.0,
+    "dynamodb_items_read": 3.0,
     "sqs_requests": 0.305,
     "lambda_invocations": 0.14,
-    "lambda_gb_seconds": 0.0255,
+    "lambda_gb_seconds": 0.0177,
 }
 DRIFT_TOLERANCE = 0.10
 

@@ -199,6 +199,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         changes = StreamReader(db, table)
         lambda_invocations = 1  # the tick
         worker_seconds = worker_cpu = 0.0
+        memory = worker_memory_gb()
         invocations: list[float] = []  # each invocation's Lambda time at the worker's memory
         writes: Counter[str] = Counter()
 
@@ -224,7 +225,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
                 wall, used = time.perf_counter() - started, time.process_time() - cpu
                 worker_seconds += wall
                 worker_cpu += used
-                invocations.append(lambda_seconds(wall, used, worker_memory_gb()))
+                invocations.append(lambda_seconds(wall, used, memory))
                 sqs.delete_message_batch(
                     QueueUrl=url,
                     Entries=[
@@ -263,7 +264,6 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         "sqs_holds": sum(v for k, v in sqs_by_op.items() if k.startswith("Change")) / runs,
         "lambda_invocations": lambda_invocations / runs,
     }
-    memory = worker_memory_gb()
     # The median invocation, times the invocations: a pause of this shared machine (a
     # neighbour's burst, a collection) inflates one invocation, not the figure.
     on_lambda = statistics.median(invocations) * len(invocations) / runs

@@ -119,16 +119,22 @@ def client(ctx: typer.Context) -> NexusClient:
 # -- output --------------------------------------------------------------------------------
 
 
+def _dump(value: Any) -> Any:
+    if isinstance(value, Job):
+        # What the API sent: the server's model also holds its own bookkeeping (failure
+        # streaks, leases, runs sent ahead), which the API never shows; its defaults are not
+        # the job's values.
+        return value.model_dump(mode="json", include=value.model_fields_set)
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
 def _json(value: Any) -> None:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    if isinstance(value, list):
+        value = [_dump(v) for v in value]
     elif isinstance(value, dict):
-        value = {
-            k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
-            for k, v in value.items()
-        }
+        value = {k: _dump(v) for k, v in value.items()}
+    else:
+        value = _dump(value)
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
@@ -170,10 +176,6 @@ def _table(columns: tuple[str, ...], rows: list[list[str]], title: str | None = 
     out.print(table)
 
 
-# Fields the client's model has and the API never shows (the server's own bookkeeping).
-HIDDEN_JOB_FIELDS = {"running", "version", "buffered", "deleted_at", "warnings"}
-
-
 def _show_job(job: Job, output: Output) -> None:
     """Every field (pause note and end, concurrency, calendars, blackouts included), then
     the schedule lint's warnings of a job just created or changed, on stderr."""
@@ -181,7 +183,9 @@ def _show_job(job: Job, output: Output) -> None:
         _json(job)
         return
     table = Table("field", "value", title=f"job {job.id}")
-    for name, value in job.model_dump(mode="json", exclude=HIDDEN_JOB_FIELDS).items():
+    shown = _dump(job)
+    shown.pop("warnings", None)  # on stderr, below
+    for name, value in shown.items():
         table.add_row(name, value if isinstance(value, str) else json.dumps(value))
     out.print(table)
     if isinstance(job, WrittenJob):

@@ -655,3 +655,28 @@ def test_a_redacted_credential_is_not_a_change():
     assert plan(declared, [other]).actions[0].body == {
         "task_kwargs": {"api_token": "s3cret", "n": 1}
     }
+
+
+def test_the_cli_shows_a_job_as_the_api_sent_it_not_the_servers_bookkeeping(
+    base_url, nexus, contract_job, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from nexus_client.cli import app as cli
+
+    job = nexus.create_job(contract_job)
+    monkeypatch.setenv("NEXUS_URL", base_url)
+    monkeypatch.setenv("NEXUS_API_KEY", TEST_ADMIN_KEY)
+    sent = nexus.request("GET", f"/jobs/{job.id}").json()
+    shown = CliRunner().invoke(cli, ["jobs", "show", str(job.id), "-o", "json"])
+    assert shown.exit_code == 0, shown.output
+    printed = json.loads(shown.stdout)
+    assert printed.keys() <= sent.keys()
+    assert printed["concurrency_policy"] == sent["concurrency_policy"]
+    table = CliRunner().invoke(cli, ["jobs", "show", str(job.id)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "concurrency_policy" in table.stdout
+    for kept_to_itself in ("failure_streak", "schedule_rev", "queued_runs", "overdue_notice"):
+        assert kept_to_itself not in sent
+        assert kept_to_itself not in printed
+        assert kept_to_itself not in table.stdout

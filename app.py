@@ -213,7 +213,6 @@ def controls() -> Controls:
 
 @functools.lru_cache(maxsize=1)
 def worker_engine() -> Worker:
-    from chalicelib.engine import batch
     from chalicelib.engine.worker import Worker
     from chalicelib.tasks import registry
 
@@ -223,7 +222,6 @@ def worker_engine() -> Worker:
         work_queue(),
         registry,
         retention=retention,
-        linger=batch.COALESCE_SECONDS,
         controls=controls(),
     )
 
@@ -839,17 +837,14 @@ def worker(event: SQSEvent) -> None:
         if context is not None and hasattr(context, "get_remaining_time_in_millis")
         else None
     )
-    try:
-        handle_batch(
-            [Record(r.body, r.receipt_handle) for r in event],
-            worker_engine(),
-            work_queue(),
-            client("sqs"),
-            get_settings().queue_url,
-            remaining,
-        )
-    finally:
-        worker_engine().flush()
+    handle_batch(
+        [Record(r.body, r.receipt_handle) for r in event],
+        worker_engine(),
+        work_queue(),
+        client("sqs"),
+        get_settings().queue_url,
+        remaining,
+    )
 
 
 @app.on_sqs_message(queue=dlq_name(), batch_size=10)
@@ -882,5 +877,9 @@ def websocket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
 
 @app.on_dynamodb_record(stream_arn=stream_arn(), batch_size=100, starting_position="LATEST")
 def table_changes(event: DynamoDBEvent) -> dict[str, int]:
-    """The table's changes, as events, to the connections that subscribed to them."""
-    return fanout().handle(event.to_dict().get("Records", []), now()).as_dict()
+    """The table's changes: the runs they finish, counted in the stats (first, so that a
+    failure is retried with the batch, and counts once: store.counters); then, as events,
+    to the connections that subscribed to them."""
+    records = event.to_dict().get("Records", [])
+    counted = store().counters.count_changes(records)
+    return {**fanout().handle(records, now()).as_dict(), "runs_counted": counted}

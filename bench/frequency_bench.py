@@ -3,8 +3,10 @@ once a day.
 
 The whole engine runs on a virtual clock (tests/engine/harness.py: moto's DynamoDB, an
 in-memory SQS with delays, the tick every minute), with the worker as Lambda runs it in
-production: batches of up to 10 messages, final records gathered into one transaction per
-batch. Every DynamoDB write after the jobs exist is counted by item kind and priced as
+production: batches of up to 10 messages, each final record written alone, and the stream
+handler's count of the runs (one write for the changes of each round of deliveries: a quiet
+table's stream hands over small batches). Every DynamoDB write after the jobs exist is
+counted by item kind and priced as
 engine_bench.requests_per_run prices them: one unit per started KB of the item, two in a
 transaction, and two for each move of a job's entry in the `by_due` index.
 """
@@ -31,9 +33,7 @@ FREQUENCIES: dict[str, tuple[dict[str, Any], timedelta]] = {
 def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10) -> dict[str, Any]:
     from moto import mock_aws
 
-    from chalicelib.engine.batch import COALESCE_SECONDS, BatchIncomplete, Record, handle_batch
-    from chalicelib.engine.worker import Worker
-    from chalicelib.tasks import registry
+    from chalicelib.engine.batch import BatchIncomplete, Record, handle_batch
     from local.aws_process import serialise_dynamodb
     from tests.engine.harness import System
 
@@ -41,17 +41,6 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
         # Batches run their messages in threads: DynamoDB's atomic requests, not moto's.
         serialise_dynamodb()
         system = System(f"nexus-freq-{abs(hash(name)) % 10_000}")
-        # The deployed worker: its final records wait for the batch's others (app.py).
-        system.worker = Worker(
-            system.store,
-            system.queue,
-            registry,
-            clock=system.clock,
-            sleep=system.clock.sleep,
-            rng=lambda: 0.0,
-            linger=COALESCE_SECONDS,
-            on_stuck=lambda reason: None,
-        )
 
         def deliver() -> int:
             handled = 0
@@ -59,6 +48,7 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
                 out = system.sqs.receive_message(QueueUrl=system.queue_url, MaxNumberOfMessages=10)
                 messages = out.get("Messages", [])
                 if not messages:
+                    system.count_runs()
                     return handled
                 records = [Record(m["Body"], m["ReceiptHandle"]) for m in messages]
                 try:

@@ -1,9 +1,9 @@
 """Many small writes from the runs of one batch, made as one request.
 
-Each run of a batch adds to the stats counters twice and asks SQS to hold its message once.
-Made one by one, that is three requests per run; gathered, it is about one per batch. Items
-wait at most `linger` seconds (so a counter shows a run within that time), and the worker
-flushes whatever is left before its invocation ends (Lambda freezes the process after that).
+Each long run of a batch asks SQS to hold its message. Made one by one, that is a request
+per run; gathered, it is about one per batch. Items wait at most `linger` seconds, and the
+worker flushes whatever is left before its invocation ends (Lambda freezes the process after
+that).
 """
 
 from __future__ import annotations

@@ -166,6 +166,57 @@ def transactions_copy_only_their_items() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+# How long DynamoDB keeps a TransactWriteItems' ClientRequestToken (its API reference).
+TOKEN_SECONDS = 600.0
+
+
+def transaction_tokens() -> None:
+    """DynamoDB answers a TransactWriteItems made again with the same ClientRequestToken
+    within 10 minutes as it answered the first, and writes nothing more (the same items; other
+    items under a used token are refused with IdempotentParameterMismatchException). moto
+    ignores the token and writes it again: the stream handler's count of a batch given to it
+    twice (store.counters) would count twice. Tokens are kept here as DynamoDB keeps them."""
+    import time
+    from collections import OrderedDict
+
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.__dict__["transact_write_items"]
+    if getattr(original, "keeps_tokens", False):
+        return
+    seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        items = json.dumps(self.body["TransactItems"], sort_keys=True)
+        now = time.monotonic()
+        with lock:
+            while seen and now - next(iter(seen.values()))[1] > TOKEN_SECONDS:
+                seen.popitem(last=False)
+            before = seen.get(token)
+        if before is not None:
+            if before[0] != items:
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                    "The request uses the same client token as a previous, but non-identical "
+                    "request.",
+                )
+            return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        out = original(self)
+        with lock:
+            seen[token] = (items, now)
+        return out
+
+    transact_write_items.keeps_tokens = True  # type: ignore[attr-defined]
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def query_reads_its_partition() -> None:
     """moto answers a Query on the table itself (not an index) by walking every item of the
     table for those of the partition asked for: a job's history, a key, the WebSocket
@@ -648,6 +699,7 @@ def main(argv: list[str]) -> int:
     drop_empty_partitions()
     bounded_streams()
     query_reads_its_partition()
+    transaction_tokens()
     import_swagger_2()
     websocket_deployments()
     cloudformation_table_settings()

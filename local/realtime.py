@@ -11,7 +11,8 @@ app.table_changes), with events shaped as API Gateway and Lambda shape them:
   on 127.0.0.1 only: the handlers send through boto3's apigatewaymanagementapi client to it,
   as they do deployed, and an unknown connection is a 410 GoneException.
 - `StreamFeed`: reads the embedded table's change stream (moto's DynamoDB Streams) from its
-  latest record and hands each batch to the stream handler, as Lambda's event source does.
+  latest record and hands each batch to the stream handler (which counts the runs in the stats
+  and sends the events), as Lambda's event source does: a failed batch again, until taken.
 
 Neither the query string (it carries the key) nor a message is ever logged. make run runs
 both in a process of their own (`RealtimeProcess`), as on AWS they are functions of their own.
@@ -52,8 +53,8 @@ STAGE = "api"
 POLL_SECONDS = 0.05
 RETRY_PAUSE_SECONDS = 1.0
 BATCH_SIZE = 100
-# Tries of a batch the stream handler fails on (Lambda's event source retries too).
-HANDLER_ATTEMPTS = 4
+# The longest pause between tries of a batch the stream handler fails on.
+HANDLER_BACKOFF_SECONDS = 5.0
 
 
 def _region() -> str:
@@ -300,6 +301,7 @@ class StreamFeed:
         self._streams = streams
         self._table = table
         self._stop = threading.Event()
+        self._draining = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nexus-local-stream", daemon=True)
         self._arn = ""
         self._shard = ""
@@ -318,12 +320,13 @@ class StreamFeed:
         self._thread.start()
         return self
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     def stop(self, timeout: float = 10.0) -> None:
-        self.request_stop()
+        """Hand what the stream holds to the handler (make run stops the engine first: nothing
+        new comes, and the stats count every run recorded), then stop; at most `timeout`."""
+        self._draining.set()
         self._thread.join(timeout)
+        self._stop.set()
+        self._thread.join(1.0)
 
     def _fresh_iterator(self) -> str:
         if self._last_sequence is None:
@@ -352,24 +355,28 @@ class StreamFeed:
             self._iterator = out.get("NextShardIterator")
             records = out.get("Records") or []
             if not records:
+                if self._draining.is_set():
+                    return
                 self._stop.wait(POLL_SECONDS)
                 continue
             self._last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
             self._invoke([lambda_record(r, self._arn) for r in records])
 
     def _invoke(self, records: list[dict[str, Any]]) -> None:
-        """As Lambda's event source does, a batch the handler fails on is tried again (here a
-        few times, with backoff), then left behind so later events are not held up."""
-        for attempt in range(HANDLER_ATTEMPTS):
+        """As Lambda's event source does, a batch the handler fails on is given again, the
+        same batch, until the handler takes it (with backoff): nothing after it is handed
+        over before, so no run goes uncounted (store.counters)."""
+        pause = 0.1
+        while True:
             try:
                 context = LambdaContext("nexus-local-table_changes", _region())
                 self._handler({"Records": records}, context)
                 return
             except Exception:
-                if attempt + 1 == HANDLER_ATTEMPTS or self._stop.is_set():
-                    log.exception("the stream handler failed on a batch of %d", len(records))
+                log.exception("the stream handler failed on a batch of %d", len(records))
+                if self._stop.wait(pause):
                     return
-                self._stop.wait(0.1 * 2**attempt)
+                pause = min(pause * 2, HANDLER_BACKOFF_SECONDS)
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:

@@ -11,10 +11,9 @@ from chalicelib.store import table_definition
 
 
 def ensure_table(dynamodb: Any, table_name: str, *, stream: bool = True) -> None:
-    """The table as deployed; `stream=False` leaves its change stream out: moto in the same
-    process (the tests, the engine benchmark) keeps every stream record and deep-copies them
-    all in each transaction, and nothing there reads them (tests/app/test_realtime.py turns
-    the stream on for itself)."""
+    """The table as deployed, change stream included (the stats count runs from it);
+    `stream=False` leaves the stream out, for what reads no stats (moto in the same process
+    keeps every stream record)."""
     definition = table_definition(table_name)
     if not stream:
         definition.pop("StreamSpecification")

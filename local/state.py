@@ -28,7 +28,6 @@ from chalicelib.engine.queue import WorkQueue
 from chalicelib.models import Execution, Job
 from chalicelib.schedules import compile_schedule
 from chalicelib.store import RunStore, from_item
-from chalicelib.store.counters import Counters
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ def requeue_unfinished(dynamodb: Any, sqs: Any, table_name: str, queue_url: str)
 
 
 def _scheduled_in_flight(dynamodb: Any, table_name: str, now: datetime) -> list[Execution]:
-    runs = RunStore(dynamodb, table_name, Counters(dynamodb, table_name))
+    runs = RunStore(dynamodb, table_name)
     found: list[Execution] = []
     for raw in _scan(
         dynamodb,

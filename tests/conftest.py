@@ -91,7 +91,7 @@ def _create_resources() -> None:
     from local.resources import ensure_queue, ensure_table
 
     _reset_caches()
-    ensure_table(client("dynamodb"), get_settings().table_name, stream=False)
+    ensure_table(client("dynamodb"), get_settings().table_name)
     os.environ["NEXUS_QUEUE_URL"] = ensure_queue(client("sqs"), "nexus-test-work")
     _reset_caches()
     get_settings()
@@ -110,6 +110,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from local.aws_process import (
         query_reads_its_partition,
         serialise_dynamodb,
+        transaction_tokens,
         transactions_copy_only_their_items,
     )
 
@@ -124,8 +125,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         DynamoDBBackend, "transact_write_items", DynamoDBBackend.__dict__["transact_write_items"]
     )
     monkeypatch.setattr(Table, "query", Table.__dict__["query"])
+    # And a transaction repeated with its ClientRequestToken is a no-op, as on DynamoDB.
+    monkeypatch.setattr(
+        DynamoHandler, "transact_write_items", DynamoHandler.__dict__["transact_write_items"]
+    )
     transactions_copy_only_their_items()
     query_reads_its_partition()
+    transaction_tokens()
     with mock_aws():
         _create_resources()
         yield

@@ -95,7 +95,6 @@ def handle_batch(
             return
         finished.add(record.receipt_handle)
 
-    worker.expect(len(records))
     try:
         with ThreadPoolExecutor(max_workers=len(records)) as pool:
             list(pool.map(handle, records))

@@ -44,7 +44,7 @@ States of an attempt::
 | S0 | worker | put `running` + lease (none there; no read first) | lease over, back: S3 |
 | S2 | worker | `pending` -> `running` + lease, out of due index | lease over, message back: S3 |
 | S3 | worker | `running` -> `running`, new owner (lease over) | lease over, message back: S3 |
-| F1 | worker | outcome + counters, one transaction (our lease) | message back, final: R |
+| F1 | worker | outcome + what it counts, one update (our lease) | message back, final: R |
 | F2 | worker | job: slot out, last run (only forward; see below) | message back: R repeats F2, F3 |
 | F3 | worker | retry: P, then send it with its delay | message back: R, P no-op, send |
 | R | worker | on a final record: F2, then F3 if it may retry | message back: R again |
@@ -53,7 +53,7 @@ States of an attempt::
 | WS | worker | after F2: send the waiting run if the slot is free | TR at its resend |
 | C | API | pending: `cancelled`; running: `cancel_requested`; none: put | done |
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
-| D | DLQ | settle `failed` (dead-lettered) + counts; then R | DLQ message back: D again |
+| D | DLQ | settle `failed` (dead-lettered) + what it counts; R | DLQ message back: D again |
 | N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
 | O | worker | job: `overdue_since` + notice, count, watch (not overdue) | lease over: next sends |
 | OK | worker | job: `overdue_since` out + notice, count, watch (same) | lease over: next sends |
@@ -96,9 +96,12 @@ each one transaction conditional on the state it read; its notice stays on the j
 is sent and recorded, so a check that dies leaves it for the next (at least once). After R of
 a completed run of an overdue job, the worker has the switch looked at at once.
 
-Counters are added in F1's transaction (and D's, and never elsewhere for runs), so the stats
-equal what the history shows. A job's `status` is computed from its slots and its last run,
-never stored, so it cannot disagree with them.
+A final record of F1 and D carries what it counts (`counts`, `counted_at`), and runs are counted
+nowhere else: the stream handler adds a record's counts when the table's change stream shows
+the change that gave it them (store.counters: exactly once, a batch it is given again counts
+nothing more), so the stats equal what the history shows, a fraction of a second behind it.
+A job's `status` is computed from its slots and its last run, never stored, so it cannot
+disagree with them.
 
 Overlap: an exclusive job's (`forbid`, `buffer_one`, `replace`) S1 is the check and the claim
 at once, and it fails while another run holds the slot or another run waits its turn

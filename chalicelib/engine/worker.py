@@ -32,7 +32,7 @@ from chalicelib.engine.watch import send_check
 from chalicelib.models import Execution, Job
 from chalicelib.observability import Metric, emit_metrics
 from chalicelib.security import secrets
-from chalicelib.store import FinalWrite, Store
+from chalicelib.store import Store
 from chalicelib.store.jobs import EXCLUSIVE
 from chalicelib.tasks import RunContext, TaskRegistry, UnknownTask
 from chalicelib.timefmt import parse_stored, sortable
@@ -248,65 +248,6 @@ def exit_if_on_lambda(reason: str) -> None:
         os._exit(70)
 
 
-class GroupCommit:
-    """Final records of the runs that finish together, written in one transaction.
-
-    A final record is written with the counters it adds to (F1), in a transaction, which
-    costs two write units an item: ten runs of a batch finishing together cost one counter
-    write, not ten. Each caller waits for its own record's answer. `linger` 0 writes each at
-    once in the caller's thread.
-    """
-
-    def __init__(self, store: Store, linger: float, active: Callable[[], int]) -> None:
-        self._store = store
-        self._linger = linger
-        self._active = active
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[FinalWrite, threading.Event, list[Any]]] = []
-        self._timer: threading.Timer | None = None
-
-    def commit(self, write: FinalWrite) -> bool:
-        if self._linger <= 0:
-            return bool(self._store.runs.commit([write])[0])
-        done, answer = threading.Event(), list[Any]()
-        with self._lock:
-            self._waiting.append((write, done, answer))
-            everyone = len(self._waiting) >= self._active()
-            if self._timer is None and not everyone:
-                self._timer = threading.Timer(self._linger, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if everyone:
-            self.flush()
-        done.wait()
-        if isinstance(answer[0], BaseException):
-            raise answer[0]
-        return bool(answer[0])
-
-    def nudge(self) -> None:
-        """Write what waits if everyone still in flight is waiting."""
-        with self._lock:
-            ready = bool(self._waiting) and len(self._waiting) >= self._active()
-        if ready:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        if not waiting:
-            return
-        try:
-            results: list[Any] = list(self._store.runs.commit([w for w, _, _ in waiting]))
-        except BaseException as exc:
-            results = [exc] * len(waiting)
-        for (_, done, answer), result in zip(waiting, results, strict=True):
-            answer.append(result)
-            done.set()
-
-
 class Worker:
     def __init__(
         self,
@@ -318,13 +259,10 @@ class Worker:
         sleep: Callable[[float], None] = time.sleep,
         retention: timedelta = timedelta(days=90),
         rng: Callable[[], float] = random.random,
-        linger: float = 0.0,
         on_stuck: Callable[[str], None] = exit_if_on_lambda,
         show_running_after: float = SHOW_RUNNING_AFTER,
         controls: Controls | None = None,
     ) -> None:
-        """`linger`: how long a final record may wait for those of other runs of the batch
-        to be written with them (0: at once)."""
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -335,25 +273,6 @@ class Worker:
         self._on_stuck = on_stuck
         self._show_running_after = show_running_after
         self._controls = controls
-        # Messages being processed now: a final record waits (up to `linger`) for the others'.
-        self._in_flight = 0
-        # Messages of a batch announced (expect()) whose process() has not begun yet: they
-        # count as in flight from the announcement, so the first run of a batch to finish
-        # waits for the others even if their threads have not started.
-        self._expected = 0
-        self._in_flight_lock = threading.Lock()
-        self._final = GroupCommit(store, linger, lambda: self._in_flight)
-
-    def flush(self) -> None:
-        """Write any final records still gathered (none, once every process() returned)."""
-        self._final.flush()
-
-    def expect(self, messages: int) -> None:
-        """A batch of `messages` is about to be processed (engine.batch): each process()
-        call takes one of them."""
-        with self._in_flight_lock:
-            self._expected += messages
-            self._in_flight += messages
 
     # -- the message --------------------------------------------------------------------------
 
@@ -366,18 +285,7 @@ class Worker:
         """Handle one message. `hold(seconds)` keeps it hidden that long while its run goes
         on, so it comes back when a takeover is possible, and not before. `remaining()` is
         how many seconds the invocation has left."""
-        with self._in_flight_lock:
-            if self._expected > 0:
-                self._expected -= 1  # counted in flight since the batch's announcement
-            else:
-                self._in_flight += 1
-        try:
-            return self._process(body, hold or (lambda _seconds: None), remaining)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
-            # A record waiting for this message's may now be the last: write them.
-            self._final.nudge()
+        return self._process(body, hold or (lambda _seconds: None), remaining)
 
     def _process(
         self,
@@ -880,7 +788,7 @@ class Worker:
             "duration_sum": record.duration_seconds or 0.0,
             "duration_count": 1,
         }
-        if not self._final.commit(self._store.runs.outcome(record, owner, deltas)):
+        if not self._store.runs.commit([self._store.runs.outcome(record, owner, deltas)])[0]:
             log.warning(
                 "lease lost before the run finished; its new owner records it",
                 extra={"job_id": job.id, "execution_id": execution.id},

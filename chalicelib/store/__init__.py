@@ -2,7 +2,7 @@
 
 - `items`: the key layout, item <-> model mapping, and the AWS error handling they share;
 - `jobs.JobStore`: job items, the list and due indexes, the job's run slots;
-- `runs.RunStore`: run attempts and their final records;
+- `runs.RunStore`: run attempts and their final records (with what each counts);
 - `counters.Counters`: the statistics shards;
 - `keys.KeyStore`: API keys (hashes, never secrets);
 - `audit.AuditLog`: who changed what (written in the change's own transaction);
@@ -127,7 +127,7 @@ class Store:
 
     @cached_property
     def runs(self) -> RunStore:
-        return self._made("runs", "runs", "RunStore", counted=True)  # type: ignore[no-any-return]
+        return self._made("runs", "runs", "RunStore")  # type: ignore[no-any-return]
 
     @cached_property
     def keys(self) -> KeyStore:

@@ -3,8 +3,18 @@
 Every write picks a shard at random: one DynamoDB item takes about 1,000 writes a second, and
 two transactions on one item at once fail with TransactionConflict, so neither job writes nor
 runs are serialised through one item. Job counts are added in the same transaction as the job
-write they count; run counts in the same transaction as the run's final record
-(engine.lifecycle, F1), so a count is made exactly when its record is, whatever crashes.
+write they count.
+
+Run counts are added by the stream handler (app.table_changes), from the table's change
+stream: a final record carries what it counts (`counts`, and `counted_at`, the instant whose
+hour it counts in), and a record counts once, at the change that gave it `counts` (the stream
+has old and new images). A batch of changes is counted in one one-item transaction whose
+ClientRequestToken is made from the batch's event ids, on a shard chosen by the same ids, so
+a batch the handler is given again (its retry after a failure: Lambda's event source gives
+the same batch again, none split, as Chalice configures it) is not counted twice; DynamoDB
+keeps a token 10 minutes. The stats trail the history by the stream's delay (well under a
+second on AWS, the feed's poll locally); a run's record is never written without its count
+following it, whatever crashes, because the count comes from the record's own change.
 
 `total_executions` is also counted by the hour the run started, one attribute per hour, for
 `last_24h_executions`, and `failed_executions` the same way (`fail#<hour>`), so the last 24
@@ -14,18 +24,24 @@ written.
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.store.items import META, drain_unprocessed, load, with_backoff
+from chalicelib.timefmt import parse_stored
 
 COUNTERS = "COUNTERS"
 COUNTER_SHARDS = 8
 HOURS_IN_STATS = 24
 HOUR_PREFIX = "hour#"
 FAILED_PREFIX = "fail#"
+# A final record's attributes for the stream handler: what it adds to the counters, and the
+# instant whose hour it counts in.
+COUNTS = "counts"
+COUNTED_AT = "counted_at"
 
 
 class Counters:
@@ -33,8 +49,9 @@ class Counters:
         self._db = client
         self._table = table_name
 
-    def _key(self) -> dict[str, Any]:
-        shard = random.randrange(COUNTER_SHARDS)
+    def _key(self, shard: int | None = None) -> dict[str, Any]:
+        if shard is None:
+            shard = random.randrange(COUNTER_SHARDS)
         return {"pk": {"S": META}, "sk": {"S": f"{COUNTERS}#{shard}"}}
 
     def job_delta(self, **deltas: int) -> dict[str, Any]:
@@ -51,11 +68,14 @@ class Counters:
         }
 
     def run_delta(
-        self, entries: Sequence[tuple[datetime, Mapping[str, int | float]]]
+        self,
+        entries: Sequence[tuple[datetime, Mapping[str, int | float]]],
+        shard: int | None = None,
     ) -> dict[str, Any] | None:
         """A transaction item adding several runs' counts, summed; None if they add nothing.
 
-        Each entry is (the hour to count the run in, its deltas).
+        Each entry is (the hour to count the run in, its deltas); `shard`: which counter
+        item (else one at random).
         """
         totals: dict[str, int | float] = {}
         by_hour: dict[str, int | float] = {}
@@ -90,12 +110,30 @@ class Counters:
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": self._key(),
+                "Key": self._key(shard),
                 "UpdateExpression": expression,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }
         }
+
+    def count_changes(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Add the runs a batch of change-stream records counts (see the module's doc); how
+        many it counted. The same batch again counts nothing within DynamoDB's 10 minutes."""
+        records = list(records)
+        entries = counted_runs(records)
+        ids = "|".join(str(r.get("eventID", "")) for r in records)
+        digest = hashlib.sha256(ids.encode()).hexdigest()
+        delta = self.run_delta(entries, shard=int(digest, 16) % COUNTER_SHARDS)
+        if delta is None:
+            return 0
+        with_backoff(
+            lambda: self._db.transact_write_items(
+                TransactItems=[delta], ClientRequestToken=digest[:36]
+            ),
+            what="counting runs",
+        )
+        return len(entries)
 
     def read(self, now: datetime) -> dict[str, Any]:
         """Every counter shard, summed: one BatchGetItem of `COUNTER_SHARDS` items."""
@@ -141,3 +179,21 @@ class Counters:
     def add(self, item: dict[str, Any]) -> None:
         """Apply a delta item alone (outside a transaction)."""
         with_backoff(lambda: self._db.update_item(**item["Update"]), what="counting")
+
+
+def counted_runs(
+    records: Iterable[Mapping[str, Any]],
+) -> list[tuple[datetime, dict[str, int | float]]]:
+    """The runs change-stream records count: (the instant whose hour each counts in, what it
+    adds), one for each record whose change gave it `counts` (new image has them, old not)."""
+    entries = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new, old = change.get("NewImage") or {}, change.get("OldImage") or {}
+        if COUNTS not in new or COUNTS in old:
+            continue
+        at = parse_stored(new.get(COUNTED_AT, {}).get("S"))
+        counts = load(new[COUNTS]["M"])
+        if at is not None:
+            entries.append((at, counts))
+    return entries

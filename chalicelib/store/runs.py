@@ -1,13 +1,13 @@
 """Run attempts: one item per attempt of a run, at the run's identity (items.run_key).
 
 Each method is one transition of engine.lifecycle, made by one conditional write on the
-attempt's item (or, for a final record, one transaction with the counters it adds to), so a
-repeat of any of them changes nothing.
+attempt's item, so a repeat of any of them changes nothing. A final record that adds to the
+statistics carries what it adds (`counts`, `counted_at`); the stream handler adds it to the
+counters when the record appears in the table's change stream (store.counters).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,15 +15,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.models import Execution
-from chalicelib.store.counters import Counters
+from chalicelib.store.counters import COUNTED_AT, COUNTS
 from chalicelib.store.items import (
-    cancellation_codes,
     conditional_update,
     drain_unprocessed,
     due_shard,
     due_sort_key,
     dump,
-    error_code,
     execution_from_item,
     execution_item,
     is_condition_failure,
@@ -35,12 +33,9 @@ from chalicelib.store.items import (
 from chalicelib.store.jobs import page_cursor, query_all, start_key
 from chalicelib.timefmt import sortable
 
-# The most items one TransactWriteItems may hold.
-MAX_TRANSACTION_ITEMS = 100
-
 
 class FinalWrite:
-    """One final record to write in a batch transaction: the item and what it counts."""
+    """One final record to write: the request (a transaction item's shape) and what it counts."""
 
     def __init__(
         self, item: dict[str, Any], count_at: datetime, deltas: dict[str, int | float]
@@ -48,11 +43,40 @@ class FinalWrite:
         self.item, self.count_at, self.deltas = item, count_at, deltas
 
 
+def counted(write: FinalWrite) -> dict[str, Any]:
+    """The write's request with what its record counts added to the record, for the stream
+    handler to count (Counters.count_changes); unchanged if it counts nothing."""
+    deltas = {k: v for k, v in write.deltas.items() if v}
+    if not deltas:
+        return write.item
+    counts: dict[str, Any] = {
+        COUNTS: {"M": {k: {"N": repr(v)} for k, v in deltas.items()}},
+        COUNTED_AT: {"S": sortable(write.count_at)},
+    }
+    if "Put" in write.item:
+        put = write.item["Put"]
+        return {"Put": {**put, "Item": {**put["Item"], **counts}}}
+    update = dict(write.item["Update"])
+    sets, _, rest = update["UpdateExpression"].partition(" REMOVE ")
+    sets += ", #counts = :counts, #counted_at = :counted_at"
+    update["UpdateExpression"] = sets + (f" REMOVE {rest}" if rest else "")
+    update["ExpressionAttributeNames"] = {
+        **update["ExpressionAttributeNames"],
+        "#counts": COUNTS,
+        "#counted_at": COUNTED_AT,
+    }
+    update["ExpressionAttributeValues"] = {
+        **update["ExpressionAttributeValues"],
+        ":counts": counts[COUNTS],
+        ":counted_at": counts[COUNTED_AT],
+    }
+    return {"Update": update}
+
+
 class RunStore:
-    def __init__(self, client: Any, table_name: str, counters: Counters) -> None:
+    def __init__(self, client: Any, table_name: str) -> None:
         self._db = client
         self._table = table_name
-        self._counters = counters
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -388,56 +412,25 @@ class RunStore:
         return FinalWrite(item, execution.created_at, deltas or {})
 
     def commit(self, writes: Sequence[FinalWrite]) -> list[bool]:
-        """Write final records and their counts, all or nothing per transaction.
+        """Write final records, each alone, with what each counts (`counts`, `counted_at`).
 
-        A record whose condition fails (a duplicate; a lease lost) is left out and the rest
-        are written again without it, so one stale message never holds up its neighbours.
-        Returns, per write, whether it was made here.
+        A record whose condition fails (a duplicate; a lease lost) is not written. Returns,
+        per write, whether it was made here.
         """
-        done = [False] * len(writes)
-        pending = list(range(len(writes)))
-        chunk = MAX_TRANSACTION_ITEMS - 1
-        while pending:
-            batch, pending = pending[:chunk], pending[chunk:]
-            while batch:
-                failed = self._transact(batch, writes)
-                if not failed:
-                    for i in batch:
-                        done[i] = True
-                    break
-                batch = [i for n, i in enumerate(batch) if n not in failed]
-        return done
+        return [self._write_final(write) for write in writes]
 
-    def _transact(self, batch: list[int], writes: Sequence[FinalWrite]) -> set[int]:
-        """One transaction; the positions (in `batch`) whose condition failed, if it did."""
-        delta = self._counters.run_delta(
-            [(writes[i].count_at, writes[i].deltas) for i in batch if writes[i].deltas]
-        )
-        items = [writes[i].item for i in batch] + ([delta] if delta else [])
-        # The same token makes a repeat after a timeout a no-op rather than a second write.
-        token = uuid.uuid4().hex
+    def _write_final(self, write: FinalWrite) -> bool:
+        request = counted(write)
         try:
-            if len(items) == 1 and "Update" in items[0]:
-                with_backoff(lambda: self._db.update_item(**items[0]["Update"]), what="recording")
-            elif len(items) == 1:
-                with_backoff(lambda: self._db.put_item(**items[0]["Put"]), what="recording")
+            if "Update" in request:
+                with_backoff(lambda: self._db.update_item(**request["Update"]), what="recording")
             else:
-                with_backoff(
-                    lambda: self._db.transact_write_items(
-                        TransactItems=items, ClientRequestToken=token
-                    ),
-                    what="recording runs",
-                )
+                with_backoff(lambda: self._db.put_item(**request["Put"]), what="recording")
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return {0}
-            if not is_condition_failure(exc):
-                raise
-            codes = cancellation_codes(exc)
-            return {
-                n for n, code in enumerate(codes[: len(batch)]) if code == "ConditionalCheckFailed"
-            }
-        return set()
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     # -- the missed-runs range record (M) ---------------------------------------------------
 

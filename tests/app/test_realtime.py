@@ -30,12 +30,10 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def streamed(api: Any) -> None:
-    """The table with its change stream on, as deployed and on make run (the other tests'
-    tables go without: local/resources.ensure_table)."""
-    client("dynamodb").update_table(
-        TableName=get_settings().table_name,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    """The API on moto, its table with the change stream on, as deployed and on make run
+    (local/resources.ensure_table)."""
+    stream = client("dynamodb").describe_table(TableName=get_settings().table_name)["Table"]
+    assert stream["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
 
 
 class Stream:

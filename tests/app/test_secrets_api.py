@@ -57,7 +57,6 @@ def run_what_is_queued() -> None:
     worker = app_module.worker_engine()
     for message in out.get("Messages", []):
         worker.process(message["Body"])
-    worker.flush()
 
 
 def stored_kwargs(job_id: int) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from chalicelib.store import Store, execution_from_item, job_item
 from chalicelib.tasks import registry
 from local.aws_process import serialise_dynamodb
 from tests.receiver import Receiver, receiving
+from tests.stream_source import StreamSource
 
 
 @pytest.fixture
@@ -60,6 +61,7 @@ class Engine:
         # runs the engine with it).
         self.dispatcher = Dispatcher(self.store, self.queue, claim_ahead=timedelta(0))
         self.worker = self.new_worker()
+        self.stream = StreamSource(settings.table_name)
         self._next_id = 1
 
     def job(self, job_id: int) -> Job:
@@ -67,6 +69,8 @@ class Engine:
         return self.store.jobs.shown([self.store.jobs.get_job(job_id)], self.clock.now)[0]
 
     def stats(self) -> dict[str, Any]:
+        """The counters, once the stream handler has counted every change so far."""
+        self.stream.drain(self.store.counters.count_changes)
         return self.store.counters.read(self.clock.now)
 
     def new_worker(self) -> Worker:

@@ -1,7 +1,7 @@
 """The whole engine on a virtual clock: moto's DynamoDB, an in-memory SQS, the tick, the
-worker's batch handler, the dead-letter handler and the API's service, run in turn the way
-EventBridge and Lambda's event sources call them, so a test can kill any of them at any AWS
-call and then let the system recover.
+worker's batch handler, the dead-letter handler, the stream handler's count of the runs and
+the API's service, run in turn the way EventBridge and Lambda's event sources call them, so
+a test can kill any of them at any AWS call and then let the system recover.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from chalicelib.tasks import registry
 from local.resources import ensure_queue, ensure_table
 from tests.engine.conftest import Clock
 from tests.faults import Crash, FaultInjector
+from tests.stream_source import StreamSource
 from tests.virtual_sqs import VirtualSqs
 
 EPOCH = datetime(2030, 1, 7, 12, 0, 0, tzinfo=UTC)
@@ -50,7 +51,8 @@ class System:
     def __init__(self, table_name: str, *, duplicate_every_delivery: bool = False) -> None:
         self.clock = Clock(EPOCH)
         self.db = client("dynamodb")
-        ensure_table(self.db, table_name, stream=False)
+        ensure_table(self.db, table_name)
+        self.stream = StreamSource(table_name)
         self.sqs = VirtualSqs(self.clock, duplicate_every_delivery=duplicate_every_delivery)
         self.queue_url = ensure_queue(self.sqs, "work", visibility_timeout=VISIBILITY)
         self.dlq_url = self.sqs.get_queue_url(QueueName="work-dlq")["QueueUrl"]
@@ -151,6 +153,16 @@ class System:
             self._survive("worker", invoke)
         raise AssertionError("a message came back 500 times in one round")
 
+    def count_runs(self) -> None:
+        """The table's changes not yet handled, to the stream handler's count of the runs
+        (app.table_changes); a batch it dies on is given again next time."""
+        self._survive("stream", lambda: self.stream.drain(self.store.counters.count_changes))
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, once the stream handler has counted every change so far."""
+        self.count_runs()
+        return self.store.counters.read(self.clock.now)
+
     def deliver_dead_letters(self) -> None:
         for _ in range(100):
             out = self._source(
@@ -191,7 +203,7 @@ class System:
 
     def run(self, until: timedelta = timedelta(hours=2), stop_when_quiet: bool = True) -> None:
         """Ticks every minute, deliveries as messages come due, for `until` of virtual time
-        or until nothing is left to do."""
+        or until nothing is left to do; then the stream handler counts what they finished."""
         end = self.clock.now + until
         while self.clock.now <= end:
             if self.clock.now >= self.next_tick:
@@ -200,12 +212,13 @@ class System:
             self.deliver()
             self.deliver_dead_letters()
             if stop_when_quiet and self.quiet():
-                return
+                break
             upcoming = [self.next_tick]
             visible = self.next_visible()
             if visible is not None:
                 upcoming.append(visible)
             self.clock.now = max(self.clock.now, min(upcoming))
+        self.count_runs()
 
     # -- what is stored -----------------------------------------------------------------------
 
@@ -291,7 +304,7 @@ def check_invariants(
             ), f"the job shows its last run at {shown.last_run_at}, not {latest.id}'s"
     outcomes = [a for attempts in runs.values() for a in attempts]
     counted = [a for a in outcomes if a.status in ("completed", "failed")]
-    stats = system.store.counters.read(system.clock.now)
+    stats = system.stats()
     assert stats.get("total_executions", 0) == len(counted), "total_executions drifted"
     assert stats.get("successful_executions", 0) == sum(a.status == "completed" for a in counted)
     assert stats.get("failed_executions", 0) == sum(a.status == "failed" for a in counted)

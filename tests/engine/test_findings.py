@@ -87,8 +87,9 @@ def test_finding_2_a_forbid_job_is_not_stopped_for_good_by_one_failed_job_update
     _at_run_time(system)
     system.tick()
     system.clock.now = EPOCH + timedelta(minutes=5)
-    # F2 (the job's last run and slot) fails once after the outcome was written.
-    system.inject(FaultInjector().inject(2, "error", op="UpdateItem", code="ValidationException"))
+    # F2 (the job's last run and slot) fails once after the outcome was written: the third
+    # update, after S1 (the slot) and F1 (the outcome).
+    system.inject(FaultInjector().inject(3, "error", op="UpdateItem", code="ValidationException"))
     system.deliver()
     system.stop_faults()
     assert system.job(job.id).running  # the slot is still held...

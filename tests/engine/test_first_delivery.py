@@ -70,9 +70,9 @@ def test_a_failed_run_whose_worker_died_after_its_outcome_is_retried_when_its_me
 ):
     job = _date_job(system, task_name="nexus.fail", max_retries=1, retry_delay=1)
     _at_run_time(system)
-    # The worker dies right after F1 (its outcome and counts, one transaction), before R.
+    # The worker dies right after F1 (its outcome, the first update it makes), before R.
     _worker_dies_once_then_recovers(
-        system, FaultInjector().inject(1, "crash_after", op="TransactWriteItems")
+        system, FaultInjector().inject(1, "crash_after", op="UpdateItem")
     )
     (attempts,) = check_invariants(system, [job]).values()
     assert [(a.attempt, a.status) for a in attempts] == [(1, "failed"), (2, "failed")]

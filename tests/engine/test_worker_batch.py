@@ -124,7 +124,7 @@ def stop_counting(calls: Calls, clients: list[Any]) -> None:
         c.meta.events.unregister("before-call", calls)
 
 
-def test_a_batch_of_quick_runs_writes_the_counters_once_and_holds_no_message(engine, monkeypatch):
+def test_a_batch_of_quick_runs_writes_each_run_twice_and_holds_no_message(engine, monkeypatch):
     # "Quick" means: every run ends within the window in which holds and final records wait
     # for their neighbours. The window is made far longer than any run here can take, so a
     # loaded test machine cannot turn a quick run into a long one.
@@ -139,18 +139,29 @@ def test_a_batch_of_quick_runs_writes_the_counters_once_and_holds_no_message(eng
     finally:
         stop_counting(calls, clients)
     assert {e.status for e in engine.executions()} == {"completed"}
-    # Per run: the start (a put: the message was its pending state). A plain job's quick
-    # success writes nothing on the job (F2 skipped: the API reads its last run from the
-    # record). The ten outcomes go in one transaction with the counters: counted once.
+    # Per run: the start (a put: the message was its pending state) and the outcome (an
+    # update, carrying what it counts). A plain job's quick success writes nothing on the job
+    # (F2 skipped: the API reads its last run from the record). No counter is written here:
+    # the stream handler counts the outcomes from the table's changes.
     assert calls.count("PutItem") == 10
     # Per run one read, of its job: a first delivery's start reads no record (its put is
     # refused if the run has one).
     assert calls.count("GetItem") == 10
-    assert calls.count("UpdateItem") == 0
-    assert calls.count("TransactWriteItems") == 1
+    assert calls.count("UpdateItem") == 10
+    assert calls.count("TransactWriteItems") == 0
     # Every run ended before the holds were due: Lambda deletes the batch, nothing to hold.
     assert calls.count("ChangeMessageVisibility") == 0
     assert calls.count("ChangeMessageVisibilityBatch") == 0
+    calls, clients = counting_calls()
+    try:
+        handled = engine.stream.drain(
+            lambda records: app_module.table_changes({"Records": records}, None)
+        )
+    finally:
+        stop_counting(calls, clients)
+    assert handled >= 20  # the ten starts and the ten outcomes, at least
+    # The stream handler counts the ten outcomes in one write.
+    assert calls.count("TransactWriteItems") == 1
     stats = app_module.jobs().overview(datetime.now(UTC))
     assert stats["total_executions"] == 10
     assert stats["successful_executions"] == 10
@@ -192,13 +203,14 @@ def test_a_batch_of_long_runs_holds_its_messages_in_one_request_and_counts_them_
     # Held past each run's lease, so a worker that dies leaves it to come back then.
     out = engine.sqs.receive_message(QueueUrl=engine.queue_url, MaxNumberOfMessages=10)
     assert out.get("Messages", []) == []
+    engine.stream.drain(lambda records: app_module.table_changes({"Records": records}, None))
     after = app_module.jobs().overview(datetime.now(UTC))
     assert after["running_executions"] == 0
     assert after["successful_executions"] == 3
     assert [engine.job(job.id).current_status for job in jobs] == ["completed"] * 3
 
 
-def test_the_dead_letter_handler_has_counted_its_failures_when_it_returns(engine):
+def test_a_dead_lettered_run_is_counted_failed_from_its_record(engine):
     (job,) = engine.add_jobs(1, next_run_at=datetime.now(UTC).replace(microsecond=0))
     engine.dispatcher.tick(datetime.now(UTC))
     event = lambda_event(engine)

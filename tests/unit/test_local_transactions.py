@@ -195,3 +195,51 @@ def test_a_failed_transaction_puts_back_its_own_items_and_leaves_the_table_in_pl
         for pk in sorted(named):
             got = db.get_item(TableName=TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True)
             assert got["Item"] == {"pk": {"S": pk}}
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """moto with DynamoDB's client tokens (undone after the test), and a table to write."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    from local.aws_process import transaction_tokens
+
+    monkeypatch.setattr(
+        DynamoHandler, "transact_write_items", DynamoHandler.__dict__["transact_write_items"]
+    )
+    transaction_tokens()
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield db
+
+
+def test_a_transaction_made_again_with_its_client_token_writes_nothing_more(tokens):
+    for _ in range(3):
+        tokens.transact_write_items(TransactItems=[add("counter")], ClientRequestToken="batch-1")
+    tokens.transact_write_items(TransactItems=[add("counter")], ClientRequestToken="batch-2")
+    tokens.transact_write_items(TransactItems=[add("counter")])  # no token: always written
+    item = tokens.get_item(TableName=TABLE, Key=key("counter"))["Item"]
+    assert item["n"] == {"N": "3"}
+
+
+def test_other_items_under_a_used_client_token_are_refused_and_write_nothing(tokens):
+    tokens.transact_write_items(TransactItems=[add("counter")], ClientRequestToken="batch-1")
+    with pytest.raises(ClientError) as refused:
+        tokens.transact_write_items(
+            TransactItems=[add("counter"), add("other")], ClientRequestToken="batch-1"
+        )
+    assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert tokens.get_item(TableName=TABLE, Key=key("counter"))["Item"]["n"] == {"N": "1"}
+    assert "Item" not in tokens.get_item(TableName=TABLE, Key=key("other"))

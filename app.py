@@ -877,9 +877,14 @@ def websocket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
 
 @app.on_dynamodb_record(stream_arn=stream_arn(), batch_size=100, starting_position="LATEST")
 def table_changes(event: DynamoDBEvent) -> dict[str, int]:
-    """The table's changes: the runs they finish, counted in the stats (first, so that a
-    failure is retried with the batch, and counts once: store.counters); then, as events,
-    to the connections that subscribed to them."""
+    """The table's changes: as events, to the connections that subscribed to them, and,
+    beside that (so that the events do not wait for it), the runs they finish counted in the
+    stats. If the count fails, the handler does: Lambda gives the batch again, which counts
+    once (store.counters) and may send its events twice (each carries its id)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     records = event.to_dict().get("Records", [])
-    counted = store().counters.count_changes(records)
-    return {**fanout().handle(records, now()).as_dict(), "runs_counted": counted}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(store().counters.count_changes, records)
+        sent = fanout().handle(records, now()).as_dict()
+        return {**sent, "runs_counted": counting.result()}

@@ -46,22 +46,23 @@ PRICES_AS_OF = (
 )
 
 # AWS requests per scheduled run, tick to finished record, as `make bench` measured them on
-# 2026-11-27 (bench/RESULTS.md; `python bench/engine_bench.py requests`): 200 runs of a no-op
+# 2026-11-28 (bench/RESULTS.md; `python bench/engine_bench.py requests`): 200 runs of a no-op
 # task through app.tick and app.worker, each its job's only run in a claim (the dearest case:
 # a job that runs every minute or more often shares a claim among the runs sent ahead and
-# writes about 3.4 units, bench/frequency_bench.py), sent and received in batches of ten,
+# writes about 2.4 units, bench/frequency_bench.py), sent and received in batches of ten,
 # every item under 1 KB. Write units count two per item in a transaction and the `by_due`
 # index entry a claim moves; an item read is priced as one read unit. The GB-seconds are the
 # worker's at the prod worker's 1,024 MB (its time with AWS in a process of its own, its CPU
 # slowed to the share of a vCPU 1,024 MB buys: engine_bench.lambda_seconds), plus the share
 # of the stream handler every write wakes (app.table_changes at 512 MB, batches of 100 change
-# records), whose invocations are counted with the worker's.
+# records, which counts the runs in the stats), whose invocations are counted with the
+# worker's.
 PER_RUN: dict[str, float] = {
-    "dynamodb_write_units": 6.2,
+    "dynamodb_write_units": 5.04,
     "dynamodb_items_read": 3.0,
     "sqs_requests": 0.305,
-    "lambda_invocations": 0.14,
-    "lambda_gb_seconds": 0.0177,
+    "lambda_invocations": 0.135,
+    "lambda_gb_seconds": 0.018,
 }
 DRIFT_TOLERANCE = 0.10
 

@@ -125,9 +125,9 @@ def stop_counting(calls: Calls, clients: list[Any]) -> None:
 
 
 def test_a_batch_of_quick_runs_writes_each_run_twice_and_holds_no_message(engine, monkeypatch):
-    # "Quick" means: every run ends within the window in which holds and final records wait
-    # for their neighbours. The window is made far longer than any run here can take, so a
-    # loaded test machine cannot turn a quick run into a long one.
+    # "Quick" means: every run ends within the window in which message holds wait for their
+    # neighbours. The window is made far longer than any run here can take, so a loaded
+    # test machine cannot turn a quick run into a long one.
     monkeypatch.setattr(batch, "COALESCE_SECONDS", 60.0)
     engine.add_jobs(10, next_run_at=datetime.now(UTC).replace(microsecond=0))
     engine.dispatcher.tick(datetime.now(UTC))

@@ -79,29 +79,36 @@ TRANSACTIONS = {
 }
 
 
+def new_table(stream: bool = False) -> Any:
+    """A client on moto (inside mock_aws) and TABLE created on it, with a change stream if
+    `stream`."""
+    db = boto3.client("dynamodb", region_name="us-east-1")
+    spec = (
+        {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+        if stream
+        else {}
+    )
+    db.create_table(
+        **spec,
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return db
+
+
 def run(transaction: list[dict[str, Any]], stream: bool = False) -> tuple[Any, ...]:
     """A fresh table, the transaction on it: its answer, and the table afterwards (and, with
     a change stream, the changes it recorded for the transaction)."""
     with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        spec = (
-            {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
-            if stream
-            else {}
-        )
-        db.create_table(
-            **spec,
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        db = new_table(stream)
         for pk in ("old", "kept", "counter"):
             db.put_item(TableName=TABLE, Item={**key(pk), "n": {"N": "5"}, "m": {"L": [{"S": pk}]}})
         before = stream_records(db) if stream else []
@@ -209,20 +216,7 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> Any:
     )
     transaction_tokens()
     with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield db
+        yield new_table()
 
 
 def test_a_transaction_made_again_with_its_client_token_writes_nothing_more(tokens):

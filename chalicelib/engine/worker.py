@@ -285,14 +285,7 @@ class Worker:
         """Handle one message. `hold(seconds)` keeps it hidden that long while its run goes
         on, so it comes back when a takeover is possible, and not before. `remaining()` is
         how many seconds the invocation has left."""
-        return self._process(body, hold or (lambda _seconds: None), remaining)
-
-    def _process(
-        self,
-        body: str,
-        hold: Callable[[float], None],
-        remaining: Callable[[], float] | None,
-    ) -> Verdict:
+        hold = hold or (lambda _seconds: None)
         try:
             data = json.loads(body)
         except ValueError:

@@ -14,6 +14,7 @@ from moto import mock_aws
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
 from local.aws_process import cache_backend_names, cheap_retention_check, one_clock_read_per_scan
+from tests.tables import create_pk_sk_table
 
 
 @pytest.fixture
@@ -171,18 +172,7 @@ def test_reads_of_missing_keys_add_no_partition_and_a_partitions_last_delete_dro
     drop_empty_partitions()
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(db, "t")
         table = dynamodb_backends["123456789012"]["us-east-1"].tables["t"]
         key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
         assert "Item" not in db.get_item(TableName="t", Key=key)

@@ -11,6 +11,7 @@ import pytest
 from botocore.config import Config
 
 from local.aws_process import EmbeddedAws
+from tests.tables import create_pk_sk_table
 
 BODY = "x" * 1000
 KEPT_ITEMS = 300
@@ -87,18 +88,7 @@ def load(dynamodb: Any, sqs: Any, table: str, queue_url: str, rounds: int) -> No
 def test_a_few_thousand_requests_leave_the_embedded_aws_no_bigger(aws):
     embedded, dynamodb, sqs = aws
     table = "memory"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(dynamodb, table)
     queue_url = sqs.create_queue(QueueName="memory")["QueueUrl"]
     for i in range(KEPT_ITEMS):
         dynamodb.put_item(TableName=table, Item={**key(f"kept-{i}"), "body": {"S": BODY}})

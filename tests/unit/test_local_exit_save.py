@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from local import state
 from local.aws_process import EmbeddedAws, table_lines
+from tests.tables import create_pk_sk_table
 
 RICH_ITEM: dict[str, Any] = {
     "pk": {"S": "JOB#1"},
@@ -26,25 +27,10 @@ RICH_ITEM: dict[str, Any] = {
 }
 
 
-def create_table(db: Any, name: str) -> None:
-    db.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def test_the_table_is_saved_line_for_line_as_a_snapshot_writes_it(tmp_path):
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(db, "t")
+        create_pk_sk_table(db, "t")
         db.put_item(TableName="t", Item=RICH_ITEM)
         db.put_item(TableName="t", Item={"pk": {"S": "JOB#2"}, "sk": {"S": "JOB"}})
         state.snapshot(db, "t", tmp_path)
@@ -66,7 +52,7 @@ def test_the_embedded_aws_saves_the_table_it_was_told_to_when_it_ends(tmp_path):
     aws = EmbeddedAws().start()
     try:
         db = client(aws.endpoint)
-        create_table(db, "t")
+        create_pk_sk_table(db, "t")
         aws.save_on_exit("t", tmp_path / "kept" / "t.jsonl")
         db.put_item(TableName="t", Item=RICH_ITEM)
     finally:
@@ -83,7 +69,7 @@ def test_the_embedded_aws_saves_nothing_it_was_not_told_to(tmp_path):
     target.write_text("the previous snapshot\n")
     aws = EmbeddedAws().start()
     try:
-        create_table(client(aws.endpoint), "t")
+        create_pk_sk_table(client(aws.endpoint), "t")
     finally:
         aws.stop()
     assert target.read_text() == "the previous snapshot\n"

@@ -13,6 +13,7 @@ from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from local.aws_process import transactions_copy_only_their_items
+from tests.tables import create_pk_sk_table
 
 TABLE = "t"
 
@@ -83,24 +84,7 @@ def new_table(stream: bool = False) -> Any:
     """A client on moto (inside mock_aws) and TABLE created on it, with a change stream if
     `stream`."""
     db = boto3.client("dynamodb", region_name="us-east-1")
-    spec = (
-        {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
-        if stream
-        else {}
-    )
-    db.create_table(
-        **spec,
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(db, TABLE, stream=stream)
     return db
 
 

@@ -73,6 +73,11 @@ MAX_RUNS_PER_TICK = 50_000
 LOOKAHEAD = 2
 # Due jobs read in one BatchGetItem (DynamoDB's most).
 JOBS_READ_AT_ONCE = 100
+# SQS takes ten messages a request: a commit's runs are sent in tens, so a commit waits for
+# a multiple of ten runs (or COMMIT_RUNS, or COMMIT_JOBS jobs) to fill its last request.
+SEND_BATCH = 10
+COMMIT_RUNS = 100
+COMMIT_JOBS = 25
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,14 @@ class _Prepared:
     job: Job
     plan: RunPlan
     executions: list[Execution]
+
+
+def _full_commit(batch: list[_Prepared]) -> bool:
+    """Whether the prepared jobs in `batch` make a commit: their runs fill whole SQS
+    requests (ten jobs of one run do, and five of fourteen; one of fourteen alone would
+    leave its second request part empty), or the commit has grown as large as one may."""
+    runs = sum(len(p.executions) for p in batch)
+    return (runs > 0 and runs % SEND_BATCH == 0) or runs >= COMMIT_RUNS or len(batch) >= COMMIT_JOBS
 
 
 @dataclass
@@ -295,7 +308,7 @@ class Dispatcher:
                 continue
             planned += len(ready.executions)
             batch.append(ready)
-            if sum(len(p.executions) for p in batch) >= 10 or len(batch) >= 25:
+            if _full_commit(batch):
                 commits.append(pool.submit(self._commit_part, batch, clock))
                 batch = []
         report.deferred += len(entries) - started

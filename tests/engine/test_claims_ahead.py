@@ -288,3 +288,25 @@ def test_a_run_that_ends_after_the_next_was_due_is_written_on_the_job(system):
     assert stored.last_run_at is not None and stored.last_run_at >= late.completed_at
     shown = system.job(job.id)
     assert shown.last_run_at == latest_completed(system, job.id).completed_at
+
+
+def test_jobs_that_run_every_minute_have_their_runs_sent_ten_to_a_request(system):
+    # A claim sends a job's next fourteen runs. The tick commits jobs together until their
+    # runs fill whole requests (five such jobs, 70 runs, 7 requests), where one job at a
+    # time took two requests for its fourteen (ten and four).
+    jobs = [
+        system.create_job(name=f"every minute {i}", job_type="cron", cron_expression="* * * * *")
+        for i in range(10)
+    ]
+    sizes: list[int] = []
+    send_message_batch = system.sqs.send_message_batch
+
+    def recording(**params: Any) -> Any:
+        sizes.append(len(params["Entries"]))
+        return send_message_batch(**params)
+
+    system.sqs.send_message_batch = recording
+    system.run(until=timedelta(minutes=45), stop_when_quiet=False)
+    assert all(len(completed_times(system, job.id)) >= 44 for job in jobs)
+    assert len(sizes) >= 3 * 14  # three windows of 140 runs
+    assert set(sizes) == {10}

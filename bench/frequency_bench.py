@@ -5,10 +5,11 @@ The whole engine runs on a virtual clock (tests/engine/harness.py: moto's Dynamo
 in-memory SQS with delays, the tick every minute), with the worker as Lambda runs it in
 production: batches of up to 10 messages, each final record written alone, and the stream
 handler's count of the runs (one write for the changes of each round of deliveries: a quiet
-table's stream hands over small batches). Every DynamoDB write after the jobs exist is
-counted by item kind and priced as
-engine_bench.requests_per_run prices them: one unit per started KB of the item, two in a
-transaction, and two for each move of a job's entry in the `by_due` index.
+table's stream hands over small batches; and one invocation of the handler a batch, the
+changes its own count wrote making a batch of their own). Every DynamoDB write after the
+jobs exist is counted by item kind and priced as engine_bench.requests_per_run prices them:
+one unit per started KB of the item, two in a transaction, and two for each move of a job's
+entry in the `by_due` index.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
             system.create_job(name=f"{name} {i}", **fields)
         writes: Counter[str] = Counter()
         sqs_calls: Counter[str] = Counter()
+        sent_messages: list[int] = []
 
         def counted(name: str, method: Any) -> Any:
             def call(**params: Any) -> Any:
@@ -77,6 +79,8 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
                 # cost per run; only receives that bring messages count here.
                 if name != "ReceiveMessage" or out.get("Messages"):
                     sqs_calls[name] += 1
+                if name == "SendMessageBatch":
+                    sent_messages.append(len(params["Entries"]))
                 return out
 
             return call
@@ -90,14 +94,25 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
         ):
             setattr(system.sqs, attr, counted(op, getattr(system.sqs, attr)))
 
+        # The stream handler's invocations: one a batch of changes it is given (a round's).
+        count_changes = system.store.counters.count_changes
+        stream_batches: list[int] = []
+
+        def counted_batch(records: Any) -> int:
+            stream_batches.append(len(records))
+            return count_changes(records)
+
+        system.store.counters.count_changes = counted_batch  # type: ignore[method-assign]
         count_writes = write_counter(writes)
         system.db.meta.events.register("provide-client-params.dynamodb", count_writes)
         with counting(system.db) as reads:
             system.run(until=span, stop_when_quiet=False)
         system.db.meta.events.unregister("provide-client-params.dynamodb", count_writes)
+        system.store.counters.count_changes = count_changes  # type: ignore[method-assign]
         runs = sum(1 for r in system.records() if r.status == "completed")
         sizes = item_sizes(system.db, system.store.table_name)
         batches = sqs_calls["ReceiveMessage"]
+        sent = sum(sent_messages)
     units = {
         "executions": writes["execution"] * -(-sizes["execution"] // 1024),
         "jobs": writes["job"] * -(-sizes["job"] // 1024),
@@ -113,10 +128,15 @@ def units_for(name: str, fields: dict[str, Any], span: timedelta, jobs: int = 10
         "per_run": {
             "dynamodb_write_units": total / runs,
             "dynamodb_items_read": reads.items_read / runs,
-            "sqs_requests": sum(sqs_calls.values()) / runs,
+            # Sends by the messages they carried: the last claims of the span send runs
+            # due after it, and the first runs were sent when their jobs were created.
+            "sqs_requests": sqs_calls["SendMessageBatch"] / sent
+            + sum(n for op, n in sqs_calls.items() if op != "SendMessageBatch") / runs,
             # The worker's invocations, one a batch (the tick's, one a minute whatever the
             # jobs, are the monthly floor, not a cost per run).
             "lambda_invocations": batches / runs,
+            # The stream handler's, one a round of changes (its count's write is priced so).
+            "stream_invocations": len(stream_batches) / runs,
         },
         "units_per_run_by_kind": {k: round(v / runs, 3) for k, v in units.items()},
         "sqs_calls": dict(sqs_calls),

@@ -295,15 +295,22 @@ def frequency_costs(
     """Per frequency: what a run makes (bench/frequency_bench.py) and what it costs, on-demand
     and provisioned, beside EventBridge Scheduler + Lambda with the same task Lambda time (the
     worker's, measured by engine_bench.py requests at the prod worker's memory). NEXUS's side
-    adds the stream handler's share of a run (`stream`, engine_bench.StreamReader.feed,
-    measured on a once-a-day job's runs: the most writes, so the most records, a run)."""
+    adds the stream handler's share of a run: `stream` (engine_bench.StreamReader.feed, one
+    invocation a round of changes) per invocation, times the invocations a run at that
+    frequency (frequency_bench counts them where it counts the count's write)."""
     out = {}
     for name, f in freq.items():
-        per_run = with_stream_handler(f["per_run"], gb_seconds, stream)
+        # The stream handler's share at this frequency: what an invocation of it costs
+        # (engine_bench), times its invocations a run here (one a round of changes).
+        share = stream
+        if "stream_invocations" in f["per_run"] and stream["lambda_invocations"]:
+            scale = f["per_run"]["stream_invocations"] / stream["lambda_invocations"]
+            share = {k: v * scale for k, v in stream.items()}
+        per_run = with_stream_handler(f["per_run"], gb_seconds, share)
         out[name] = {
             **per_run,
-            "stream_gb_seconds": stream["lambda_gb_seconds"],
-            "stream_invocations": stream["lambda_invocations"],
+            "stream_gb_seconds": share["lambda_gb_seconds"],
+            "stream_invocations": share["lambda_invocations"],
             "on_demand": 1e6 * pricing.cost_per_run(per_run),
             "provisioned": 1e6 * pricing.provisioned_cost_per_run(per_run),
             "scheduler": 1e6 * pricing.scheduler_cost_per_run(gb_seconds),
@@ -375,8 +382,8 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
         "time for a task that returns at once, with AWS in a process of its own and the CPU "
         "slowed to the share of a vCPU the prod worker's memory buys: "
         "bench/engine_bench.py lambda_seconds); NEXUS's side adds the stream handler's "
-        f"{stream_gb:.4f} GB-seconds and {stream_calls:.3f} invocations a run (batches of "
-        "100 change records, no WebSocket listener), counted in the columns. Provisioned: "
+        f"{stream_gb:.4f} GB-seconds and {stream_calls:.3f} invocations a run (one a round "
+        "of changes, no WebSocket listener), counted in the columns. Provisioned: "
         f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "
         f"${pricing.PRICE['dynamodb_rcu_hour']} per read unit-hour, with a steady load using "
         f"{pricing.PROVISIONED_UTILIZATION:.0%} of what is provisioned. Not included: the "

@@ -227,6 +227,30 @@ def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbrid
     assert "stream handler's 0.0020 GB-seconds and 0.050 invocations a run" in table[-1]
 
 
+def test_the_stream_handlers_share_follows_its_invocations_at_each_frequency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Measured: 0.05 invocations a run; at this frequency it is invoked 0.1 times a run
+    # (its count's own change wakes it again on a quiet table), so it costs twice as much.
+    run_all = _run_all(monkeypatch)
+    stream = {
+        "dynamodb_items_read": 0.5,
+        "sqs_requests": 0.1,
+        "lambda_invocations": 0.05,
+        "lambda_gb_seconds": 0.002,
+    }
+    minute = FREQUENCY["once a minute"]
+    frequency = {
+        "once a minute": {**minute, "per_run": {**minute["per_run"], "stream_invocations": 0.1}}
+    }
+    costs = run_all.frequency_costs(frequency, 0.01, stream)["once a minute"]
+    assert costs["lambda_invocations"] == pytest.approx(0.15 + 0.1)
+    assert costs["lambda_gb_seconds"] == pytest.approx(0.01 + 0.004)
+    assert costs["dynamodb_items_read"] == pytest.approx(3.0 + 1.0)
+    assert costs["sqs_requests"] == pytest.approx(0.3 + 0.2)
+    assert costs["stream_invocations"] == pytest.approx(0.1)
+
+
 def test_on_a_lambda_cpu_runs_slower_by_the_share_of_a_vcpu_its_memory_buys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

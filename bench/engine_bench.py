@@ -338,31 +338,43 @@ class StreamReader:
         of changes (what the tick wrote, then what each worker batch wrote: Lambda's event
         source polls a shard four times a second, so a batch's runs, finished within a
         fraction of one, reach the handler together), up to the handler's batch size an
-        invocation; what it adds per run: its invocations, the items it reads, its SQS
-        requests and its Lambda time at its prod memory."""
+        invocation, then on the change its own count made, as a quiet table's shard gives
+        it; what it adds per run: its invocations, the items it reads, its SQS requests and
+        its Lambda time at its prod memory."""
         from local.engine import LambdaContext
         from local.realtime import BATCH_SIZE
 
         memory = worker_memory_gb(function="table_changes")
-        invocations: list[float] = []  # each one's Lambda time at the handler's memory
+        # Each invocation's Lambda time at the handler's memory: a round's, and the one its
+        # own count's change makes (on a quiet table that change comes alone, after it).
+        rounds_times: list[float] = []
+        own_times: list[float] = []
         batches: list[list[dict[str, Any]]] = []
-        own: list[dict[str, Any]] = []  # the changes the handler's own count wrote
+
+        def invoke(batch: list[dict[str, Any]], times: list[float]) -> None:
+            started, used = time.perf_counter(), time.process_time()
+            app_module.table_changes(
+                {"Records": batch}, LambdaContext("table_changes", "us-east-1")
+            )
+            wall, cpu = time.perf_counter() - started, time.process_time() - used
+            times.append(lambda_seconds(wall, cpu, memory))
+            batches.append(batch)
+
         with counting(db, sqs) as counter:
-            for records in [*rounds, []]:
-                # What the handler wrote reaches it again: with the next round's changes
-                # here, on its own on a quiet table.
-                records = own + records
+            for records in rounds:
                 for start in range(0, len(records), BATCH_SIZE):
-                    batch = records[start : start + BATCH_SIZE]
-                    started, used = time.perf_counter(), time.process_time()
-                    app_module.table_changes(
-                        {"Records": batch}, LambdaContext("table_changes", "us-east-1")
-                    )
-                    wall, cpu = time.perf_counter() - started, time.process_time() - used
-                    invocations.append(lambda_seconds(wall, cpu, memory))
-                    batches.append(batch)
+                    invoke(records[start : start + BATCH_SIZE], rounds_times)
                 own = self.take()
-        print(f"stream handler invocations (ms): {[round(1e3 * s) for s in invocations]}")
+                if own:
+                    invoke(own, own_times)
+        print(
+            "stream handler invocations (ms): rounds "
+            f"{[round(1e3 * t) for t in rounds_times]}, its own changes "
+            f"{[round(1e3 * t) for t in own_times]}"
+        )
+        # As the worker's: the median invocation of each kind times their number (the
+        # first imports the handler's modules: a cold start, not a cost per run).
+        seconds = sum(len(t) * statistics.median(t) for t in (rounds_times, own_times) if t)
         dynamodb = {k[9:]: n for k, n in counter.calls.items() if k.startswith("dynamodb.")}
         # A read request costs a read unit even when it finds nothing (the listeners' Query).
         read_units = max(counter.items_read, sum(n for k, n in dynamodb.items() if k in READS))
@@ -372,9 +384,7 @@ class StreamReader:
             "dynamodb_items_read": read_units / runs,
             "dynamodb_writes": sum(n for k, n in dynamodb.items() if k not in READS) / runs,
             "sqs_requests": counter.total("sqs.") / runs,
-            # As the worker's: the median invocation (the first imports the handler's
-            # modules: a cold start, not a cost per run), times the invocations.
-            "lambda_gb_seconds": statistics.median(invocations) * len(invocations) * memory / runs,
+            "lambda_gb_seconds": seconds * memory / runs,
         }
 
 

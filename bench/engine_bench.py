@@ -189,6 +189,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
             app_module.work_queue,
             app_module.dispatcher,
             app_module.worker_engine,
+            app_module.fanout,
         ):
             cached.cache_clear()
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -542,6 +543,9 @@ def dispatch_capacity(
     }
 
 
+REQUEST_MEASUREMENTS = 3
+
+
 def arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -588,7 +592,15 @@ if __name__ == "__main__":
             concurrency=args.concurrency,
         )
     if "requests" in which:
-        out["requests"] = requests_per_run()
+        # The Lambda time varies from one measurement to the next on this shared machine
+        # (0.0186 to 0.0209 GB-s a run in four in a row): three, and the median of them.
+        measured = sorted(
+            (requests_per_run() for _ in range(REQUEST_MEASUREMENTS)),
+            key=lambda r: r["worker_seconds_per_run"],
+        )
+        out["requests"] = measured[len(measured) // 2]
+        out["requests"]["worker_seconds_measured"] = [r["worker_seconds_per_run"] for r in measured]
+        print(f"requests: the median of {REQUEST_MEASUREMENTS} measurements, by the worker's time")
     if "scale" in which:
         out["scale"] = tick_scale()
     (ROOT / "bench" / ".out").mkdir(exist_ok=True)

@@ -54,15 +54,15 @@ PRICES_AS_OF = (
 # index entry a claim moves; an item read is priced as one read unit. The GB-seconds are the
 # worker's at the prod worker's 1,024 MB (its time with AWS in a process of its own, its CPU
 # slowed to the share of a vCPU 1,024 MB buys: engine_bench.lambda_seconds), plus the share
-# of the stream handler every write wakes (app.table_changes at 512 MB, batches of 100 change
-# records, which counts the runs in the stats), whose invocations are counted with the
+# of the stream handler every write wakes (app.table_changes at 512 MB, which counts the runs
+# in the stats; invoked once a round of changes), whose invocations are counted with the
 # worker's.
 PER_RUN: dict[str, float] = {
-    "dynamodb_write_units": 5.04,
+    "dynamodb_write_units": 5.2,
     "dynamodb_items_read": 3.0,
     "sqs_requests": 0.305,
-    "lambda_invocations": 0.135,
-    "lambda_gb_seconds": 0.018,
+    "lambda_invocations": 0.315,
+    "lambda_gb_seconds": 0.02,
 }
 DRIFT_TOLERANCE = 0.10
 
@@ -71,10 +71,10 @@ ASSUMPTIONS = (
     f"units, {PER_RUN['dynamodb_items_read']:g} items read, {PER_RUN['sqs_requests']:g} SQS "
     f"requests, {PER_RUN['lambda_invocations']:g} Lambda invocations and "
     f"{PER_RUN['lambda_gb_seconds']:g} GB-seconds of Lambda time (the worker's and the stream "
-    "handler's; runs sent in batches of ten, change records read 100 at a time, items under "
-    "1 KB, a task that returns at once, worker at 1,024 MB on arm64; a job that "
-    "runs every minute or more often writes about half the units, as its runs share the "
-    "tick's claims). Not included: the "
+    "handler's; runs sent in batches of ten, the stream handler invoked once a round of "
+    "changes, items under 1 KB, a task that returns at once, worker at 1,024 MB on arm64; "
+    "a job that runs every minute or more often writes about half the units, as its runs "
+    "share the tick's claims). Not included: the "
     "task's own running time (GB-seconds at the worker's memory), retries, the fixed monthly "
     "floor (the tick every minute and SQS long polling, about $0.50 a month), API requests, "
     "CloudWatch, data transfer and the free tier. Runs a month: the runs in the 365 days after "

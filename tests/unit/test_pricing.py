@@ -42,35 +42,35 @@ def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() 
     assert monthly == 21.75
 
     # By hand, from the literal values of PER_RUN and PRICE (USD):
-    #   DynamoDB writes  5.04 units  * 0.625e-6      = 3.15e-6
+    #   DynamoDB writes  5.2 units   * 0.625e-6      = 3.25e-6
     #   DynamoDB reads   3.0 items   * 0.125e-6      = 0.375e-6
     #   SQS              0.305 req.  * 0.40e-6       = 0.122e-6
-    #   Lambda requests  0.135 inv.  * 0.20e-6       = 0.027e-6
-    #   Lambda duration  0.018 GB-s  * 0.0000133334  = 0.2400012e-6 (arm64)
-    #   one run                                        3.9140012e-6
-    #   a month: 21.75 * 3.9140012e-6                = 85.1295261e-6
-    per_run = 3.15e-6 + 0.375e-6 + 0.122e-6 + 0.027e-6 + 0.2400012e-6
-    assert per_run == pytest.approx(3.9140012e-6, rel=1e-12)
+    #   Lambda requests  0.315 inv.  * 0.20e-6       = 0.063e-6
+    #   Lambda duration  0.02 GB-s   * 0.0000133334  = 0.266668e-6 (arm64)
+    #   one run                                        4.076668e-6
+    #   a month: 21.75 * 4.076668e-6                 = 88.667529e-6
+    per_run = 3.25e-6 + 0.375e-6 + 0.122e-6 + 0.063e-6 + 0.266668e-6
+    assert per_run == pytest.approx(4.076668e-6, rel=1e-12)
     got = estimate(monthly)
     assert got["runs_per_month"] == 21.75
-    assert got["cost_per_run_usd"] == pytest.approx(3.9140012e-6, rel=1e-12)
-    assert got["cost_per_month_usd"] == pytest.approx(85.1295261e-6, rel=1e-10)
+    assert got["cost_per_run_usd"] == pytest.approx(4.076668e-6, rel=1e-12)
+    assert got["cost_per_month_usd"] == pytest.approx(88.667529e-6, rel=1e-10)
     assert got["prices_as_of"] == PRICES_AS_OF
-    assert "5.04 DynamoDB write units" in got["assumptions"]
+    assert "5.2 DynamoDB write units" in got["assumptions"]
     assert "task's own running time" in got["assumptions"]
 
 
 def test_the_constants_are_the_figures_make_bench_measured() -> None:
     assert PER_RUN == {
-        "dynamodb_write_units": 5.04,
+        "dynamodb_write_units": 5.2,
         "dynamodb_items_read": 3.0,
         "sqs_requests": 0.305,
-        "lambda_invocations": 0.135,
-        "lambda_gb_seconds": 0.018,
+        "lambda_invocations": 0.315,
+        "lambda_gb_seconds": 0.02,
     }
-    # bench/RESULTS.md, python bench/engine_bench.py requests: "$3.91" (the once-a-day row's
-    # $4.01 prices the frequency benchmark's reads and SQS requests instead).
-    assert round(1e6 * cost_per_run(PER_RUN), 2) == 3.91
+    # python bench/engine_bench.py requests: "$4.07" at its 0.0198 GB-s (bench/RESULTS.md's
+    # once-a-day row, $4.11, prices the frequency benchmark's reads, SQS and stream share).
+    assert round(1e6 * cost_per_run(PER_RUN), 2) == 4.08
 
 
 def test_each_request_is_priced_at_its_own_price() -> None:
@@ -148,9 +148,9 @@ def test_a_bad_override_is_ignored_with_a_warning_never_an_error(
 
 def test_a_measurement_more_than_ten_percent_off_is_named() -> None:
     measured = {**PER_RUN, "dynamodb_write_units": 8.0, "sqs_requests": 0.32}
-    assert drift(measured) == {"dynamodb_write_units": (8.0, 5.04)}
+    assert drift(measured) == {"dynamodb_write_units": (8.0, 5.2)}
     assert drift(PER_RUN) == {}
-    assert drift({"lambda_invocations": 0.2}) == {"lambda_invocations": (0.2, 0.135)}
+    assert drift({"lambda_invocations": 0.4}) == {"lambda_invocations": (0.4, 0.315)}
 
 
 def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +158,7 @@ def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.Monkey
     run_all = importlib.import_module("run_all")
     line = run_all.drift_line({**PER_RUN, "lambda_gb_seconds": 0.1})
     assert line is not None
-    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.018" in line
+    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.02" in line
     assert "dynamodb" not in line
     assert run_all.drift_line(dict(PER_RUN)) is None
 

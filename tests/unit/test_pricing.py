@@ -181,18 +181,20 @@ FREQUENCY = {
     }
 }
 
+# The stream handler's share of a run, as engine_bench measures it.
+STREAM = {
+    "dynamodb_items_read": 0.5,
+    "sqs_requests": 0.1,
+    "lambda_invocations": 0.05,
+    "lambda_gb_seconds": 0.002,
+}
+
 
 def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbridge_scheduler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_all = _run_all(monkeypatch)
-    stream = {
-        "dynamodb_items_read": 0.5,
-        "sqs_requests": 0.1,
-        "lambda_invocations": 0.05,
-        "lambda_gb_seconds": 0.002,
-    }
-    costs = run_all.frequency_costs(FREQUENCY, 0.01, stream)
+    costs = run_all.frequency_costs(FREQUENCY, 0.01, STREAM)
     minute = costs["once a minute"]
     # NEXUS: the run's requests, the worker's time and the stream handler's share.
     per_run = {
@@ -233,17 +235,11 @@ def test_the_stream_handlers_share_follows_its_invocations_at_each_frequency(
     # Measured: 0.05 invocations a run; at this frequency it is invoked 0.1 times a run
     # (its count's own change wakes it again on a quiet table), so it costs twice as much.
     run_all = _run_all(monkeypatch)
-    stream = {
-        "dynamodb_items_read": 0.5,
-        "sqs_requests": 0.1,
-        "lambda_invocations": 0.05,
-        "lambda_gb_seconds": 0.002,
-    }
     minute = FREQUENCY["once a minute"]
     frequency = {
         "once a minute": {**minute, "per_run": {**minute["per_run"], "stream_invocations": 0.1}}
     }
-    costs = run_all.frequency_costs(frequency, 0.01, stream)["once a minute"]
+    costs = run_all.frequency_costs(frequency, 0.01, STREAM)["once a minute"]
     assert costs["lambda_invocations"] == pytest.approx(0.15 + 0.1)
     assert costs["lambda_gb_seconds"] == pytest.approx(0.01 + 0.004)
     assert costs["dynamodb_items_read"] == pytest.approx(3.0 + 1.0)

@@ -32,7 +32,12 @@ DRAIN_SECONDS = 30.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8000")),
+        help="the API's port (default 8000; 0: any free port, named in the banner)",
+    )
     parser.add_argument(
         "--ws-port",
         type=int,
@@ -128,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"NEXUS_ADMIN_KEY cannot be used: {exc}", flush=True)
             return 2
         server = make_server(app_module.app, args.host, args.port, quiet=args.quiet)
+        # --port 0: the port the system chose, which the banner then names.
+        port = int(server.server.server_address[1])
         # Real-time updates: the WebSocket API and the change stream that feeds it, in a
         # process of their own (local/realtime.py).
         from local.realtime import RealtimeProcess
 
         public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        ws_port = args.port + 1 if args.ws_port is None else args.ws_port
+        ws_port = (port + 1 if args.port else 0) if args.ws_port is None else args.ws_port
         try:
             sockets = RealtimeProcess(args.host, ws_port, public_host).start()
         except RuntimeError as exc:
@@ -175,12 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, shutdown)
         print(
-            f"NEXUS API on http://{args.host}:{args.port}/api/v1 (embedded AWS at {endpoint})",
+            f"NEXUS API on http://{args.host}:{port}/api/v1 (embedded AWS at {endpoint})",
             flush=True,
         )
         print(
-            f"Dashboard on http://{public_host}:{args.port}/api/ui; "
-            f"real-time updates on {sockets.url}",
+            f"Dashboard on http://{public_host}:{port}/api/ui; real-time updates on {sockets.url}",
             flush=True,
         )
         if key_origin.startswith("from"):

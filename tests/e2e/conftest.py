@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import threading
@@ -21,12 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 E2E_KEY = "e2e-admin-key-0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 BANNER: list[str] = []
 SERVERS: list[LocalServer] = []
 
@@ -37,25 +31,27 @@ def banner(server: int) -> str:
 
 
 class LocalServer:
-    """`python -m local.run` as a child process, on `port`, keeping its state in `state`.
+    """`python -m local.run` as a child process, keeping its state in `state`.
 
+    It listens on ports the system picks as it binds them (`--port 0`), read back from its
+    banner into `port`: a port picked free beforehand can be taken, before the server binds
+    it, by any connection's ephemeral port (tests on other workers make many).
     `extra_env`: variables the stage would set (NEXUS_HTTP_ALLOW, say), for a module that
     starts a server of its own; the shared `server` sets none."""
 
-    def __init__(self, port: int, state: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, state: Path, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
         env["NEXUS_ADMIN_KEY"] = E2E_KEY
         env.update(extra_env or {})
-        self.port = port
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "local.run",
                 "--port",
-                str(port),
+                "0",
                 "--ws-port",
-                str(free_port()),
+                "0",
                 "--quiet",
                 "--state-dir",
                 str(state),
@@ -77,7 +73,12 @@ class LocalServer:
             if line.startswith("State in"):
                 break
         else:
+            self.proc.wait(timeout=30)
+            self.stdout.close()
             raise RuntimeError("the local server exited:\n" + "".join(output))
+        found = re.search(r"NEXUS API on http://[^:]+:(\d+)/", self.banner)
+        assert found, self.banner
+        self.port = int(found.group(1))
         # Keep reading what it prints, so a full pipe never blocks the server; kept, so a
         # test can check what it logged (never a key).
         self.output = output
@@ -86,7 +87,6 @@ class LocalServer:
 
     def client(self, service: str) -> Any:
         """A boto3 client of the stack's embedded AWS (its address is in the banner)."""
-        import re
         from typing import cast
 
         import boto3
@@ -116,7 +116,7 @@ class LocalServer:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    local = LocalServer(free_port(), tmp_path_factory.mktemp("state"))
+    local = LocalServer(tmp_path_factory.mktemp("state"))
     BANNER.append(local.banner)
     SERVERS.append(local)
     yield local.port

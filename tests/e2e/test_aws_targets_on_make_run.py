@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalServer, free_port, request, until
+from tests.e2e.conftest import LocalServer, request, until
 
 ACCOUNT = "123456789012"  # the embedded AWS's account
 ALLOW = [
@@ -31,7 +31,6 @@ ALLOW = [
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     local = LocalServer(
-        free_port(),
         tmp_path_factory.mktemp("targets-state"),
         extra_env={"NEXUS_TARGET_ALLOW": json.dumps(ALLOW)},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from tests.e2e.conftest import LocalServer, free_port, request
+from tests.e2e.conftest import LocalServer, request
 
 
 def test_the_api_is_served_under_api_v1_with_keep_alive(conn):
@@ -53,7 +53,7 @@ def test_the_embedded_aws_listens_on_loopback_only(server, banner):
 
 
 def test_the_embedded_aws_ends_with_the_server_even_when_the_server_is_killed(tmp_path):
-    server = LocalServer(free_port(), tmp_path)
+    server = LocalServer(tmp_path)
     endpoint = server.banner.split("embedded AWS at ")[1].rstrip(")")
     host, port = endpoint.removeprefix("http://").split(":")
     socket.create_connection((host, int(port)), timeout=2).close()  # it answers

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalServer, free_port, request
+from tests.e2e.conftest import LocalServer, request
 
 CREATES = 300
 CREATORS = 100
@@ -33,7 +33,7 @@ def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]
 
 @pytest.fixture
 def local(tmp_path) -> Any:
-    server = LocalServer(free_port(), tmp_path)
+    server = LocalServer(tmp_path)
     yield server
     server.stop()
 

@@ -23,7 +23,7 @@ from unittest import mock
 import pytest
 
 from tests.e2e import conftest
-from tests.e2e.conftest import LocalServer, free_port, request
+from tests.e2e.conftest import LocalServer, request
 
 JOB = {"name": "kept", "job_type": "interval", "interval_seconds": 3600, "task_name": "nexus.echo"}
 
@@ -32,10 +32,10 @@ class GroupServer(LocalServer):
     """LocalServer in a process group of its own, so that a signal can go to the whole of
     it, as a terminal or a process manager sends it, without reaching the tests."""
 
-    def __init__(self, port: int, state: Path) -> None:
+    def __init__(self, state: Path) -> None:
         popen = functools.partial(subprocess.Popen, start_new_session=True)
         with mock.patch.object(conftest.subprocess, "Popen", popen):
-            super().__init__(port, state)
+            super().__init__(state)
 
     def signal(self, signum: int, *, group: bool) -> int:
         """Send signum; wait for the server to end; its exit status."""
@@ -59,10 +59,9 @@ def job_status(port: int, job_id: int) -> int:
     "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
 )
 def test_a_job_created_just_before_a_signal_is_there_after_a_restart(tmp_path, signum, group):
-    port = free_port()
-    first = GroupServer(port, tmp_path)
+    first = GroupServer(tmp_path)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
         status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
         conn.close()
         assert status == 201, job
@@ -70,9 +69,9 @@ def test_a_job_created_just_before_a_signal_is_there_after_a_restart(tmp_path, s
     finally:
         first.stop()
 
-    second = LocalServer(port, tmp_path)
+    second = LocalServer(tmp_path)
     try:
-        assert job_status(port, job["id"]) == 200
+        assert job_status(second.port, job["id"]) == 200
     finally:
         second.stop()
 
@@ -82,8 +81,8 @@ def test_every_job_acknowledged_while_the_group_is_terminated_is_there_after_a_r
 ):
     # Writers keep creating jobs while SIGTERM reaches the whole group: each 201 counts, and
     # a request cut short (refused, reset, or answered 503 while stopping) does not.
-    port = free_port()
-    first = GroupServer(port, tmp_path)
+    first = GroupServer(tmp_path)
+    port = first.port
     acknowledged: list[int] = []
     stop = threading.Event()
 
@@ -113,13 +112,9 @@ def test_every_job_acknowledged_while_the_group_is_terminated_is_there_after_a_r
             writer.join(30)
         first.stop()
 
-    # The restart listens on a port of its own: the writers' connects to the old one while
-    # it was down come from ephemeral ports (as free_port's is), and one can end up bound to
-    # it ("Address already in use" for the restart, seen once in CI).
-    again = free_port()
-    second = LocalServer(again, tmp_path)
+    second = LocalServer(tmp_path)
     try:
-        missing = [i for i in acknowledged if job_status(again, i) != 200]
+        missing = [i for i in acknowledged if job_status(second.port, i) != 200]
         assert missing == [], f"{len(missing)} of {len(acknowledged)} acknowledged jobs lost"
     finally:
         second.stop()
@@ -128,8 +123,8 @@ def test_every_job_acknowledged_while_the_group_is_terminated_is_there_after_a_r
 def test_a_job_created_just_before_the_main_process_is_killed_outright_is_there_after_a_restart(
     tmp_path,
 ):
-    port = free_port()
-    first = LocalServer(port, tmp_path)
+    first = LocalServer(tmp_path)
+    port = first.port
     try:
         endpoint = first.banner.split("embedded AWS at ")[1].rstrip(")")
         host, moto_port = endpoint.removeprefix("http://").split(":")
@@ -152,8 +147,8 @@ def test_a_job_created_just_before_the_main_process_is_killed_outright_is_there_
     finally:
         first.stop()
 
-    second = LocalServer(port, tmp_path)
+    second = LocalServer(tmp_path)
     try:
-        assert job_status(port, job["id"]) == 200
+        assert job_status(second.port, job["id"]) == 200
     finally:
         second.stop()

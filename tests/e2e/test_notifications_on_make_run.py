@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from chalicelib import notify
-from tests.e2e.conftest import LocalServer, free_port, request, until
+from tests.e2e.conftest import LocalServer, request, until
 from tests.receiver import Receiver, receiving
 
 SECRET = "whsec-e2e-8a7b6c5d"
@@ -28,7 +28,6 @@ SECRET = "whsec-e2e-8a7b6c5d"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     local = LocalServer(
-        free_port(),
         tmp_path_factory.mktemp("notify-state"),
         extra_env={"NEXUS_HTTP_ALLOW": "127.0.0.1"},
     )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.client
 
-from tests.e2e.conftest import LocalServer, free_port, request
+from tests.e2e.conftest import LocalServer, request
 
 
 def test_jobs_and_history_survive_a_restart(tmp_path):
-    port = free_port()
-    first = LocalServer(port, tmp_path)
+    first = LocalServer(tmp_path)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
         body = {
             "name": "keeps",
             "job_type": "interval",
@@ -27,9 +26,9 @@ def test_jobs_and_history_survive_a_restart(tmp_path):
         first.stop()
     assert (tmp_path / "nexus-local.jsonl").exists()
 
-    second = LocalServer(port, tmp_path)
+    second = LocalServer(tmp_path)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", second.port, timeout=10)
         status, again = request(conn, "GET", f"/api/v1/jobs/{job['id']}")
         assert (status, again["name"]) == (200, "keeps")
         status, runs = request(conn, "GET", f"/api/v1/jobs/{job['id']}/executions")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from chalicelib.engine.lifecycle import MAX_RUNS_AHEAD
-from tests.e2e.conftest import E2E_KEY, LocalServer, free_port, request, until
+from tests.e2e.conftest import E2E_KEY, LocalServer, request, until
 
 Run = dict[str, Any]
 
@@ -38,7 +38,6 @@ STACK: list[LocalServer] = []
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """This module's own stack (the shared one allows no loopback destination)."""
     local = LocalServer(
-        free_port(),
         tmp_path_factory.mktemp("control-state"),
         extra_env={"NEXUS_HTTP_ALLOW": "127.0.0.1"},
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIGURES
-from tests.e2e.conftest import E2E_KEY, ROOT, LocalServer, free_port
+from tests.e2e.conftest import E2E_KEY, ROOT, LocalServer
 
 # schemathesis' `st`, started so that its two workers never parse Python at once
 # (st_one_parser: a CPython 3.11 race in ast.parse, not a finding about the API).
@@ -54,7 +54,7 @@ FUZZ_ENV = {"NEXUS_BACKFILL_RATE_PER_SECOND": "0.2"}
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    local = LocalServer(free_port(), tmp_path_factory.mktemp("schemathesis-state"), FUZZ_ENV)
+    local = LocalServer(tmp_path_factory.mktemp("schemathesis-state"), FUZZ_ENV)
     yield local.port
     local.stop()
 

@@ -20,7 +20,8 @@ closes: when the parent closes it, or when the parent dies for any reason, so no
 server is left behind. It ignores SIGINT, SIGTERM and SIGHUP (a terminal, a process-group kill
 or a process manager sends them to both processes), so the parent can still take its last
 snapshot of the table while shutting down; and told to (save_on_exit), it saves the table
-itself as it ends, for a parent killed before it could.
+itself as it ends, for a parent killed before it could, once the stream's last changes are
+counted (wait_for_quiet).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
@@ -284,6 +286,7 @@ def bounded_streams() -> None:
                 self.starting_sequence_number += excess
 
     def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        LAST_REQUEST[0] = time.monotonic()
         with STREAM_LOCK:
             iterator = self.shard_iterators.pop(iterator_arn)
             oldest = iterator.stream_shard.starting_sequence_number
@@ -394,6 +397,11 @@ def drop_empty_partitions() -> None:
 # Every DynamoDB request the child answers holds this from start to finish: see
 # serialise_dynamodb. SQS requests never take it.
 DYNAMODB_LOCK = threading.RLock()
+# When the last DynamoDB or stream request came (time.monotonic()): see wait_for_quiet.
+LAST_REQUEST = [time.monotonic()]
+# wait_for_quiet: this long without a request is quiet; never longer than QUIET_LIMIT in all.
+QUIET_SECONDS = 0.5
+QUIET_LIMIT = 5.0
 
 
 def serialise_dynamodb() -> None:
@@ -427,6 +435,7 @@ def serialise_dynamodb() -> None:
 
     @functools.wraps(call_action)
     def serialised(self: Any) -> Any:
+        LAST_REQUEST[0] = time.monotonic()
         with DYNAMODB_LOCK:
             return call_action(self)
 
@@ -677,6 +686,23 @@ def save_table(table_name: str, target: Path) -> None:
         raise
 
 
+def wait_for_quiet(quiet: float = QUIET_SECONDS, limit: float = QUIET_LIMIT) -> float:
+    """Wait until no DynamoDB or stream request has come for `quiet` seconds, at most
+    `limit`; how long it waited.
+
+    For a parent killed outright: its stdin closes, and so does the real-time process's,
+    whose feed then hands what the stream still holds to the stream handler, which counts
+    the runs it finishes. Saved before that, a run finished in the feed's last poll before
+    the kill was in the history but not in the stats, and the feed found no AWS to read."""
+    started = time.monotonic()
+    while (now := time.monotonic()) - started < limit:
+        idle = now - LAST_REQUEST[0]
+        if idle >= quiet:
+            break
+        time.sleep(quiet - idle)
+    return time.monotonic() - started
+
+
 def main(argv: list[str]) -> int:
     host, port = argv[0], int(argv[1])
     # A terminal's Ctrl-C, a process-group kill and a closed terminal reach this process as
@@ -722,6 +748,8 @@ def main(argv: list[str]) -> int:
             order = json.loads(line)
             saves.append((order["save"], Path(order["to"])))
     finally:
+        if saves:
+            wait_for_quiet()
         for table_name, target in saves:
             try:
                 save_table(table_name, target)

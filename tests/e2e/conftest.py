@@ -37,9 +37,12 @@ class LocalServer:
     banner into `port`: a port picked free beforehand can be taken, before the server binds
     it, by any connection's ephemeral port (tests on other workers make many).
     `extra_env`: variables the stage would set (NEXUS_HTTP_ALLOW, say), for a module that
-    starts a server of its own; the shared `server` sets none."""
+    starts a server of its own; the shared `server` sets none. `args`: more of local.run's
+    options (`--no-engine`)."""
 
-    def __init__(self, state: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, state: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NEXUS_"))}
         env["NEXUS_ADMIN_KEY"] = E2E_KEY
         env.update(extra_env or {})
@@ -55,6 +58,7 @@ class LocalServer:
                 "--quiet",
                 "--state-dir",
                 str(state),
+                *args,
             ],
             cwd=ROOT,
             env=env,

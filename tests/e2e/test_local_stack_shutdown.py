@@ -4,7 +4,8 @@ A process manager or CI sends SIGTERM, to the main process or to its whole proce
 (the embedded AWS's child included); a terminal's Ctrl-C sends SIGINT to the group, and
 closing the terminal SIGHUP. Whichever way, every job the API answered 201 for is there
 after a restart on the same state folder; and so it is when the main process alone is killed
-outright (SIGKILL), by the embedded AWS, which outlives it long enough to save the table.
+outright (SIGKILL), by the embedded AWS, which outlives it long enough to save the table,
+and the stats count the runs it recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from unittest import mock
 
@@ -120,35 +122,78 @@ def test_every_job_acknowledged_while_the_group_is_terminated_is_there_after_a_r
         second.stop()
 
 
+def kill_outright(server: LocalServer) -> None:
+    """SIGKILL to the main process alone; return once its embedded AWS has stopped listening
+    (it saves the table first)."""
+    endpoint = server.banner.split("embedded AWS at ")[1].rstrip(")")
+    host, moto_port = endpoint.removeprefix("http://").split(":")
+    server.proc.kill()
+    server.proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(moto_port)), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the embedded AWS outlived its parent by 20 s")
+
+
 def test_a_job_created_just_before_the_main_process_is_killed_outright_is_there_after_a_restart(
     tmp_path,
 ):
     first = LocalServer(tmp_path)
-    port = first.port
     try:
-        endpoint = first.banner.split("embedded AWS at ")[1].rstrip(")")
-        host, moto_port = endpoint.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
         status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
         conn.close()
         assert status == 201, job
-        first.proc.kill()
-        first.proc.wait()
-        # The embedded AWS saves the table, then stops listening.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((host, int(moto_port)), timeout=1).close()
-            except OSError:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the embedded AWS outlived its parent by 20 s")
+        kill_outright(first)
     finally:
         first.stop()
 
     second = LocalServer(tmp_path)
     try:
         assert job_status(second.port, job["id"]) == 200
+    finally:
+        second.stop()
+
+
+def test_the_runs_recorded_before_the_main_process_is_killed_outright_are_all_in_the_stats(
+    tmp_path,
+):
+    # The stats count a run from the table's change stream, a poll (50 ms) after its record
+    # is final: runs keep finishing until the kill, so the last of them are recorded but not
+    # yet counted when it comes. The restart runs no engine, so nothing changes after it.
+    first = LocalServer(tmp_path)
+    path = ""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
+        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
+        assert status == 201, job
+        path = f"/api/v1/jobs/{job['id']}/executions?limit=500"
+        for _ in range(60):
+            status, started = request(conn, "POST", f"/api/v1/jobs/{job['id']}/execute")
+            assert status == 200, started
+            time.sleep(0.02)
+            if sum(r["status"] == "completed" for r in request(conn, "GET", path)[1]) >= 20:
+                break
+        conn.close()
+        kill_outright(first)
+    finally:
+        first.stop()
+
+    second = LocalServer(tmp_path, args=("--no-engine",))
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", second.port, timeout=10)
+        status, history = request(conn, "GET", path)
+        final = Counter(r["status"] for r in history if r["status"] not in ("pending", "running"))
+        status, stats = request(conn, "GET", "/api/v1/jobs/stats/overview")
+        assert final["completed"] >= 20
+        assert (stats["total_executions"], stats["successful_executions"]) == (
+            final.total(),
+            final["completed"],
+        ), final
+        conn.close()
     finally:
         second.stop()

@@ -3,13 +3,15 @@ so a parent killed outright loses none of its acknowledged writes."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 from moto import mock_aws
 
-from local import state
+from local import aws_process, state
 from local.aws_process import EmbeddedAws, table_lines
 from tests.tables import create_pk_sk_table
 
@@ -62,6 +64,27 @@ def test_the_embedded_aws_saves_the_table_it_was_told_to_when_it_ends(tmp_path):
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["t.jsonl"]  # no temp file left
 
 
+def test_a_parent_killed_outright_has_the_writes_made_after_its_death_saved_too(tmp_path):
+    # make run's main process killed: the embedded AWS's stdin closes, and so does the
+    # real-time process's, whose feed then counts the stream's last runs: those writes come
+    # after the stdin closed, and the table is saved with them.
+    aws = EmbeddedAws().start()
+    try:
+        db = client(aws.endpoint)
+        create_pk_sk_table(db, "t")
+        aws.save_on_exit("t", tmp_path / "t.jsonl")
+        assert aws._proc is not None and aws._proc.stdin is not None
+        aws._proc.stdin.close()  # as the parent's death closes it
+        for n in range(5):
+            db.put_item(TableName="t", Item={"pk": {"S": f"COUNT#{n}"}, "sk": {"S": "C"}})
+            time.sleep(0.06)
+    finally:
+        aws.stop()
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    saved = [state.decode_item(line)["pk"]["S"] for line in lines]
+    assert sorted(saved) == [f"COUNT#{n}" for n in range(5)]
+
+
 def test_the_embedded_aws_saves_nothing_it_was_not_told_to(tmp_path):
     # Until the parent has restored the table, a save would write a part of it over the
     # whole file.
@@ -74,3 +97,33 @@ def test_the_embedded_aws_saves_nothing_it_was_not_told_to(tmp_path):
         aws.stop()
     assert target.read_text() == "the previous snapshot\n"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["t.jsonl"]
+
+
+def requests_for(seconds: float) -> threading.Thread:
+    """A client of the embedded AWS, as the stream feed is: a request every 50 ms."""
+
+    def poll() -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            aws_process.LAST_REQUEST[0] = time.monotonic()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    return thread
+
+
+def test_the_save_at_exit_waits_for_the_requests_still_coming_to_end():
+    # The real-time feed draining the stream after make run was killed: its last requests
+    # (the stats' count among them) must land before the table is saved.
+    client = requests_for(0.6)
+    waited = aws_process.wait_for_quiet(quiet=0.2, limit=5.0)
+    client.join()
+    assert 0.6 + 0.2 - 0.06 <= waited < 5.0
+
+
+def test_the_save_at_exit_waits_no_longer_than_its_limit_for_a_client_that_never_stops():
+    client = requests_for(2.0)
+    waited = aws_process.wait_for_quiet(quiet=0.2, limit=0.5)
+    client.join()
+    assert 0.5 <= waited < 2.0

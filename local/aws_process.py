@@ -18,10 +18,11 @@ drop_empty_partitions bound it to what it holds. docs/local-stack.md has the fig
 The child prints `listening HOST:PORT` on its stdout once it answers, and ends when its stdin
 closes: when the parent closes it, or when the parent dies for any reason, so no orphaned
 server is left behind. It ignores SIGINT, SIGTERM and SIGHUP (a terminal, a process-group kill
-or a process manager sends them to both processes), so the parent can still take its last
-snapshot of the table while shutting down; and told to (save_on_exit), it saves the table
-itself as it ends, for a parent killed before it could, once the stream's last changes are
-counted (wait_for_quiet).
+or a process manager sends them to both processes), so the parent can still stop its engine
+first while shutting down. Told to (save_on_exit), it keeps the table's file itself: it
+journals every write before answering it (Journal), so even a SIGKILL to the whole group
+loses no answered write, and it saves the table as it ends, once the stream's last changes
+are counted (wait_for_quiet).
 """
 
 from __future__ import annotations
@@ -437,7 +438,10 @@ def serialise_dynamodb() -> None:
     def serialised(self: Any) -> Any:
         LAST_REQUEST[0] = time.monotonic()
         with DYNAMODB_LOCK:
-            return call_action(self)
+            answer = call_action(self)
+            if JOURNALS and answer[0] == 200:
+                journal_write(self)
+            return answer
 
     serialised.serialised = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = serialised  # type: ignore[method-assign]
@@ -671,8 +675,12 @@ def table_lines(table_name: str) -> list[str] | None:
 def save_table(table_name: str, target: Path) -> None:
     """Write the table to `target` the way state.snapshot does: whole, or not at all."""
     lines = table_lines(table_name)
-    if lines is None:
-        return
+    if lines is not None:
+        write_lines(lines, target)
+
+
+def write_lines(lines: list[str], target: Path) -> None:
+    """`lines` to `target`, whole or not at all (a temporary file, then a rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -684,6 +692,133 @@ def save_table(table_name: str, target: Path) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+# -- the journal: every write acknowledged since the table was last saved ------------------
+
+# The writes the journal records, by the keys they name.
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+# A journal this long is folded into the table's file (Journal.compact).
+JOURNAL_LIMIT = 8 * 1024 * 1024
+
+
+def journal_files(target: Path) -> list[Path]:
+    """The journals of the table saved to `target`, oldest first."""
+    found = target.parent.glob(f"{target.name}.journal.*")
+    return sorted(found, key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1)
+
+
+class Journal:
+    """What each write this process acknowledged on a table left behind, appended to a file
+    before the write is answered: a line per item it named, `{"key": ..., "item": ...}`
+    (`item` null once deleted), in DynamoDB JSON as state.encode_item writes items.
+
+    The table's file and its journals are the table: state.restore reads the file, then the
+    journals in order, each line the item's state after a write. So a kill of the whole
+    process group (SIGKILL), which gives no process the time to save, loses no write that
+    was answered: the lines are in the kernel's hands before the answer goes out (a machine
+    that goes down can still lose its last writes: nothing is synced to the disk).
+
+    compact() saves the table (the whole of it, under the DynamoDB lock) and starts a new
+    journal; the ones before are removed once the file is written."""
+
+    def __init__(self, table_name: str, target: Path) -> None:
+        self.table_name = table_name
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existing = journal_files(target)
+        self._number = int(existing[-1].suffix[1:]) + 1 if existing else 1
+        self._file = self._open()
+        self._written = 0
+        self._compacting = threading.Lock()
+
+    def _open(self) -> Any:
+        self._path = self.target.parent / f"{self.target.name}.journal.{self._number}"
+        return self._path.open("a", encoding="utf-8")
+
+    def write(self, lines: list[str]) -> None:
+        """Under the DynamoDB lock."""
+        text = "".join(line + "\n" for line in lines)
+        self._file.write(text)
+        self._file.flush()
+        self._written += len(text)
+        if self._written > JOURNAL_LIMIT and not self._compacting.locked():
+            threading.Thread(target=self.compact, daemon=True).start()
+
+    def compact(self) -> None:
+        """Fold the journals into the table's file."""
+        with self._compacting:
+            with DYNAMODB_LOCK:
+                lines = table_lines(self.table_name)
+                self._file.close()
+                done = self._number
+                self._number += 1
+                self._file = self._open()
+                self._written = 0
+            if lines is None:
+                return
+            write_lines(lines, self.target)
+            for old in journal_files(self.target):
+                if old.suffix[1:].isdigit() and int(old.suffix[1:]) <= done:
+                    old.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """At the end, once compacted: the journal begun since, empty, goes too."""
+        with DYNAMODB_LOCK:
+            self._file.close()
+            if self._written == 0:
+                self._path.unlink(missing_ok=True)
+
+
+JOURNALS: dict[str, Journal] = {}
+
+
+def _named_keys(operation: str, request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, key or whole item) of each item a write names."""
+    if operation in ("PutItem",):
+        return [(request["TableName"], request["Item"])]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [(request["TableName"], request["Key"])]
+    if operation == "BatchWriteItem":
+        return [
+            (table, (r.get("PutRequest") or {}).get("Item") or r["DeleteRequest"]["Key"])
+            for table, requests in request["RequestItems"].items()
+            for r in requests
+        ]
+    named = []
+    for entry in request.get("TransactItems", []):
+        for kind, body in entry.items():
+            if kind in ("Put", "Update", "Delete"):
+                named.append((body["TableName"], body.get("Item") or body["Key"]))
+    return named
+
+
+def journal_write(handler: Any) -> None:
+    """Journal what an answered write left on the tables that have a journal (under the
+    DynamoDB lock, before the answer goes out)."""
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    operation = handler._get_action()
+    if operation not in WRITES:
+        return
+    body = handler.body  # moto's DynamoHandler has parsed it already
+    request = body if isinstance(body, dict) else json.loads(body)
+    lines: dict[str, list[str]] = {}
+    for table_name, named in _named_keys(operation, request):
+        journal = JOURNALS.get(table_name)
+        if journal is None:
+            continue
+        table = handler.dynamodb_backend.get_table(table_name)
+        key = {a: named[a] for a in (table.hash_key_attr, table.range_key_attr) if a}
+        found = handler.dynamodb_backend.get_item(table_name, key)
+        item = None
+        if found is not None:
+            item = {k: _file_json(v) for k, v in dynamo_to_dict(found.attrs).items()}
+        lines.setdefault(table_name, []).append(
+            json.dumps({"key": key, "item": item}, sort_keys=True)
+        )
+    for table_name, written in lines.items():
+        JOURNALS[table_name].write(written)
 
 
 def wait_for_quiet(quiet: float = QUIET_SECONDS, limit: float = QUIET_LIMIT) -> float:
@@ -706,8 +841,8 @@ def wait_for_quiet(quiet: float = QUIET_SECONDS, limit: float = QUIET_LIMIT) -> 
 def main(argv: list[str]) -> int:
     host, port = argv[0], int(argv[1])
     # A terminal's Ctrl-C, a process-group kill and a closed terminal reach this process as
-    # well as its parent; the parent takes its last snapshot of the table from this one
-    # after that, so this one waits for its stdin to close.
+    # well as its parent; the parent stops its engine first, so this one waits for its
+    # stdin to close.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
 
@@ -737,24 +872,28 @@ def main(argv: list[str]) -> int:
     # Whatever moto prints from now on goes to the parent's stderr, not into a pipe that
     # nobody reads.
     os.dup2(2, 1)
-    # The parent names, once the table holds what its file held, where to save it when this
-    # process ends. It saves it itself when it stops; this is for a parent that died first,
-    # killed outright: its stdin closes then too, and writes the parent acknowledged after
-    # its last snapshot are still here. Not before, or a parent stopped while restoring
-    # would leave a half-restored table over the whole file.
-    saves: list[tuple[str, Path]] = []
+    # The parent names, once the table holds what its file and journals held, where the
+    # table is kept. From then on every write to it is journaled (Journal) before it is
+    # answered, and the journals the restore read are folded into the file at once; when
+    # this process ends (its stdin closes: the parent stopped, or died) it saves the table.
+    # Not before the restore, or a parent stopped while restoring would leave a
+    # half-restored table over the whole file.
     try:
         for line in sys.stdin:
             order = json.loads(line)
-            saves.append((order["save"], Path(order["to"])))
+            journal = Journal(order["save"], Path(order["to"]))
+            with DYNAMODB_LOCK:
+                JOURNALS[journal.table_name] = journal
+            journal.compact()
     finally:
-        if saves:
+        if JOURNALS:
             wait_for_quiet()
-        for table_name, target in saves:
+        for journal in list(JOURNALS.values()):
             try:
-                save_table(table_name, target)
+                journal.compact()
+                journal.close()
             except Exception:
-                logging.exception("saving %s to %s at exit failed", table_name, target)
+                logging.exception("saving %s at exit failed", journal.table_name)
         server.stop()
     return 0
 
@@ -789,8 +928,8 @@ class EmbeddedAws:
         return self._proc.pid
 
     def save_on_exit(self, table_name: str, target: Path) -> None:
-        """Have the child write the table to `target` (as state.snapshot does) when it ends,
-        however its parent ends: call it once the table holds what the file held."""
+        """Have the child keep the table at `target` (as state.snapshot writes it) and its
+        journals, however its parent ends: call it once the table holds what they held."""
         if self._proc is None or self._proc.stdin is None:
             raise RuntimeError("the embedded AWS is not running")
         order = {"save": table_name, "to": str(Path(target).resolve())}

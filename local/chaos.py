@@ -12,7 +12,7 @@ What it does, all of it counted (`Chaos.report`, written to `<state dir>/chaos.j
   retryable error (ProvisionedThroughputExceededException, ThrottlingException,
   InternalServerError; SQS: ThrottlingException, ServiceUnavailable), from a botocore
   `before-call` hook: botocore does not retry it, so the caller sees it as after botocore's
-  own retries ran out. The local event source's receives and the snapshots are left alone.
+  own retries ran out. The local event source's receives are left alone.
 - **Killed invocations**: every AWS call made by a worker invocation (and the threads it
   starts) dies with probability `kill` (a tick's with `tick_kill`): a `Killed`, a
   BaseException that `except Exception` cannot swallow, is raised before the request is sent,
@@ -69,9 +69,9 @@ ERRORS: dict[str, tuple[tuple[str, int], ...]] = {
     ),
     "sqs": (("ThrottlingException", 400), ("ServiceUnavailable", 503)),
 }
-# Threads that are not the app: the event source's receivers and the snapshots. MainThread
-# only sets up and shuts down.
-_NOT_THE_APP = ("MainThread", "nexus-snapshot")
+# Threads that are not the app: the event source's receivers. MainThread only sets up and
+# shuts down.
+_NOT_THE_APP = ("MainThread",)
 
 # The chaos tasks: the built-ins with short timeouts (name, built-in, timeout in seconds).
 TASKS = (("chaos.echo", "echo", 2.0), ("chaos.fail", "fail", 2.0), ("chaos.sleep", "sleep", 5.0))

@@ -36,8 +36,8 @@ class GatewayServer(ThreadedHTTPServer):
     """Chalice's threaded server, with room for bursts and a count of the requests under way.
 
     Its request threads are daemon threads that nothing waits for: once serve_forever has
-    returned, a request could still be writing to the table, be missed by the last snapshot,
-    and still be answered before the process ends. drain() waits for those, and from then on
+    returned, a request could still be writing to the table, find the embedded AWS stopped
+    (a 500), or be answered as the process ends. drain() waits for those, and from then on
     a request that arrives on a kept-alive connection is refused, not handled."""
 
     request_queue_size = LISTEN_BACKLOG

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.config import get_settings
     from local.engine import SqsPoller, TickLoop
     from local.resources import ensure_queue, ensure_table
-    from local.state import Snapshotter, requeue_unfinished, restore, state_file
+    from local.state import requeue_unfinished, restore, state_file
 
     try:
         table = os.environ["NEXUS_TABLE"]
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()  # read again, now that the queues exist
 
         restored = restore(dynamodb, table, args.state_dir)
-        # From now on the embedded AWS saves the table itself if this process is killed
-        # outright (SIGKILL), with the writes made since the last snapshot.
+        # From now on the embedded AWS keeps the table's file itself: it journals every write
+        # before answering it, and saves the table as it ends, however this process ends.
         moto.save_on_exit(table, state_file(args.state_dir, table))
         # The previous run's messages went with its embedded AWS. Without the engine nothing
         # would take them, so they are sent on the next start that has one.
@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{exc}: is port {ws_port} in use? WS_PORT=... picks another", flush=True)
             return 2
         os.environ["NEXUS_WEBSOCKET_URL"] = sockets.url
-        snapshotter = Snapshotter(dynamodb, table, args.state_dir).start()
         tick: TickLoop | None = None
         pollers: list[SqsPoller] = []
         if not args.no_engine:
@@ -201,24 +200,23 @@ def main(argv: list[str] | None = None) -> int:
             server.serve_forever()
         finally:
             server.server.server_close()
-            # Every write the API acknowledges must be in the last snapshot: the requests
-            # under way end first (new ones are refused), then the engine, then the snapshot.
-            # The embedded AWS ignores the stop signals, even sent to the whole process
-            # group, and ends only after it (moto.stop below).
+            # The requests under way end first (new ones are refused), then the engine, then
+            # the embedded AWS, which saves the table as it ends (each write is journaled
+            # before it is answered in any case). It ignores the stop signals, even sent to
+            # the whole process group, and ends only after the rest (moto.stop below).
             unfinished = server.drain(DRAIN_SECONDS)
             if unfinished:
                 logging.warning("%d requests still running after %.0f s", unfinished, DRAIN_SECONDS)
-            # Workers and tick first, so the last snapshot comes after their last write. They
-            # are all told at once, so their long polls run out together, not one after another.
+            # Workers and tick first, so the last save comes after their last write. They are
+            # all told at once, so their long polls run out together, not one after another.
             engine: list[SqsPoller | TickLoop] = [*pollers, *([tick] if tick else [])]
             for part in engine:
                 part.request_stop()
             for part in engine:
                 part.stop()
             # Then the events of their last writes, and the clients (each disconnect
-            # removes its connection's record before the last snapshot).
+            # removes its connection's record before the last save).
             sockets.stop()
-            snapshotter.stop()
     finally:
         moto.stop()
     return 0

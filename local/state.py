@@ -1,12 +1,11 @@
 """Local state that outlives a restart of `make run`.
 
-The embedded AWS keeps everything in memory, so the table is written to a file now and then
-(`<folder>/<table>.jsonl`, one item a line, in DynamoDB JSON as DynamoDB's own exports write
-it) and written back into the fresh table on the next start. Queue messages are not kept:
-`requeue_unfinished` sends again the runs the previous process had not finished.
-
-A snapshot is a Scan, so it is not a point-in-time copy of a table that is being written to;
-for a development stack that stops on Ctrl-C, after the engine has stopped, that is enough.
+The embedded AWS keeps everything in memory, so the table is kept in files of the state
+folder: `<table>.jsonl`, one item a line, in DynamoDB JSON as DynamoDB's own exports write it,
+and the journals of the writes made since (local.aws_process.Journal), which the embedded AWS
+writes itself; `restore` writes the table back from them into the fresh table on the next
+start. Queue messages are not kept: `requeue_unfinished` sends again the runs the previous
+process had not finished. `snapshot` writes a table's file from a Scan.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -108,25 +106,47 @@ def snapshot(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> 
 
 
 def restore(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> int:
-    """Write every item of the table's file back into the table; returns how many."""
+    """Write the table back as its file and journals leave it (local.aws_process.Journal):
+    the file's items, then each journal's lines in order, each an item's state after a write
+    (null: deleted). Returns how many items the table then holds."""
+    from local.aws_process import journal_files
+
     source = state_file(folder, table_name)
-    if not source.exists():
+    journals = journal_files(source)
+    if not source.exists() and not journals:
         return 0
-    count = 0
-    batch: list[dict[str, Any]] = []
-    with source.open(encoding="utf-8") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            batch.append({"PutRequest": {"Item": decode_item(line)}})
-            if len(batch) == BATCH_WRITE_LIMIT:
-                _write_batch(dynamodb, table_name, batch)
-                count += len(batch)
-                batch = []
-    if batch:
-        _write_batch(dynamodb, table_name, batch)
-        count += len(batch)
-    return count
+    schema = dynamodb.describe_table(TableName=table_name)["Table"]["KeySchema"]
+    key_names = [k["AttributeName"] for k in schema]
+    items: dict[str, dict[str, Any]] = {}
+    if source.exists():
+        with source.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    item = decode_item(line)
+                    items[_key_text({k: item[k] for k in key_names})] = item
+    for journal in journals:
+        with journal.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    # A kill in the middle of the last line: its write was not answered.
+                    log.warning("%s ends with a line cut short; it is left out", journal)
+                    break
+                key = _key_text({k: _from_json(v) for k, v in entry["key"].items()})
+                if entry["item"] is None:
+                    items.pop(key, None)
+                else:
+                    items[key] = {k: _from_json(v) for k, v in entry["item"].items()}
+    restored = list(items.values())
+    for start in range(0, len(restored), BATCH_WRITE_LIMIT):
+        batch = restored[start : start + BATCH_WRITE_LIMIT]
+        _write_batch(dynamodb, table_name, [{"PutRequest": {"Item": i}} for i in batch])
+    return len(restored)
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return encode_item(key)
 
 
 def _write_batch(dynamodb: Any, table_name: str, requests: list[dict[str, Any]]) -> None:
@@ -208,65 +228,3 @@ def _scheduled_in_flight(dynamodb: Any, table_name: str, now: datetime) -> list[
                 )
             t = schedule.next_after(t)
     return found
-
-
-class Snapshotter:
-    """Snapshot the table on a thread when it has changed, and once more on stop().
-
-    A snapshot reads the whole table, from the same embedded AWS that serves the API and the
-    engine: taken every few seconds whatever happens, it would load it in proportion to the
-    history kept. So a snapshot is taken only after a write through `dynamodb` (every part of
-    `make run` writes through that one client), at most every `interval` seconds, and never
-    more often than ten times its own last duration, so it takes at most a tenth of the time.
-    """
-
-    WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
-
-    def __init__(
-        self,
-        dynamodb: Any,
-        table_name: str,
-        folder: str | os.PathLike[str],
-        *,
-        interval: float = DEFAULT_INTERVAL_SECONDS,
-    ) -> None:
-        self._dynamodb = dynamodb
-        self._table = table_name
-        self._folder = folder
-        self._interval = interval
-        self._pause = interval
-        self._changed = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="nexus-snapshot", daemon=True)
-        for operation in self.WRITES:
-            dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", self._written)
-
-    def _written(self, **_: Any) -> None:
-        self._changed.set()
-
-    def start(self) -> Snapshotter:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the thread, then take the last snapshot, after whatever was written before."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._snapshot()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._pause):
-            if self._changed.is_set():
-                self._snapshot()
-
-    def _snapshot(self) -> None:
-        self._changed.clear()
-        started = time.monotonic()
-        try:
-            snapshot(self._dynamodb, self._table, self._folder)
-        except Exception:
-            # The previous snapshot is still whole; the next one will try again.
-            self._changed.set()
-            log.exception("snapshot of %s to %s failed", self._table, self._folder)
-        self._pause = max(self._interval, 10 * (time.monotonic() - started))

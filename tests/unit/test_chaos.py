@@ -119,7 +119,7 @@ def test_aws_errors_fail_about_p_of_the_calls_with_retryable_codes(aws):
         again.uninstall()
 
 
-def test_sqs_errors_are_retryable_too_and_main_thread_and_snapshots_are_left_alone(aws):
+def test_sqs_errors_are_retryable_too_and_main_thread_and_receivers_are_left_alone(aws):
     db, sqs = aws
     url = sqs.create_queue(QueueName="q")["QueueUrl"]
     injector = chaos(aws_errors=1.0).install(db, sqs)
@@ -128,7 +128,6 @@ def test_sqs_errors_are_retryable_too_and_main_thread_and_snapshots_are_left_alo
             in_thread(lambda: sqs.send_message(QueueUrl=url, MessageBody="m"))
         assert is_retryable(caught.value)
         get(db)  # MainThread: setup and shutdown
-        in_thread(lambda: get(db), name="nexus-snapshot")
         in_thread(lambda: sqs.receive_message(QueueUrl=url), name="nexus-local-worker-receiver")
     finally:
         injector.uninstall()

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local import aws_process, state
@@ -127,3 +129,90 @@ def test_the_save_at_exit_waits_no_longer_than_its_limit_for_a_client_that_never
     waited = aws_process.wait_for_quiet(quiet=0.2, limit=0.5)
     client.join()
     assert 0.5 <= waited < 2.0
+
+
+def item(n: int, **more: Any) -> dict[str, Any]:
+    return {"pk": {"S": f"JOB#{n}"}, "sk": {"S": "JOB"}, **more}
+
+
+def table_items(db: Any) -> list[dict[str, Any]]:
+    items = db.scan(TableName="t", ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def test_every_write_answered_before_the_whole_stack_is_killed_outright_is_restored(tmp_path):
+    # SIGKILL to make run's whole process group: no process gets to save the table. Each
+    # write was journaled before it was answered, and the restore reads the journal.
+    aws = EmbeddedAws().start()
+    try:
+        db = client(aws.endpoint)
+        create_pk_sk_table(db, "t")
+        db.put_item(TableName="t", Item=item(0, count={"N": "1"}))
+        aws.save_on_exit("t", tmp_path / "t.jsonl")
+        db.put_item(TableName="t", Item={**RICH_ITEM, "pk": {"S": "JOB#9"}})
+        for n in (1, 2, 3):
+            db.put_item(TableName="t", Item=item(n))
+        db.update_item(
+            TableName="t",
+            Key=item(1),
+            UpdateExpression="SET label = :l",
+            ExpressionAttributeValues={":l": {"S": "changed"}},
+        )
+        db.delete_item(TableName="t", Key=item(2))
+        db.batch_write_item(
+            RequestItems={
+                "t": [{"PutRequest": {"Item": item(4)}}, {"DeleteRequest": {"Key": item(3)}}]
+            }
+        )
+        db.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": item(5)}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": item(0),
+                        "UpdateExpression": "ADD #c :one",
+                        "ExpressionAttributeNames": {"#c": "count"},
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+        with pytest.raises(ClientError):  # refused: changes nothing, journals nothing
+            db.put_item(TableName="t", Item=item(0), ConditionExpression="attribute_not_exists(pk)")
+        expected = table_items(db)
+        assert aws._proc is not None
+        aws._proc.kill()
+        aws._proc.wait()
+    finally:
+        aws.stop()
+    assert [i["pk"]["S"] for i in expected] == ["JOB#0", "JOB#1", "JOB#4", "JOB#5", "JOB#9"]
+    with mock_aws():
+        fresh = boto3.client("dynamodb", region_name="us-east-1")
+        create_pk_sk_table(fresh, "t")
+        assert state.restore(fresh, "t", tmp_path) == len(expected)
+        assert table_items(fresh) == expected
+
+
+def test_a_long_journal_is_folded_into_the_file_and_the_two_still_make_the_table(
+    tmp_path, monkeypatch
+):
+    with mock_aws():
+        aws_process.serialise_dynamodb()
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        create_pk_sk_table(db, "t")
+        monkeypatch.setattr(aws_process, "JOURNAL_LIMIT", 2_000)
+        journal = aws_process.Journal("t", tmp_path / "t.jsonl")
+        monkeypatch.setitem(aws_process.JOURNALS, "t", journal)
+        for n in range(60):
+            db.put_item(TableName="t", Item=item(n % 40, v={"N": str(n)}))
+        expected = table_items(db)
+        files = aws_process.journal_files(tmp_path / "t.jsonl")
+        monkeypatch.delitem(aws_process.JOURNALS, "t")
+        journal._file.close()
+    assert (tmp_path / "t.jsonl").exists() and len(files) < 5  # folded, the old ones gone
+    with mock_aws():
+        fresh = boto3.client("dynamodb", region_name="us-east-1")
+        create_pk_sk_table(fresh, "t")
+        assert state.restore(fresh, "t", tmp_path) == 40
+        assert table_items(fresh) == expected

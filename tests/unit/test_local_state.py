@@ -202,33 +202,6 @@ def test_the_old_snapshot_stays_until_the_new_one_is_complete_and_renamed_over_i
     assert target.read_text() == seen["temp"]
 
 
-def test_the_snapshotter_takes_one_last_snapshot_when_it_stops(dynamodb: Any, tmp_path: Path):
-    snapshotter = state.Snapshotter(dynamodb, TABLE, tmp_path, interval=60).start()
-    put_varied_items(dynamodb, 4)
-    snapshotter.stop()
-    assert len((tmp_path / f"{TABLE}.jsonl").read_text().splitlines()) == 4
-
-
-def test_the_snapshotter_reads_the_table_only_after_something_was_written(
-    dynamodb: Any, tmp_path: Path
-):
-    scans: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("scan"))
-    snapshotter = state.Snapshotter(dynamodb, TABLE, tmp_path, interval=0.1).start()
-    try:
-        time.sleep(0.5)
-        assert scans == []  # nothing written: nothing read
-        put_varied_items(dynamodb, 3)
-        assert wait_until(lambda: (tmp_path / f"{TABLE}.jsonl").exists(), 5)
-        time.sleep(0.5)
-        read_after_write = len(scans)
-        time.sleep(0.5)
-        assert len(scans) == read_after_write  # quiet again: no more reads
-    finally:
-        snapshotter.stop()
-    assert len((tmp_path / f"{TABLE}.jsonl").read_text().splitlines()) == 3
-
-
 # -- requeue after a restart -------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -49,6 +50,25 @@ class GroupServer(LocalServer):
         return self.proc.wait(timeout=60)
 
 
+def create_job(port: int) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
+    finally:
+        conn.close()
+    assert status == 201, job
+    return dict(job)
+
+
+def status_after_a_restart(state: Path, job_id: int) -> int:
+    """GET the job from a server started again on the state folder `state`."""
+    server = LocalServer(state)
+    try:
+        return job_status(server.port, job_id)
+    finally:
+        server.stop()
+
+
 def job_status(port: int, job_id: int) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -64,19 +84,11 @@ def job_status(port: int, job_id: int) -> int:
 def test_a_job_created_just_before_a_signal_is_there_after_a_restart(tmp_path, signum, group):
     first = GroupServer(tmp_path)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
-        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
-        conn.close()
-        assert status == 201, job
+        job = create_job(first.port)
         assert first.signal(signum, group=group) == 0
     finally:
         first.stop()
-
-    second = LocalServer(tmp_path)
-    try:
-        assert job_status(second.port, job["id"]) == 200
-    finally:
-        second.stop()
+    assert status_after_a_restart(tmp_path, job["id"]) == 200
 
 
 @pytest.mark.parametrize(
@@ -149,19 +161,11 @@ def test_a_job_created_just_before_the_main_process_is_killed_outright_is_there_
 ):
     first = LocalServer(tmp_path)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
-        status, job = request(conn, "POST", "/api/v1/jobs/", JOB)
-        conn.close()
-        assert status == 201, job
+        job = create_job(first.port)
         kill_outright(first)
     finally:
         first.stop()
-
-    second = LocalServer(tmp_path)
-    try:
-        assert job_status(second.port, job["id"]) == 200
-    finally:
-        second.stop()
+    assert status_after_a_restart(tmp_path, job["id"]) == 200
 
 
 def test_the_runs_recorded_before_the_main_process_is_killed_outright_are_all_in_the_stats(

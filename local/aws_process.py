@@ -672,13 +672,6 @@ def table_lines(table_name: str) -> list[str] | None:
     return None
 
 
-def save_table(table_name: str, target: Path) -> None:
-    """Write the table to `target` the way state.snapshot does: whole, or not at all."""
-    lines = table_lines(table_name)
-    if lines is not None:
-        write_lines(lines, target)
-
-
 def write_lines(lines: list[str], target: Path) -> None:
     """`lines` to `target`, whole or not at all (a temporary file, then a rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -705,7 +698,11 @@ JOURNAL_LIMIT = 8 * 1024 * 1024
 def journal_files(target: Path) -> list[Path]:
     """The journals of the table saved to `target`, oldest first."""
     found = target.parent.glob(f"{target.name}.journal.*")
-    return sorted(found, key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1)
+    return sorted((p for p in found if p.suffix[1:].isdigit()), key=journal_number)
+
+
+def journal_number(path: Path) -> int:
+    return int(path.suffix[1:])
 
 
 class Journal:
@@ -727,7 +724,7 @@ class Journal:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = journal_files(target)
-        self._number = int(existing[-1].suffix[1:]) + 1 if existing else 1
+        self._number = journal_number(existing[-1]) + 1 if existing else 1
         self._file = self._open()
         self._written = 0
         self._compacting = threading.Lock()
@@ -759,7 +756,7 @@ class Journal:
                 return
             write_lines(lines, self.target)
             for old in journal_files(self.target):
-                if old.suffix[1:].isdigit() and int(old.suffix[1:]) <= done:
+                if journal_number(old) <= done:
                     old.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -775,7 +772,7 @@ JOURNALS: dict[str, Journal] = {}
 
 def _named_keys(operation: str, request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(table, key or whole item) of each item a write names."""
-    if operation in ("PutItem",):
+    if operation == "PutItem":
         return [(request["TableName"], request["Item"])]
     if operation in ("UpdateItem", "DeleteItem"):
         return [(request["TableName"], request["Key"])]

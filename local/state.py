@@ -123,7 +123,7 @@ def restore(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> i
             for line in lines:
                 if line.strip():
                     item = decode_item(line)
-                    items[_key_text({k: item[k] for k in key_names})] = item
+                    items[encode_item({k: item[k] for k in key_names})] = item
     for journal in journals:
         with journal.open(encoding="utf-8") as lines:
             for line in lines:
@@ -133,7 +133,7 @@ def restore(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> i
                     # A kill in the middle of the last line: its write was not answered.
                     log.warning("%s ends with a line cut short; it is left out", journal)
                     break
-                key = _key_text({k: _from_json(v) for k, v in entry["key"].items()})
+                key = encode_item({k: _from_json(v) for k, v in entry["key"].items()})
                 if entry["item"] is None:
                     items.pop(key, None)
                 else:
@@ -143,10 +143,6 @@ def restore(dynamodb: Any, table_name: str, folder: str | os.PathLike[str]) -> i
         batch = restored[start : start + BATCH_WRITE_LIMIT]
         _write_batch(dynamodb, table_name, [{"PutRequest": {"Item": i}} for i in batch])
     return len(restored)
-
-
-def _key_text(key: dict[str, Any]) -> str:
-    return encode_item(key)
 
 
 def _write_batch(dynamodb: Any, table_name: str, requests: list[dict[str, Any]]) -> None:

@@ -418,7 +418,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             mark = time.monotonic()
             items = [from_item(raw) for raw in scan(server.endpoint)]
             jobs = [i for i in items if i.get("sk") == "JOB" and str(i["pk"]).startswith("JOB#")]
-            runs = [i for i in items if str(i.get("sk", "")).startswith("RUN#")]
+            runs = [i for i in items if str(i.get("sk", "")).startswith("RUN#") and "status" in i]
             api_jobs = {int(j["id"]): j for j in api.call("GET", "/jobs?limit=1000")}
             histories = api.each([("HISTORY", str(job_id), None) for job_id in ids], workers=4)
             api_runs = dict(zip(ids, histories, strict=True))

@@ -74,3 +74,12 @@ def latest(text: str | None, now: datetime, n: int) -> list[datetime]:
     """The `n` latest runs of `text` at or before `now`, latest first."""
     past = [t for t in runs(text) if t <= now]
     return past[::-1][:n]
+
+
+def after_claim(text: str | None, sent: Sequence[datetime], now: datetime) -> list[datetime]:
+    """The runs sent ahead as a claim at `now` of `sent` leaves them (JobStore.claim): the
+    earlier claims' runs still to come, the two latest already due (the API reads the job's
+    last run from their records), then `sent`."""
+    before = [t for t in runs(text) if not sent or t < sent[0]]
+    due = [t for t in before if t <= now]
+    return [*due[-2:], *(t for t in before if t > now), *sent]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
+from chalicelib import snapshot
 from chalicelib.engine.lifecycle import (
     RESEND_AFTER,
     execution_id,
@@ -149,6 +150,15 @@ class JobService:
         return job
 
     # -- jobs ---------------------------------------------------------------------------
+
+    def _fence(self, job: Job, now: datetime) -> None:
+        """Before a change to `job` (a PUT, a pause, a delete) is written: fence its runs that
+        may be in flight with the job as it was, so that none starts from that
+        (chalicelib.snapshot). A change that then fails leaves the fences: those runs decide
+        with the job read, as they would have without them."""
+        runs = snapshot.fence_times(job, now, self._dispatcher.claim_ahead)
+        if runs:
+            self._store.runs.fence(job.id, runs, now + snapshot.FENCE_KEPT)
 
     def _audit(
         self, action: str, now: datetime, actor: Actor | None, job_id: int, **fields: Any
@@ -416,6 +426,7 @@ class JobService:
             # expect nothing any more (engine.watch removes its watch then).
             after.expect_since = now if after.expect_success_within is not None else None
             audit.append(self._store.watches.put_item(job_id, now))
+        self._fence(before, now)
         self._store.jobs.replace_job(before, after, reschedule=reschedule, also=audit)
         if expecting:
             self._watch_soon(after, now, now)
@@ -430,6 +441,7 @@ class JobService:
                 releases = [
                     self._store.calendars.release_item(n, job_id) for n in _calendar_names(job)
                 ]
+                self._fence(job, now)
                 self._store.jobs.mark_deleted(
                     job, now, [*self._audit("job.delete", now, actor, job_id), *releases]
                 )
@@ -541,6 +553,7 @@ class JobService:
         after.status = after.current_status
         fields = {} if active else {"changes": _pause_changes(before, after)}
         audit = self._audit("job.resume" if active else "job.pause", now, actor, job_id, **fields)
+        self._fence(before, now)
         self._store.jobs.replace_job(before, after, reschedule=True, also=audit)
         if after.paused_until is not None and after.paused_until <= now + self._dispatcher.window:
             # Its end comes before the next tick: time the resume now (the tick would too).

@@ -41,7 +41,7 @@ States of an attempt::
 | SK | worker | put / settle `skipped` (none / `pending`) | message back: final, R |
 | MS | worker | put / settle `missed` (none / `pending`) | message back: final, R |
 | S1 | worker | job: `running[key] = lease` (forbid: no other) | message back: the slot is its own |
-| S0 | worker | put `running` + lease (none there; no read first) | lease over, back: S3 |
+| S0 | worker | put `running` + lease (none there (*); no read first) | lease over, back: S3 |
 | S2 | worker | `pending` -> `running` + lease, out of due index | lease over, message back: S3 |
 | S3 | worker | `running` -> `running`, new owner (lease over) | lease over, message back: S3 |
 | F1 | worker | outcome + what it counts, one update (our lease) | message back, final: R |
@@ -52,12 +52,27 @@ States of an attempt::
 | W | worker | job: `buffered = key` (none/older waits); P | message back: W again |
 | WS | worker | after F2: send the waiting run if the slot is free | TR at its resend |
 | C | API | pending: `cancelled`; running: `cancel_requested`; none: put | done |
+| FN | API | before a PUT, pause, delete: fence each run sent with the job | its runs read it |
 | TX | tick | put `skipped` at an excluded occurrence (none) | next tick: put fails |
 | D | DLQ | settle `failed` (dead-lettered) + what it counts; R | DLQ message back: D again |
 | N | worker | end of R: send, put `notifications` (none there) | back: N sends again |
 | O | worker | job: `overdue_since` + notice, count, watch (not overdue) | lease over: next sends |
 | OK | worker | job: `overdue_since` out + notice, count, watch (same) | lease over: next sends |
 | ON | worker | job: notice out, `overdue_notifications` (notice there) | done |
+
+(*) "None there" is no record: a fence (FN) counts as none, and the write replaces it; only S0
+(and SK, MS) of a first delivery that did not read its record needs no item at all, so a fence
+refuses it, and the run decides again with its record and its job read.
+
+Runs that carry their job (chalicelib.snapshot): the tick sends a plain job's runs ahead with
+the job as its claim leaves it, and their first delivery decides from it without reading the
+job, so a run costs a read unit less. Before a pause, a PUT or a delete writes the job, it puts
+a fence at each run that may be in flight with the job as it was (FN: the runs on the job's
+list, and the schedule's next ones as far as a tick that read the job before the change could
+send them); their S0 is refused, and they decide with the job read (SP, SR, SK, a deleted
+job's nothing, or a start under the job as it is now). A change that dies after its fences is
+not made, and leaves only runs that read their job. A fence is no record: the history, the
+counts, the events, the sweep and the job's last run skip it; it expires after FENCE_KEPT.
 
 F2 is not written for a completed first attempt of a scheduled run of a plain job (`allow`,
 no `notify`, no dead-man's switch) that took no slot (it ran under a second) and ended before

@@ -6,7 +6,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +23,11 @@ class SendFailed(Exception):
     """SQS did not take some messages after several tries; nothing was claimed for them."""
 
 
-def message_for(execution: Execution) -> dict[str, Any]:
-    """What a worker needs to find or create the attempt's record: the run's identity."""
-    body = {
+def message_for(execution: Execution, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a worker needs to find or create the attempt's record: the run's identity; and
+    `job`, the job as its claim left it, if the run may start without reading it
+    (chalicelib.snapshot)."""
+    body: dict[str, Any] = {
         "job_id": execution.job_id,
         "scheduled_for": iso(execution.scheduled_for),
         "attempt": execution.attempt,
@@ -36,6 +38,8 @@ def message_for(execution: Execution) -> dict[str, Any]:
     }
     if execution.schedule_rev is not None:
         body["schedule_rev"] = execution.schedule_rev
+    if job is not None:
+        body["job"] = job
     return body
 
 
@@ -57,14 +61,23 @@ class WorkQueue:
     def url(self) -> str | None:
         return self._url
 
-    def send(self, executions: list[Execution], now: datetime) -> None:
+    def send(
+        self,
+        executions: list[Execution],
+        now: datetime,
+        jobs: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Send one message per execution, ten to a call, each delayed until its time.
 
         Entries SQS reports in `Failed` are sent again (after a pause) up to SEND_ATTEMPTS
         times; then SendFailed. A message sent twice is harmless (the worker's start is
         conditional), a message not sent is not: the caller must not claim what failed.
+        `jobs`: by execution id, the job its message carries (chalicelib.snapshot).
         """
-        bodies = [(json.dumps(message_for(e)), delay_for(e, now)) for e in executions]
+        jobs = jobs or {}
+        bodies = [
+            (json.dumps(message_for(e, jobs.get(e.id))), delay_for(e, now)) for e in executions
+        ]
         self.send_bodies(bodies)
 
     def send_bodies(self, bodies: list[tuple[str, int]]) -> None:

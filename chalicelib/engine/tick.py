@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib import snapshot
 from chalicelib.config import TICK_CONCURRENCY
 from chalicelib.engine.lifecycle import (
     CLAIM_AHEAD,
@@ -523,7 +524,9 @@ class Dispatcher:
             return
         now = clock()
         try:
-            self._queue.send([e for p in prepared for e in p.executions], now)
+            self._queue.send(
+                [e for p in prepared for e in p.executions], now, self._snapshots(prepared, now)
+            )
         except Exception as exc:
             # Nothing is claimed: the next tick finds the same runs and sends them again.
             for p in prepared:
@@ -544,6 +547,22 @@ class Dispatcher:
                 report.runs_sent += len(p.executions)
             else:
                 report.claims_lost += 1
+
+    @staticmethod
+    def _snapshots(prepared: list[_Prepared], now: datetime) -> dict[str, dict[str, Any]]:
+        """The job each run sent ahead carries, where it may start from it without reading
+        the job (chalicelib.snapshot): by execution id. A run due already, or deferred from
+        its time, carries none."""
+        out: dict[str, dict[str, Any]] = {}
+        for p in prepared:
+            sent = [e.scheduled_for for e in p.executions]
+            job = snapshot.of(p.job, p.plan.next_run_at, sent, now)
+            if job is None:
+                continue
+            for e in p.executions:
+                if e.scheduled_for > now and e.start_at == e.scheduled_for:
+                    out[e.id] = job
+        return out
 
     def _execution(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:
         return first_attempt(job, scheduled_for, now, self.retention)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import notify, queued
+from chalicelib import notify, queued, snapshot
 from chalicelib.engine.control import Controls, is_control
 from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
@@ -89,6 +89,8 @@ class Message:
     not_before: datetime | None
     # The job's `schedule_rev` when the tick sent the run ahead (None: sent otherwise).
     schedule_rev: int | None = None
+    # The job as the tick's claim left it, if the run may start from it (chalicelib.snapshot).
+    job: dict[str, Any] | None = None
 
     @classmethod
     def parse(cls, body: str) -> Message:
@@ -103,6 +105,7 @@ class Message:
             trigger=str(data.get("trigger") or ("scheduled" if attempt == 1 else "retry")),
             not_before=_instant(data["not_before"]) if data.get("not_before") else None,
             schedule_rev=int(data["schedule_rev"]) if "schedule_rev" in data else None,
+            job=data["job"] if isinstance(data.get("job"), dict) else None,
         )
 
     @property
@@ -159,11 +162,11 @@ def _sent_ahead(message: Message) -> bool:
 
 
 class _Recorded(Exception):
-    """A first delivery found (or may find) its run recorded: decide again with the record.
-    `job`: the job as this delivery read it."""
+    """A first delivery found (or may find) its run recorded (or fenced): decide again with
+    the record. `job`: the job as this delivery read it (None: it did not read it)."""
 
-    def __init__(self, job: Job) -> None:
-        super().__init__(job.id)
+    def __init__(self, job: Job | None) -> None:
+        super().__init__(job.id if job is not None else None)
         self.job = job
 
 
@@ -319,14 +322,35 @@ class Worker:
         is then decided again with its record read (`_Recorded`), as is every case where a
         record would change the decision before any write: an exclusive job's slot (S1),
         and a run that would be dropped with nothing written (SR, SP). A deleted job's run
-        needs no record: R writes nothing on a deleted job either."""
+        needs no record: R writes nothing on a deleted job either.
+
+        The job is not read either if the message carries it (chalicelib.snapshot): a change
+        to the job since fences the run, which refuses S0 (and SK, MS) here, and the run
+        decides again with the job read."""
         early = self._wait_for(message.start_at)
         if isinstance(early, Later):
             return early
         now = self._clock()
+        carried = snapshot.job_from(message.job, message.scheduled_for, now)
+        if carried is not None:
+            try:
+                return self._first_decision(message, carried, now, hold, remaining)
+            except _Recorded:
+                raise _Recorded(None) from None
         job = self._store.jobs.find_job(message.job_id)
         if job is None or job.deleted_at is not None:
             return DONE
+        return self._first_decision(message, job, now, hold, remaining)
+
+    def _first_decision(
+        self,
+        message: Message,
+        job: Job,
+        now: datetime,
+        hold: Callable[[float], None],
+        remaining: Callable[[], float] | None,
+    ) -> Verdict:
+        """The first delivery's decision from `job` (read, or carried), before any write."""
         if (
             job.concurrency_policy != "allow"
             or _of_a_replaced_schedule(job, message)
@@ -457,7 +481,8 @@ class Worker:
             made = self._store.runs.put_final(
                 self._scheduled_execution(job, message, now).model_copy(
                     update={"status": status, "reason": reason, "completed_at": now}
-                )
+                ),
+                unread=first,
             )
         else:
             made = self._store.runs.commit(
@@ -548,7 +573,7 @@ class Worker:
             }
         )
         if record is None:
-            how = "started" if self._store.runs.start_new(running) else None  # S0
+            how = "started" if self._store.runs.start_new(running, unread=first) else None  # S0
         elif record.status == "pending":
             how = (
                 "started"

@@ -29,7 +29,7 @@ from typing import Any
 
 from chalicelib.models import Execution
 from chalicelib.store.counters import COUNTERS
-from chalicelib.store.items import META, execution_from_item, job_from_item
+from chalicelib.store.items import META, execution_from_item, is_fence, job_from_item
 from chalicelib.timefmt import iso
 
 RUN_EVENTS = {
@@ -176,10 +176,10 @@ def run_event_time(run: Execution, fallback: datetime) -> datetime:
 def _run_events(
     old: dict[str, Any] | None, new: dict[str, Any] | None, written: datetime, seq: str | None
 ) -> list[Event]:
-    if new is None:
-        return []  # history expired or purged: nothing happened to the run
+    if new is None or is_fence(new):
+        return []  # history expired or purged, or a fence (no record): nothing happened to the run
     run = execution_from_item(new)
-    was = execution_from_item(old) if old is not None else None
+    was = execution_from_item(old) if old is not None and not is_fence(old) else None
     # A lease taken over, or renewed, is not news; a missed range that grew is.
     grew = run.status == "missed" and was is not None and was.missed_count != run.missed_count
     if was is not None and was.status == run.status and not grew:

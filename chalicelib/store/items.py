@@ -102,6 +102,21 @@ def run_item_key(job_id: int, key: str) -> dict[str, Any]:
     return {"pk": {"S": job_pk(job_id)}, "sk": {"S": key}}
 
 
+# A fence (RunStore.fence) is an item at a run's key without a `status`: it stops a start that
+# was decided without reading the job (engine.snapshot) and is no record of the run. Every
+# reader of run records skips it, and every write that records a run where none is takes its
+# place (NOT_RECORDED); only the unread start (S0 from a snapshot) needs no item at all.
+STATUS_NAME = {"#st": "status"}
+RECORDED = "attribute_exists(#st)"
+NOT_RECORDED = "attribute_not_exists(#st)"
+FENCE = "fence"
+
+
+def is_fence(item: dict[str, Any]) -> bool:
+    """Whether a stored item at a run's key is a fence, not a record (see NOT_RECORDED)."""
+    return "status" not in item
+
+
 def due_shard(job_id: int) -> str:
     return f"DUE#{job_id % DUE_SHARDS}"
 

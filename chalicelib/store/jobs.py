@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import ConcurrentUpdate, FieldError, InvalidInput, JobNotFound
 from chalicelib.models import UPDATABLE, Execution, Job
+from chalicelib.queued import after_claim
 from chalicelib.queued import encode as encode_queued
 from chalicelib.queued import latest as latest_queued
-from chalicelib.queued import runs as queued_runs_of
 from chalicelib.store.counters import Counters
 from chalicelib.store.items import (
     DUE_INDEX,
@@ -30,6 +30,7 @@ from chalicelib.store.items import (
     due_sort_key,
     execution_from_item,
     is_condition_failure,
+    is_fence,
     job_from_item,
     job_item,
     job_key,
@@ -445,9 +446,7 @@ class JobStore:
         # latest already due: the API reads the job's last run from their records
         # (JobStore.shown), and a run's worker knows from the list when the next is due
         # (engine.worker, F2).
-        before = [t for t in queued_runs_of(job.queued_runs) if not queued or t < queued[0]]
-        due = [t for t in before if t <= now]
-        queued = [*due[-2:], *(t for t in before if t > now), *queued]
+        queued = after_claim(job.queued_runs, queued, now)
         sets: list[str] = []
         removes: list[str] = []
         text = encode_queued(queued)
@@ -495,6 +494,8 @@ class JobStore:
         found = batch_get(self._db, self._table, keys)
         latest: dict[str, Execution] = {}
         for raw in found.values():
+            if is_fence(raw):
+                continue
             record = execution_from_item(raw)
             if record.status not in ("completed", "failed") or record.completed_at is None:
                 continue

@@ -17,6 +17,11 @@ from botocore.exceptions import ClientError
 from chalicelib.models import Execution
 from chalicelib.store.counters import COUNTED_AT, COUNTS
 from chalicelib.store.items import (
+    FENCE,
+    NOT_RECORDED,
+    RECORDED,
+    STATUS_NAME,
+    cancellation_codes,
     conditional_update,
     drain_unprocessed,
     due_shard,
@@ -25,8 +30,10 @@ from chalicelib.store.items import (
     execution_from_item,
     execution_item,
     is_condition_failure,
+    is_fence,
     job_pk,
     run_item_key,
+    run_key,
     to_item_fields,
     with_backoff,
 )
@@ -87,7 +94,8 @@ class RunStore:
             ),
             what="reading the run",
         )
-        return execution_from_item(out["Item"]) if "Item" in out else None
+        item = out.get("Item")
+        return execution_from_item(item) if item is not None and not is_fence(item) else None
 
     def history(
         self, job_id: int, *, skip: int, limit: int, cursor: str | None = None
@@ -108,6 +116,8 @@ class RunStore:
                 page_size=wanted,
                 stop_after=wanted,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+                FilterExpression=RECORDED,
+                ExpressionAttributeNames=STATUS_NAME,
                 ExpressionAttributeValues={":pk": {"S": pk}, ":run": {"S": "RUN#"}},
                 ScanIndexForward=False,
                 **params,
@@ -125,6 +135,8 @@ class RunStore:
                 self._db,
                 self._table,
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                FilterExpression=RECORDED,
+                ExpressionAttributeNames=STATUS_NAME,
                 ExpressionAttributeValues={
                     ":pk": {"S": job_pk(job_id)},
                     ":a": {"S": f"RUN#{sortable(first)}#"},
@@ -136,22 +148,23 @@ class RunStore:
     def latest_before(self, job_id: int, scheduled_for: datetime, limit: int) -> list[Execution]:
         """The records of the `limit` latest attempts of the job's runs scheduled before
         `scheduled_for`, newest first: one Query, read consistently."""
-        out = with_backoff(
-            lambda: self._db.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-                ExpressionAttributeValues={
-                    ":pk": {"S": job_pk(job_id)},
-                    ":a": {"S": "RUN#"},
-                    ":b": {"S": f"RUN#{sortable(scheduled_for)}#"},
-                },
-                ScanIndexForward=False,
-                Limit=limit,
-                ConsistentRead=True,
-            ),
-            what="reading the runs before a run",
+        items = query_all(
+            self._db,
+            self._table,
+            page_size=limit,
+            stop_after=limit,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+            FilterExpression=RECORDED,
+            ExpressionAttributeNames=STATUS_NAME,
+            ExpressionAttributeValues={
+                ":pk": {"S": job_pk(job_id)},
+                ":a": {"S": "RUN#"},
+                ":b": {"S": f"RUN#{sortable(scheduled_for)}#"},
+            },
+            ScanIndexForward=False,
+            ConsistentRead=True,
         )
-        return [execution_from_item(raw) for raw in out["Items"]]
+        return [execution_from_item(raw) for raw in items]
 
     # -- P: a pending attempt that must be sent (manual runs, retries) ----------------------
 
@@ -172,7 +185,8 @@ class RunStore:
             "Put": {
                 "TableName": self._table,
                 "Item": item,
-                "ConditionExpression": "attribute_not_exists(pk)",
+                "ConditionExpression": NOT_RECORDED,
+                "ExpressionAttributeNames": STATUS_NAME,
             }
         }
         try:
@@ -216,15 +230,65 @@ class RunStore:
 
     # -- S: start under a lease -------------------------------------------------------------
 
-    def start_new(self, execution: Execution) -> bool:
+    def start_new(self, execution: Execution, *, unread: bool = False) -> bool:
         """Create a scheduled run's record as running (S0): its message is its pending state.
-        False if the run has a record already (a duplicate message, or a missed record)."""
-        return self._put(execution_item(execution))
+        False if the run has a record already (a duplicate message, or a missed record).
+        `unread`: the start was decided without the record (and perhaps without the job):
+        then a fence there refuses it too."""
+        return self._put(execution_item(execution), unread=unread)
 
-    def put_final(self, execution: Execution) -> bool:
+    def put_final(self, execution: Execution, *, unread: bool = False) -> bool:
         """Record a final outcome for a run that has no record (TM, MS, SK on a scheduled
-        run), one that adds to no counter. False if the run has a record already."""
-        return self._put(execution_item(execution))
+        run), one that adds to no counter. False if the run has a record already (or, if
+        `unread`, a fence: see start_new)."""
+        return self._put(execution_item(execution), unread=unread)
+
+    def fence(self, job_id: int, runs: Sequence[datetime], expires_at: datetime) -> int:
+        """Put a fence at the first attempt of each of `runs` that has no record yet, so that
+        a start decided from a snapshot of the job (chalicelib.snapshot) is refused there and
+        decides again with the job read. A run with a record keeps it. One transaction for
+        up to 100 runs, made again without the runs it found recorded; how many were put."""
+        expires = {"N": str(int(expires_at.timestamp()))}
+        left = [
+            {**run_item_key(job_id, run_key(t, 1)), FENCE: {"S": "1"}, "expires_at": expires}
+            for t in dict.fromkeys(runs)
+        ]
+        put = 0
+        while left:
+            part, left = left[:100], left[100:]
+            while part:
+                try:
+                    self._fence_all(part)
+                except ClientError as exc:
+                    codes = cancellation_codes(exc)
+                    if len(codes) != len(part) or "ConditionalCheckFailed" not in codes:
+                        raise
+                    # Those runs have started (or ended): their records stay.
+                    part = [
+                        i for i, c in zip(part, codes, strict=True) if c != "ConditionalCheckFailed"
+                    ]
+                    continue
+                put += len(part)
+                break
+        return put
+
+    def _fence_all(self, items: list[dict[str, Any]]) -> None:
+        with_backoff(
+            lambda: self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": NOT_RECORDED,
+                            "ExpressionAttributeNames": STATUS_NAME,
+                        }
+                    }
+                    for item in items
+                ]
+            ),
+            what="fencing the runs sent ahead",
+        )
 
     def start_pending(
         self, execution: Execution, now: datetime, lease_until: datetime, owner: str
@@ -406,7 +470,8 @@ class RunStore:
             "Put": {
                 "TableName": self._table,
                 "Item": execution_item(execution),
-                "ConditionExpression": "attribute_not_exists(pk)",
+                "ConditionExpression": NOT_RECORDED,
+                "ExpressionAttributeNames": STATUS_NAME,
             }
         }
         return FinalWrite(item, execution.created_at, deltas or {})
@@ -467,7 +532,9 @@ class RunStore:
     # -- deleting a job's history (sweep) ---------------------------------------------------
 
     def purge(self, job_id: int, limit: int) -> int:
-        """Delete up to `limit` records of the job's partition except the job item; how many."""
+        """Delete up to `limit` records of the job's partition except the job item; how many.
+        Its fences stay until they expire: a run sent ahead of the delete that carries the
+        job must still find one, after the tombstone too (chalicelib.snapshot)."""
         keys = []
         for item in query_all(
             self._db,
@@ -475,6 +542,8 @@ class RunStore:
             page_size=limit,
             stop_after=limit,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+            FilterExpression=RECORDED,
+            ExpressionAttributeNames=STATUS_NAME,
             ExpressionAttributeValues={":pk": {"S": job_pk(job_id)}, ":run": {"S": "RUN#"}},
             ProjectionExpression="pk, sk",
         ):
@@ -497,12 +566,16 @@ class RunStore:
         values = {f":v{i}": v for i, v in enumerate(item.values())}
         return names, values, [f"#f{i} = :v{i}" for i in range(len(item))]
 
-    def _put(self, item: dict[str, Any]) -> bool:
+    def _put(self, item: dict[str, Any], *, unread: bool = False) -> bool:
+        """Put a record where none is (a fence counts as none, unless `unread`)."""
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if unread
+            else {"ConditionExpression": NOT_RECORDED, "ExpressionAttributeNames": STATUS_NAME}
+        )
         try:
             with_backoff(
-                lambda: self._db.put_item(
-                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-                ),
+                lambda: self._db.put_item(TableName=self._table, Item=item, **condition),
                 what="recording the run",
             )
         except ClientError as exc:

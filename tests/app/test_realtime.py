@@ -214,6 +214,29 @@ def test_a_run_record_that_changes_no_state_makes_no_event(old, new):
     assert events([change(old, new)]) == []
 
 
+def fence_change(new: Execution | None, *, fenced_before: bool = True) -> dict[str, Any]:
+    """A fence put at a run's key (new None), or a record put over one (chalicelib.snapshot)."""
+    keys = {"pk": {"S": "JOB#7"}, "sk": {"S": run("running").run_key}}
+    fence = {**keys, "fence": {"S": "1"}, "expires_at": {"N": "2000000000"}}
+    record: dict[str, Any] = {
+        "eventName": "MODIFY" if fenced_before else "INSERT",
+        "dynamodb": {"Keys": keys, "SequenceNumber": "1", "ApproximateCreationDateTime": 1e9},
+    }
+    if fenced_before:
+        record["dynamodb"]["OldImage"] = fence
+    record["dynamodb"]["NewImage"] = execution_item(new) if new is not None else fence
+    if new is None and not fenced_before:
+        record["dynamodb"].pop("OldImage", None)
+    return record
+
+
+def test_a_fence_is_no_run_and_makes_no_event_and_a_run_put_over_one_is_its_start():
+    assert events([fence_change(None, fenced_before=False)]) == []
+    assert events([fence_change(None)]) == []  # a fence put again
+    (event,) = events([fence_change(run("running", started_at=STARTED))])
+    assert (event.type, event.time) == ("run.started", STARTED)
+
+
 def test_a_record_delivered_twice_is_two_events_with_one_id_for_the_client_to_drop():
     record = change(None, run("running", started_at=STARTED), seq=42)
     first, second = events([record, record])

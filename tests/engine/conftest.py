@@ -19,6 +19,7 @@ from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
 from chalicelib.security import outbound, secrets
 from chalicelib.store import Store, execution_from_item, job_item
+from chalicelib.store.items import is_fence
 from chalicelib.tasks import registry
 from local.aws_process import serialise_dynamodb
 from tests.receiver import Receiver, receiving
@@ -134,7 +135,11 @@ class Engine:
             if "LastEvaluatedKey" not in out:
                 break
             params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
-        runs = [execution_from_item(i) for i in items if i["sk"]["S"].startswith("RUN#")]
+        runs = [
+            execution_from_item(i)
+            for i in items
+            if i["sk"]["S"].startswith("RUN#") and not is_fence(i)
+        ]
         return [r for r in runs if job_id is None or r.job_id == job_id]
 
 

@@ -24,6 +24,7 @@ from chalicelib.engine.worker import Worker
 from chalicelib.models import Execution, Job
 from chalicelib.service import JobService
 from chalicelib.store import Store, execution_from_item
+from chalicelib.store.items import is_fence
 from chalicelib.tasks import registry
 from local.resources import ensure_queue, ensure_table
 from tests.engine.conftest import Clock
@@ -243,7 +244,11 @@ class System:
             if "LastEvaluatedKey" not in out:
                 break
             params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
-        return [execution_from_item(i) for i in items if i["sk"]["S"].startswith("RUN#")]
+        return [
+            execution_from_item(i)
+            for i in items
+            if i["sk"]["S"].startswith("RUN#") and not is_fence(i)
+        ]
 
     def quiet(self) -> bool:
         """Nothing in the queues, nothing unfinished, nothing due for the tick."""

@@ -216,6 +216,53 @@ def _quick_runs_then_pause_expect(system: System, jobs: list[Job], runs: Runs) -
     assert {s for t, s in statuses.items() if t > paused_at} <= {"skipped"}
 
 
+def _carried_setup(system: System) -> list[Job]:
+    """A plain job every minute, 2:00 to 8:00: its runs are sent ahead carrying the job
+    (chalicelib.snapshot)."""
+    start = EPOCH + timedelta(minutes=2)
+    return [
+        system.create_job(
+            job_type="cron",
+            cron_expression="* * * * *",
+            task_kwargs={"label": "old"},
+            start_time=start.isoformat(),
+            end_time=(start + timedelta(minutes=6)).isoformat(),
+        )
+    ]
+
+
+def _carried_act(system: System, jobs: list[Job]) -> None:
+    """The run at 2:00 from the job it carries, a PUT of new arguments at 2:30, the run at
+    3:00, then a pause at 3:30: each change fences the runs sent ahead. An API that died is
+    asked again, as an operator would."""
+    system.clock.now = EPOCH + timedelta(minutes=1, seconds=30)
+    system.run(until=timedelta(seconds=60), stop_when_quiet=False)
+    job_id = jobs[0].id
+    put = {"task_kwargs": {"label": "new"}}
+    system._survive("api", lambda: system.api.update_job(job_id, put, system.clock.now))
+    if system.deaths.by_part["api"]:
+        system._source(lambda: system.api.update_job(job_id, put, system.clock.now))
+    system.run(until=timedelta(seconds=60), stop_when_quiet=False)
+    died = system.deaths.by_part["api"]
+    system._survive("api", lambda: system.api.pause_job(job_id, system.clock.now))
+    if system.deaths.by_part["api"] > died:
+        system._source(lambda: system.api.pause_job(job_id, system.clock.now))
+
+
+def _carried_expect(system: System, jobs: list[Job], runs: Runs) -> None:
+    """No run starts from the job as it was before a change: a run after the PUT has its
+    new arguments, none runs after the pause."""
+    job = system.job(jobs[0].id)
+    assert job.paused_at is not None and job.rescheduled_at is None
+    put_at = EPOCH + timedelta(minutes=2, seconds=30)
+    for (_, t), attempts in runs.items():
+        last = attempts[-1]
+        if t > job.paused_at:
+            assert last.status == "skipped", f"{t}: {last.status} after the pause"
+        elif t > put_at and last.status == "completed":
+            assert last.task_kwargs == {"label": "new"}, f"{t}: {last.task_kwargs}"
+
+
 def _misfire_setup(system: System) -> list[Job]:
     job = system.create_job(
         job_type="interval",
@@ -369,6 +416,12 @@ LIFE_CYCLES = [
         _pause_setup,
         _quick_runs_then_pause_act,
         _quick_runs_then_pause_expect,
+    ),
+    LifeCycle(
+        "a plain job's runs carry it, then a PUT and a pause",
+        _carried_setup,
+        _carried_act,
+        _carried_expect,
     ),
     LifeCycle("misfire after downtime", _misfire_setup, lambda s, j: None, _misfire_expect),
     LifeCycle(

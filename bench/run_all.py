@@ -92,7 +92,10 @@ def report() -> None:
     scale, req, cap = engine["scale"], engine["requests"], engine["capacity"]
     freq = json.loads((OUT / "frequency.json").read_text())
     costs = frequency_costs(
-        freq, req["worker_seconds_per_run"] * worker_memory_gb(), req["stream_handler"]
+        freq,
+        req["worker_seconds_per_run"] * worker_memory_gb(),
+        req["stream_handler"],
+        early_wait_gb_seconds(req),
     )
     per_run = req["per_run"]
     prec, api = local["precision"], local["api"]
@@ -275,7 +278,9 @@ def report() -> None:
     write_readme_cost_table(cost_table(costs))
     print((ROOT / "bench" / "RESULTS.md").read_text())
     measured = with_stream_handler(
-        per_run, req["worker_seconds_per_run"] * worker_memory_gb(), req["stream_handler"]
+        per_run,
+        req["worker_seconds_per_run"] * worker_memory_gb() + early_wait_gb_seconds(req),
+        req["stream_handler"],
     )
     line = drift_line(measured)
     if line:
@@ -289,15 +294,23 @@ COST_TABLE_END = "<!-- end of the cost table -->"
 GOAL_FREQUENCIES = ("every 10 seconds", "once a minute")
 
 
+def early_wait_gb_seconds(req: dict[str, Any]) -> float:
+    """The worker's wait for runs that show up before their time (engine_bench.py,
+    EARLY_WAIT_SECONDS), in GB-seconds a run; 0 in an engine.json from before it was counted."""
+    return float(req.get("early_wait_seconds_per_run", 0.0)) * worker_memory_gb()
+
+
 def frequency_costs(
-    freq: dict[str, Any], gb_seconds: float, stream: dict[str, float]
+    freq: dict[str, Any], gb_seconds: float, stream: dict[str, float], early_wait: float = 0.0
 ) -> dict[str, dict[str, float]]:
     """Per frequency: what a run makes (bench/frequency_bench.py) and what it costs, on-demand
     and provisioned, beside EventBridge Scheduler + Lambda with the same task Lambda time (the
     worker's, measured by engine_bench.py requests at the prod worker's memory). NEXUS's side
     adds the stream handler's share of a run: `stream` (engine_bench.StreamReader.feed, one
     invocation a round of changes) per invocation, times the invocations a run at that
-    frequency (frequency_bench counts them where it counts the count's write)."""
+    frequency (frequency_bench counts them where it counts the count's write); and the
+    worker's wait for runs that show up early (`early_wait` GB-seconds a run), which a task
+    EventBridge Scheduler invokes at its time does not have."""
     out = {}
     for name, f in freq.items():
         # The stream handler's share at this frequency: what an invocation of it costs
@@ -306,10 +319,11 @@ def frequency_costs(
         if "stream_invocations" in f["per_run"] and stream["lambda_invocations"]:
             scale = f["per_run"]["stream_invocations"] / stream["lambda_invocations"]
             share = {k: v * scale for k, v in stream.items()}
-        per_run = with_stream_handler(f["per_run"], gb_seconds, share)
+        per_run = with_stream_handler(f["per_run"], gb_seconds + early_wait, share)
         out[name] = {
             **per_run,
             "stream_gb_seconds": share["lambda_gb_seconds"],
+            "early_wait_gb_seconds": early_wait,
             "stream_invocations": share["lambda_invocations"],
             "on_demand": 1e6 * pricing.cost_per_run(per_run),
             "provisioned": 1e6 * pricing.provisioned_cost_per_run(per_run),
@@ -373,7 +387,8 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
         )
     first = next(iter(costs.values()), None)
     stream_gb = first["stream_gb_seconds"] if first else 0.0
-    gb = first["lambda_gb_seconds"] - stream_gb if first else 0.0
+    wait_gb = first.get("early_wait_gb_seconds", 0.0) if first else 0.0
+    gb = first["lambda_gb_seconds"] - stream_gb - wait_gb if first else 0.0
     stream_calls = first["stream_invocations"] if first else 0.0
     lines += [
         "",
@@ -381,7 +396,9 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
         f"per GB-second. Lambda time: {gb:.4f} GB-seconds a run on both sides (the worker's "
         "time for a task that returns at once, with AWS in a process of its own and the CPU "
         "slowed to the share of a vCPU the prod worker's memory buys: "
-        "bench/engine_bench.py lambda_seconds); NEXUS's side adds the stream handler's "
+        "bench/engine_bench.py lambda_seconds); NEXUS's side adds the worker's wait for a "
+        f"run that shows up before its second ({wait_gb:.4f} GB-seconds a run: SQS delays "
+        "are whole seconds, half a second an invocation on average) and the stream handler's "
         f"{stream_gb:.4f} GB-seconds and {stream_calls:.3f} invocations a run (one a round "
         "of changes, no WebSocket listener), counted in the columns. Provisioned: "
         f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "

@@ -59,10 +59,10 @@ PRICES_AS_OF = (
 # worker's.
 PER_RUN: dict[str, float] = {
     "dynamodb_write_units": 5.2,
-    "dynamodb_items_read": 3.0,
+    "dynamodb_items_read": 2.0,
     "sqs_requests": 0.305,
     "lambda_invocations": 0.315,
-    "lambda_gb_seconds": 0.02,
+    "lambda_gb_seconds": 0.066,
 }
 DRIFT_TOLERANCE = 0.10
 
@@ -72,7 +72,8 @@ ASSUMPTIONS = (
     f"requests, {PER_RUN['lambda_invocations']:g} Lambda invocations and "
     f"{PER_RUN['lambda_gb_seconds']:g} GB-seconds of Lambda time (the worker's and the stream "
     "handler's; runs sent in batches of ten, the stream handler invoked once a round of "
-    "changes, items under 1 KB, a task that returns at once, worker at 1,024 MB on arm64; "
+    "changes, items under 1 KB, a task that returns at once, worker at 1,024 MB on arm64, "
+    "with its wait for runs that show up before their second, half a second an invocation; "
     "a job that runs every minute or more often writes about half the units, as its runs "
     "share the tick's claims). Not included: the "
     "task's own running time (GB-seconds at the worker's memory), retries, the fixed monthly "

@@ -43,18 +43,18 @@ def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() 
 
     # By hand, from the literal values of PER_RUN and PRICE (USD):
     #   DynamoDB writes  5.2 units   * 0.625e-6      = 3.25e-6
-    #   DynamoDB reads   3.0 items   * 0.125e-6      = 0.375e-6
+    #   DynamoDB reads   2.0 items   * 0.125e-6      = 0.25e-6
     #   SQS              0.305 req.  * 0.40e-6       = 0.122e-6
     #   Lambda requests  0.315 inv.  * 0.20e-6       = 0.063e-6
-    #   Lambda duration  0.02 GB-s   * 0.0000133334  = 0.266668e-6 (arm64)
-    #   one run                                        4.076668e-6
-    #   a month: 21.75 * 4.076668e-6                 = 88.667529e-6
-    per_run = 3.25e-6 + 0.375e-6 + 0.122e-6 + 0.063e-6 + 0.266668e-6
-    assert per_run == pytest.approx(4.076668e-6, rel=1e-12)
+    #   Lambda duration  0.066 GB-s  * 0.0000133334  = 0.8800044e-6 (arm64)
+    #   one run                                        4.5650044e-6
+    #   a month: 21.75 * 4.5650044e-6                = 99.2888457e-6
+    per_run = 3.25e-6 + 0.25e-6 + 0.122e-6 + 0.063e-6 + 0.8800044e-6
+    assert per_run == pytest.approx(4.5650044e-6, rel=1e-12)
     got = estimate(monthly)
     assert got["runs_per_month"] == 21.75
-    assert got["cost_per_run_usd"] == pytest.approx(4.076668e-6, rel=1e-12)
-    assert got["cost_per_month_usd"] == pytest.approx(88.667529e-6, rel=1e-10)
+    assert got["cost_per_run_usd"] == pytest.approx(4.5650044e-6, rel=1e-12)
+    assert got["cost_per_month_usd"] == pytest.approx(99.2888457e-6, rel=1e-10)
     assert got["prices_as_of"] == PRICES_AS_OF
     assert "5.2 DynamoDB write units" in got["assumptions"]
     assert "task's own running time" in got["assumptions"]
@@ -63,14 +63,15 @@ def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() 
 def test_the_constants_are_the_figures_make_bench_measured() -> None:
     assert PER_RUN == {
         "dynamodb_write_units": 5.2,
-        "dynamodb_items_read": 3.0,
+        "dynamodb_items_read": 2.0,
         "sqs_requests": 0.305,
         "lambda_invocations": 0.315,
-        "lambda_gb_seconds": 0.02,
+        "lambda_gb_seconds": 0.066,
     }
-    # python bench/engine_bench.py requests: "$4.07" at its 0.0198 GB-s (bench/RESULTS.md's
-    # once-a-day row, $4.11, prices the frequency benchmark's reads, SQS and stream share).
-    assert round(1e6 * cost_per_run(PER_RUN), 2) == 4.08
+    # python bench/engine_bench.py requests: "$4.57" at its median 0.0136 GB-s of work and
+    # 0.05 of early wait (bench/RESULTS.md's once-a-day row, $4.61, prices the frequency
+    # benchmark's reads, SQS and stream share).
+    assert round(1e6 * cost_per_run(PER_RUN), 2) == 4.57
 
 
 def test_each_request_is_priced_at_its_own_price() -> None:
@@ -158,7 +159,7 @@ def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.Monkey
     run_all = importlib.import_module("run_all")
     line = run_all.drift_line({**PER_RUN, "lambda_gb_seconds": 0.1})
     assert line is not None
-    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.02" in line
+    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.066" in line
     assert "dynamodb" not in line
     assert run_all.drift_line(dict(PER_RUN)) is None
 
@@ -227,6 +228,24 @@ def test_the_cost_table_prices_a_run_on_demand_provisioned_and_against_eventbrid
     assert table[2].startswith("| once a minute | 4.00 | 3.50 | 0.400 | 0.200 | $")
     assert "0.0100 GB-seconds a run on both sides" in table[-1]
     assert "stream handler's 0.0020 GB-seconds and 0.050 invocations a run" in table[-1]
+
+
+def test_nexus_pays_the_workers_early_wait_and_eventbridge_scheduler_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run sent ahead shows up before its second, and its worker waits (engine_bench.py,
+    # EARLY_WAIT_SECONDS); a task EventBridge Scheduler invokes at its time does not.
+    run_all = _run_all(monkeypatch)
+    plain = run_all.frequency_costs(FREQUENCY, 0.01, STREAM)["once a minute"]
+    waiting = run_all.frequency_costs(FREQUENCY, 0.01, STREAM, 0.05)["once a minute"]
+    assert waiting["lambda_gb_seconds"] == pytest.approx(plain["lambda_gb_seconds"] + 0.05)
+    assert waiting["on_demand"] - plain["on_demand"] == pytest.approx(
+        1e6 * 0.05 * PRICE["lambda_gb_second"]
+    )
+    assert waiting["scheduler"] == plain["scheduler"]
+    table = run_all.cost_table({"once a minute": waiting})
+    assert "0.0100 GB-seconds a run on both sides" in table[-1]
+    assert "(0.0500 GB-seconds a run: SQS delays" in table[-1]
 
 
 def test_the_stream_handlers_share_follows_its_invocations_at_each_frequency(

@@ -8,7 +8,7 @@ counters when the record appears in the table's change stream (store.counters).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -129,42 +129,38 @@ class RunStore:
     def between(self, job_id: int, first: datetime, last: datetime) -> list[Execution]:
         """Every record of the runs scheduled from `first` to `last`: one Query, reading only
         what exists there."""
-        return [
-            execution_from_item(raw)
-            for raw in query_all(
-                self._db,
-                self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-                FilterExpression=RECORDED,
-                ExpressionAttributeNames=STATUS_NAME,
-                ExpressionAttributeValues={
-                    ":pk": {"S": job_pk(job_id)},
-                    ":a": {"S": f"RUN#{sortable(first)}#"},
-                    ":b": {"S": f"RUN#{sortable(last)}#~"},
-                },
-            )
-        ]
+        low, high = f"RUN#{sortable(first)}#", f"RUN#{sortable(last)}#~"
+        return [execution_from_item(raw) for raw in self._records(job_id, low, high)]
 
     def latest_before(self, job_id: int, scheduled_for: datetime, limit: int) -> list[Execution]:
         """The records of the `limit` latest attempts of the job's runs scheduled before
         `scheduled_for`, newest first: one Query, read consistently."""
-        items = query_all(
-            self._db,
-            self._table,
+        items = self._records(
+            job_id,
+            "RUN#",
+            f"RUN#{sortable(scheduled_for)}#",
             page_size=limit,
             stop_after=limit,
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        return [execution_from_item(raw) for raw in items]
+
+    def _records(self, job_id: int, low: str, high: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """The job's run records (not fences) with keys from `low` to `high`."""
+        return query_all(
+            self._db,
+            self._table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
             FilterExpression=RECORDED,
             ExpressionAttributeNames=STATUS_NAME,
             ExpressionAttributeValues={
                 ":pk": {"S": job_pk(job_id)},
-                ":a": {"S": "RUN#"},
-                ":b": {"S": f"RUN#{sortable(scheduled_for)}#"},
+                ":a": {"S": low},
+                ":b": {"S": high},
             },
-            ScanIndexForward=False,
-            ConsistentRead=True,
+            **params,
         )
-        return [execution_from_item(raw) for raw in items]
 
     # -- P: a pending attempt that must be sent (manual runs, retries) ----------------------
 

@@ -555,13 +555,15 @@ class Dispatcher:
         its time, carries none."""
         out: dict[str, dict[str, Any]] = {}
         for p in prepared:
+            ahead = [
+                e for e in p.executions if e.scheduled_for > now and e.start_at == e.scheduled_for
+            ]
+            if not ahead:
+                continue
             sent = [e.scheduled_for for e in p.executions]
             job = snapshot.of(p.job, p.plan.next_run_at, sent, now)
-            if job is None:
-                continue
-            for e in p.executions:
-                if e.scheduled_for > now and e.start_at == e.scheduled_for:
-                    out[e.id] = job
+            if job is not None:
+                out.update((e.id, job) for e in ahead)
         return out
 
     def _execution(self, job: Job, scheduled_for: datetime, now: datetime) -> Execution:

@@ -104,13 +104,14 @@ def work_queue() -> WorkQueue:
 @functools.lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
     from chalicelib.engine import backfill
-    from chalicelib.engine.tick import Dispatcher
+    from chalicelib.engine.tick import ALIGN_FOR, Dispatcher
 
     retention = timedelta(days=get_settings().history_days)
     return Dispatcher(
         store(),
         work_queue(),
         retention=retention,
+        align_for=ALIGN_FOR,
         on_due={backfill.DUE_PREFIX: backfills().on_due},
     )
 

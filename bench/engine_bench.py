@@ -141,11 +141,6 @@ ONE_VCPU_GB = 1769 / 1024
 # the tick sends every run in the minute before it (its window), so a run's message is sent
 # ahead, with the job it may start from (chalicelib.snapshot).
 SENT_AHEAD_SECONDS = 3
-# A run sent ahead arrives up to a second before its time (SQS delays are whole seconds), and
-# its worker waits that out so that the run starts on its second (engine.worker, _wait_for):
-# half a second on average, once an invocation whose runs are due together. Lambda bills the
-# wait. The benchmark starts its invocations once the runs are due, so it adds this.
-EARLY_WAIT_SECONDS = 0.5
 
 
 def lambda_seconds(wall: float, cpu: float, memory_gb: float) -> float:
@@ -153,6 +148,33 @@ def lambda_seconds(wall: float, cpu: float, memory_gb: float) -> float:
     of them this process's CPU (all its threads): the waits as they were, the CPU slower by
     the share of a vCPU the memory buys (none faster above one vCPU)."""
     return wall + cpu * max(0.0, ONE_VCPU_GB / memory_gb - 1)
+
+
+class ShowsUp:
+    """How long before its run each message the tick sends shows up, from the instant it was
+    sent and its delay (a botocore handler on the SQS client); by run. SQS delays are whole
+    seconds, so a message shows up before its run unless the tick held it (engine.queue,
+    Alignment), and its worker waits until the run's time, a wait Lambda bills. The
+    benchmark starts its invocations once the runs are due, so it counts that wait here:
+    each invocation waits for the earliest of its messages, had it been given them the
+    moment they showed up. Conservative: the time Lambda takes to give it a message that
+    shows up would shorten the wait."""
+
+    def __init__(self) -> None:
+        self.early: dict[tuple[int, str], float] = {}
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        sent = time.time()
+        for entry in params["Entries"]:
+            body = json.loads(entry["MessageBody"])
+            start = datetime.fromisoformat(body["not_before"]).timestamp()
+            run = (body["job_id"], body["scheduled_for"])
+            self.early[run] = start - (sent + entry["DelaySeconds"])
+
+    def wait(self, messages: list[dict[str, Any]]) -> float:
+        """What an invocation given `messages` waits before the first of their runs."""
+        runs = [json.loads(m["Body"]) for m in messages]
+        return max(0.0, max(self.early[(r["job_id"], r["scheduled_for"])] for r in runs))
 
 
 def write_counter(writes: Counter[str]) -> Callable[..., None]:
@@ -215,6 +237,9 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
 
         count_writes = write_counter(writes)
         db.meta.events.register("provide-client-params.dynamodb", count_writes)
+        shows_up = ShowsUp()
+        sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", shows_up)
+        waits: list[float] = []  # each invocation's early wait
         with counting(db, sqs) as counter:
             app_module.tick(
                 scheduled_event(time.time(), "arn:aws:events:us-east-1:1:rule/tick", "us-east-1"),
@@ -222,8 +247,8 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
             )
             # The stream's changes, by round: the tick's claims, then each worker batch's.
             rounds = [changes.take()]
-            # The runs were sent ahead: their messages show up once they are due (see
-            # EARLY_WAIT_SECONDS for the wait of one that shows up before).
+            # The runs were sent ahead: their messages show up once they are due (ShowsUp
+            # counts the wait of one that shows up before).
             time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() + 0.05))
             while True:  # what Lambda's SQS event source does: receive 10, invoke, delete
                 out = sqs.receive_message(
@@ -233,6 +258,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
                 if not messages:
                     break
                 lambda_invocations += 1
+                waits.append(shows_up.wait(messages))
                 started, cpu = time.perf_counter(), time.process_time()
                 app_module.worker(
                     sqs_event(messages, arn, "us-east-1"), LambdaContext("worker", "us-east-1")
@@ -283,7 +309,7 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
     # The median invocation, times the invocations: a pause of this shared machine (a
     # neighbour's burst, a collection) inflates one invocation, not the figure.
     on_lambda = statistics.median(invocations) * len(invocations) / runs
-    early_wait = EARLY_WAIT_SECONDS * len(invocations) / runs
+    early_wait = sum(waits) / runs
     gb_seconds = on_lambda * memory
     cost = 1e6 * cost_per_run(
         with_stream_handler(per_run, (on_lambda + early_wait) * memory, stream), PRICE
@@ -303,7 +329,9 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         f"{1e3 * worker_cpu / runs:.1f} ms CPU; on a {memory * 1024:.0f} MB Lambda "
         f"{1e3 * on_lambda:.1f} ms ({gb_seconds:.4f} GB-s; the median of "
         f"{len(invocations)} invocations, times them), and its early wait "
-        f"{1e3 * early_wait:.1f} ms a run ({EARLY_WAIT_SECONDS} s an invocation)"
+        f"{1e3 * early_wait:.1f} ms a run ({1e3 * statistics.mean(waits):.1f} ms an "
+        f"invocation; each message {1e3 * min(shows_up.early.values()):.1f} to "
+        f"{1e3 * max(shows_up.early.values()):.1f} ms before its run)"
     )
     print(f"stream handler per run: {json.dumps({k: round(v, 5) for k, v in stream.items()})}")
     print(f"cost per million runs: ${cost:.2f} (EventBridge Scheduler + Lambda: ${scheduler:.2f})")
@@ -319,6 +347,11 @@ def requests_per_run(runs: int = 200) -> dict[str, Any]:
         "prices_as_of": PRICES_AS_OF,
         "worker_seconds_per_run": on_lambda,
         "early_wait_seconds_per_run": early_wait,
+        "early_wait_seconds_per_invocation": statistics.mean(waits),
+        "shows_up_early_seconds": {
+            "min": min(shows_up.early.values()),
+            "max": max(shows_up.early.values()),
+        },
         "worker_wall_seconds_per_run": worker_seconds / runs,
         "worker_cpu_seconds_per_run": worker_cpu / runs,
         "stream_handler": stream,
@@ -492,22 +525,31 @@ class _StubSqs:
 
 
 def _stub_tick(due: int, latency: _Latency, concurrency: int) -> tuple[Any, float, float]:
-    """One tick over `due` jobs with one run each, on the stubs: (report, wall s, CPU s)."""
+    """One tick over `due` jobs with one run each, on the stubs: (report, wall s, CPU s).
+
+    As the deployed tick (app.dispatcher) sees them in a steady state: the runs due on whole
+    seconds over the coming minute, so that it sends them ahead, holding its sends for its
+    first ALIGN_FOR (engine.queue, Alignment)."""
     from chalicelib.engine.queue import WorkQueue
-    from chalicelib.engine.tick import Dispatcher
+    from chalicelib.engine.tick import ALIGN_FOR, Dispatcher
     from chalicelib.store import Store
 
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC)
+    second = now.replace(microsecond=0)
     created = now - timedelta(days=1)
-    jobs = [bench_job(i, created=created, next_run_at=now) for i in range(1, due + 1)]
+    jobs = [
+        bench_job(i, created=created, next_run_at=second + timedelta(seconds=1 + i % 59))
+        for i in range(1, due + 1)
+    ]
     dispatcher = Dispatcher(
         Store.over(_StubDynamo(jobs, latency), "t"),
         WorkQueue(_StubSqs(latency), "stub"),
         max_runs_per_tick=10**9,
         concurrency=concurrency,
+        align_for=ALIGN_FOR,
     )
     wall, cpu = time.perf_counter(), time.process_time()
-    report = dispatcher.tick(now)
+    report = dispatcher.tick(datetime.now(UTC))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert report.runs_sent == due and report.jobs_failed == 0, report
     return report, wall, cpu
@@ -533,13 +575,14 @@ def dispatch_capacity(
         f"{per_second * 60:,.0f} runs in a 60 s tick"
     )
     latency = _Latency(dynamodb_ms / 1000, sqs_ms / 1000, sqs_batch_ms / 1000)
-    _, wall, busy = _stub_tick(due, latency, threads)
+    report, wall, busy = _stub_tick(due, latency, threads)
     calls = sum(latency.calls.values())
     in_tick = due / wall * 60
     print(
         f"dispatch, DynamoDB {dynamodb_ms:g} ms, SQS SendMessageBatch {sqs_batch_ms:g} ms, "
         f"other SQS {sqs_ms:g} ms, {threads} calls at once: {due} runs in {wall:.2f} s "
-        f"({busy:.2f} s of CPU, {calls} calls: {dict(latency.calls)}); "
+        f"({busy:.2f} s of CPU, {calls} calls: {dict(latency.calls)}; "
+        f"{report.runs_aligned} sent held to show up within 50 ms of their runs); "
         f"{in_tick:,.0f} runs in a 60 s tick"
     )
     return {
@@ -557,6 +600,7 @@ def dispatch_capacity(
             "cpu_seconds": busy,
             "calls": calls,
             "calls_by_operation": dict(latency.calls),
+            "runs_aligned": report.runs_aligned,
             "runs_per_60s_tick": in_tick,
         },
     }

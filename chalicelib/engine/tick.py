@@ -46,7 +46,7 @@ from chalicelib.engine.lifecycle import (
     task_id,
 )
 from chalicelib.engine.pauses import send_resume
-from chalicelib.engine.queue import WorkQueue
+from chalicelib.engine.queue import SEND_BATCH, Alignment, WorkQueue
 from chalicelib.engine.watch import DUE_PREFIX as WATCH_PREFIX
 from chalicelib.engine.watch import Watch
 from chalicelib.errors import InvalidInput, Unavailable
@@ -76,9 +76,13 @@ LOOKAHEAD = 2
 JOBS_READ_AT_ONCE = 100
 # SQS takes ten messages a request: a commit's runs are sent in tens, so a commit waits for
 # a multiple of ten runs (or COMMIT_RUNS, or COMMIT_JOBS jobs) to fill its last request.
-SEND_BATCH = 10
 COMMIT_RUNS = 100
 COMMIT_JOBS = 25
+# How long into a tick its sends are held until their messages will show up close to their
+# runs (engine.queue, Alignment), a hold of under a second each. The capacity benchmark's
+# tick of 20,000 runs sends some 2,400 of them so, the rest at once: a bigger tick keeps its
+# capacity, and its later runs show up as much as a second early (bench/RESULTS.md).
+ALIGN_FOR = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ class TickReport:
     retries_sent: int = 0
     deferred: int = 0
     jobs_failed: int = 0
+    # Runs sent to show up within engine.queue.ALIGN_TOLERANCE of their time.
+    runs_aligned: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -208,12 +214,16 @@ class Dispatcher:
         concurrency: int = TICK_CONCURRENCY,
         retention: timedelta = timedelta(days=90),
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        align_for: timedelta = timedelta(0),
         on_due: dict[str, Callable[[DueEntry, datetime], None]] | None = None,
     ) -> None:
         """`on_due`: what to do with a due entry whose sort key starts with a given prefix
         (a backfill's next step: engine.backfill), beside jobs, run attempts and the
         dead-man's switch's watches (engine.watch, always). `concurrency`: the AWS calls the
-        tick makes at once (1: one after another)."""
+        tick makes at once (1: one after another). `align_for`: how long into a tick its
+        sends are held so that their messages show up close to their runs (ALIGN_FOR
+        deployed; none by default, so a test's tick does not sleep); `sleep` holds them."""
         if concurrency < 1:
             raise ValueError(f"concurrency is {concurrency}; 1 or more is accepted")
         watches = Watch(store, queue, window=window)
@@ -221,6 +231,8 @@ class Dispatcher:
         self._store = store
         self._queue = queue
         self._monotonic = monotonic
+        self._sleep = sleep
+        self.align_for = align_for
         self.window = window
         # A job due in the window has its runs sent and claimed this far ahead in one write.
         self.claim_ahead = max(window, claim_ahead)
@@ -240,12 +252,13 @@ class Dispatcher:
         """
         report = TickReport()
         clock = self._clock_from(now)
+        alignment = Alignment(clock, self._sleep, now + self.align_for) if self.align_for else None
         entries = self._store.jobs.query_due(now + self.window)
         report.due_entries = len(entries)
         entries.sort(key=lambda e: (-e.priority, e.due_at))
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="nexus-tick")
         try:
-            self._run(entries, now, clock, report, pool)
+            self._run(entries, now, clock, report, pool, alignment)
         finally:
             # On a crash, nothing queued starts (as if the process had died), and the calls
             # under way end before the tick does.
@@ -269,6 +282,7 @@ class Dispatcher:
         clock: Callable[[], datetime],
         report: TickReport,
         pool: ThreadPoolExecutor,
+        alignment: Alignment | None,
     ) -> None:
         """Handle `entries` in order on `pool`: each entry's task reads the job and records
         its missed runs (`_handle`); its result is taken in priority order, and a job's runs
@@ -310,11 +324,11 @@ class Dispatcher:
             planned += len(ready.executions)
             batch.append(ready)
             if _full_commit(batch):
-                commits.append(pool.submit(self._commit_part, batch, clock))
+                commits.append(pool.submit(self._commit_part, batch, clock, alignment))
                 batch = []
         report.deferred += len(entries) - started
         if batch:
-            commits.append(pool.submit(self._commit_part, batch, clock))
+            commits.append(pool.submit(self._commit_part, batch, clock, alignment))
         for commit in commits:
             report.add(commit.result())
 
@@ -358,9 +372,14 @@ class Dispatcher:
             self._failed(entry.job_id, exc, part, run_key=None if entry.is_job else entry.sk)
         return part, None
 
-    def _commit_part(self, prepared: list[_Prepared], clock: Callable[[], datetime]) -> TickReport:
+    def _commit_part(
+        self,
+        prepared: list[_Prepared],
+        clock: Callable[[], datetime],
+        alignment: Alignment | None,
+    ) -> TickReport:
         part = TickReport()
-        self._commit(prepared, clock, part)
+        self._commit(prepared, clock, part, alignment)
         return part
 
     def dispatch_job(self, job: Job, now: datetime) -> int:
@@ -514,9 +533,14 @@ class Dispatcher:
         )
 
     def _commit(
-        self, prepared: list[_Prepared], clock: Callable[[], datetime], report: TickReport
+        self,
+        prepared: list[_Prepared],
+        clock: Callable[[], datetime],
+        report: TickReport,
+        alignment: Alignment | None = None,
     ) -> None:
-        """Send the prepared runs in batches of 10 (T1), then claim each job (T2).
+        """Send the prepared runs in batches of 10 (T1), then claim each job (T2); the tick's
+        sends held by `alignment`.
 
         A claim that fails (an AWS error after botocore's retries) fails that job alone: its
         runs were sent, it is not claimed, so the next tick sends them again (S0 dedups)."""
@@ -524,8 +548,11 @@ class Dispatcher:
             return
         now = clock()
         try:
-            self._queue.send(
-                [e for p in prepared for e in p.executions], now, self._snapshots(prepared, now)
+            report.runs_aligned += self._queue.send(
+                [e for p in prepared for e in p.executions],
+                now,
+                self._snapshots(prepared, now),
+                alignment,
             )
         except Exception as exc:
             # Nothing is claimed: the next tick finds the same runs and sends them again.

@@ -296,7 +296,7 @@ GOAL_FREQUENCIES = ("every 10 seconds", "once a minute")
 
 def early_wait_gb_seconds(req: dict[str, Any]) -> float:
     """The worker's wait for runs that show up before their time (engine_bench.py,
-    EARLY_WAIT_SECONDS), in GB-seconds a run; 0 in an engine.json from before it was counted."""
+    ShowsUp), in GB-seconds a run; 0 in an engine.json from before it was counted."""
     return float(req.get("early_wait_seconds_per_run", 0.0)) * worker_memory_gb()
 
 
@@ -398,13 +398,17 @@ def cost_table(costs: dict[str, dict[str, float]]) -> list[str]:
         "slowed to the share of a vCPU the prod worker's memory buys: "
         "bench/engine_bench.py lambda_seconds); NEXUS's side adds the worker's wait for a "
         f"run that shows up before its second ({wait_gb:.4f} GB-seconds a run: SQS delays "
-        "are whole seconds, half a second an invocation on average) and the stream handler's "
+        "are whole seconds, so the tick holds its sends until each message will show up "
+        "within 50 ms of its run; measured from the instant each was sent and its delay, an "
+        "invocation waiting for the earliest of its messages) and the stream handler's "
         f"{stream_gb:.4f} GB-seconds and {stream_calls:.3f} invocations a run (one a round "
         "of changes, no WebSocket listener), counted in the columns. Provisioned: "
         f"${pricing.PRICE['dynamodb_wcu_hour']} per write unit-hour and "
         f"${pricing.PRICE['dynamodb_rcu_hour']} per read unit-hour, with a steady load using "
         f"{pricing.PROVISIONED_UTILIZATION:.0%} of what is provisioned. Not included: the "
-        "task's own time, retries, the monthly floor (the tick, queue polling, alarms).",
+        "task's own time, retries, the monthly floor (the tick, whose hold of under a "
+        "second a minute is at most 21,600 GB-seconds, $0.29 at the tick's 512 MB, a "
+        "month; queue polling, alarms).",
     ]
     return lines
 

@@ -30,9 +30,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 ACCOUNT = "123456789012"
 LAMBDA_BUDGET_SECONDS = 300.0
 DEFAULT_TICK_SECONDS = 60.0
-# How often an idle queue is asked for messages. SQS delays are whole seconds and the tick
-# rounds them down, so a run's message shows up to a second early and the worker waits for
-# its second: a poll this often costs a run nothing.
+# How often an idle queue is asked for messages. SQS delays are whole seconds: a run's
+# message shows up as much as a second early, or within 50 ms of its run when the tick held
+# its send (engine.queue, Alignment), and the worker waits for its second. A poll this often
+# adds at most 0.1 s to a run's start locally.
 POLL_SECONDS = 0.1
 # What a thread waits after a failed receive before trying again, so a dead endpoint does not
 # turn into a busy loop of errors.

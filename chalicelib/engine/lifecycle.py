@@ -32,7 +32,7 @@ States of an attempt::
 | step | who | the write (its condition) | if the process dies after it |
 |---|---|---|---|
 | TM | tick | put `missed` at each run past its grace (none) | next tick: puts fail, it goes on |
-| T1 | tick | send its runs to CLAIM_AHEAD to SQS (no write) | next tick sends again; S0 dedups |
+| T1 | tick | send its runs to CLAIM_AHEAD to SQS (held; no write) | next tick resends; S0 dedups |
 | T2 | tick | job: `next_run_at` on, `queued_runs`, `version`+1 (unchanged) | done: runs queued |
 | SR | worker | none: a run sent ahead of a PUT that changed the schedule is dropped | - |
 | SP | worker | none: a run sent ahead whose time falls in a pause is dropped | - |
@@ -157,6 +157,13 @@ delete nothing is written. A PUT that changes the schedule raises `schedule_rev`
 `rescheduled_at`): a run sent under an earlier one and timed after the PUT is dropped with
 nothing written (SR), since the PUT sent the new schedule's runs itself (the same identity
 may be one of them).
+
+Held sends (T1): SQS delays are whole seconds, so a message sent at any instant shows up as
+much as a second before its run, and its worker waits, billed, for the run's time. In its
+first ALIGN_FOR (3 s) the deployed tick holds each call of T1, under a second, until its
+messages will show up within ALIGN_TOLERANCE (50 ms) of their runs (engine.queue, Alignment):
+at most 50 ms early, or that late. A hold writes and sends nothing, so a tick that dies in one
+died before that T1.
 
 Changes: a pause, resume or PUT applies from the moment it is made. Before it writes, the
 API handles the runs already due that no tick has reached (Dispatcher.catch_up: TM, T1, T2

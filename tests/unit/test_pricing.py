@@ -46,15 +46,15 @@ def test_the_estimate_for_the_contracts_example_job_equals_a_hand_calculation() 
     #   DynamoDB reads   2.0 items   * 0.125e-6      = 0.25e-6
     #   SQS              0.305 req.  * 0.40e-6       = 0.122e-6
     #   Lambda requests  0.315 inv.  * 0.20e-6       = 0.063e-6
-    #   Lambda duration  0.066 GB-s  * 0.0000133334  = 0.8800044e-6 (arm64)
-    #   one run                                        4.5650044e-6
-    #   a month: 21.75 * 4.5650044e-6                = 99.2888457e-6
-    per_run = 3.25e-6 + 0.25e-6 + 0.122e-6 + 0.063e-6 + 0.8800044e-6
-    assert per_run == pytest.approx(4.5650044e-6, rel=1e-12)
+    #   Lambda duration  0.019 GB-s  * 0.0000133334  = 0.2533346e-6 (arm64)
+    #   one run                                        3.9383346e-6
+    #   a month: 21.75 * 3.9383346e-6                = 85.65877755e-6
+    per_run = 3.25e-6 + 0.25e-6 + 0.122e-6 + 0.063e-6 + 0.2533346e-6
+    assert per_run == pytest.approx(3.9383346e-6, rel=1e-12)
     got = estimate(monthly)
     assert got["runs_per_month"] == 21.75
-    assert got["cost_per_run_usd"] == pytest.approx(4.5650044e-6, rel=1e-12)
-    assert got["cost_per_month_usd"] == pytest.approx(99.2888457e-6, rel=1e-10)
+    assert got["cost_per_run_usd"] == pytest.approx(3.9383346e-6, rel=1e-12)
+    assert got["cost_per_month_usd"] == pytest.approx(85.65877755e-6, rel=1e-10)
     assert got["prices_as_of"] == PRICES_AS_OF
     assert "5.2 DynamoDB write units" in got["assumptions"]
     assert "task's own running time" in got["assumptions"]
@@ -66,12 +66,12 @@ def test_the_constants_are_the_figures_make_bench_measured() -> None:
         "dynamodb_items_read": 2.0,
         "sqs_requests": 0.305,
         "lambda_invocations": 0.315,
-        "lambda_gb_seconds": 0.066,
+        "lambda_gb_seconds": 0.019,
     }
-    # python bench/engine_bench.py requests: "$4.57" at its median 0.0136 GB-s of work and
-    # 0.05 of early wait (bench/RESULTS.md's once-a-day row, $4.61, prices the frequency
-    # benchmark's reads, SQS and stream share).
-    assert round(1e6 * cost_per_run(PER_RUN), 2) == 4.57
+    # python bench/engine_bench.py requests: "$3.94" at its median 0.0126 GB-s of work,
+    # 0.0039 of early wait and 0.0023 of the stream handler (bench/RESULTS.md's once-a-day
+    # row, $3.98, prices the frequency benchmark's reads, SQS and stream share).
+    assert round(1e6 * cost_per_run(PER_RUN), 2) == 3.94
 
 
 def test_each_request_is_priced_at_its_own_price() -> None:
@@ -159,7 +159,7 @@ def test_make_bench_prints_a_line_naming_what_drifted(monkeypatch: pytest.Monkey
     run_all = importlib.import_module("run_all")
     line = run_all.drift_line({**PER_RUN, "lambda_gb_seconds": 0.1})
     assert line is not None
-    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.066" in line
+    assert "lambda_gb_seconds measured 0.1, PER_RUN 0.019" in line
     assert "dynamodb" not in line
     assert run_all.drift_line(dict(PER_RUN)) is None
 
@@ -234,7 +234,7 @@ def test_nexus_pays_the_workers_early_wait_and_eventbridge_scheduler_does_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A run sent ahead shows up before its second, and its worker waits (engine_bench.py,
-    # EARLY_WAIT_SECONDS); a task EventBridge Scheduler invokes at its time does not.
+    # ShowsUp); a task EventBridge Scheduler invokes at its time does not.
     run_all = _run_all(monkeypatch)
     plain = run_all.frequency_costs(FREQUENCY, 0.01, STREAM)["once a minute"]
     waiting = run_all.frequency_costs(FREQUENCY, 0.01, STREAM, 0.05)["once a minute"]

@@ -160,6 +160,14 @@ class JobService:
         if runs:
             self._store.runs.fence(job.id, runs, now + snapshot.FENCE_KEPT)
 
+    def _in_flight(self, job: Job, now: datetime) -> list[dict[str, Any]]:
+        """Fences for the change's own transaction at the runs of `job` a worker may have
+        read it for and not started yet (snapshot.in_flight): such a start (S0) is then
+        refused and decides again with the job read, so that no run starts after the change
+        from the job as it was; a run that started first keeps its record."""
+        runs = snapshot.in_flight(job, now)
+        return self._store.runs.fence_items(job.id, runs, now + snapshot.FENCE_KEPT)
+
     def _audit(
         self, action: str, now: datetime, actor: Actor | None, job_id: int, **fields: Any
     ) -> list[dict[str, Any]]:
@@ -427,7 +435,13 @@ class JobService:
             after.expect_since = now if after.expect_success_within is not None else None
             audit.append(self._store.watches.put_item(job_id, now))
         self._fence(before, now)
-        self._store.jobs.replace_job(before, after, reschedule=reschedule, also=audit)
+        self._store.jobs.replace_job(
+            before,
+            after,
+            reschedule=reschedule,
+            also=audit,
+            fences=self._in_flight(before, now),
+        )
         if expecting:
             self._watch_soon(after, now, now)
         return self._dispatch_soon(after, now)
@@ -443,7 +457,10 @@ class JobService:
                 ]
                 self._fence(job, now)
                 self._store.jobs.mark_deleted(
-                    job, now, [*self._audit("job.delete", now, actor, job_id), *releases]
+                    job,
+                    now,
+                    [*self._audit("job.delete", now, actor, job_id), *releases],
+                    fences=self._in_flight(job, now),
                 )
                 return
             except ConcurrentUpdate:
@@ -554,7 +571,9 @@ class JobService:
         fields = {} if active else {"changes": _pause_changes(before, after)}
         audit = self._audit("job.resume" if active else "job.pause", now, actor, job_id, **fields)
         self._fence(before, now)
-        self._store.jobs.replace_job(before, after, reschedule=True, also=audit)
+        self._store.jobs.replace_job(
+            before, after, reschedule=True, also=audit, fences=self._in_flight(before, now)
+        )
         if after.paused_until is not None and after.paused_until <= now + self._dispatcher.window:
             # Its end comes before the next tick: time the resume now (the tick would too).
             send_resume(self._queue, after, now)

@@ -48,6 +48,13 @@ MIN_GAP = timedelta(seconds=60)
 FRESH_FOR = timedelta(seconds=30)
 FENCE_BACK = timedelta(seconds=120)
 FENCE_SLACK = timedelta(seconds=120)
+# A change's own fences (in_flight) reach this far past it: a worker reads the job once its
+# run is due, so a run due later reads the change; the margin is for the change's own time
+# between its instant and its write.
+IN_FLIGHT_AHEAD = timedelta(seconds=5)
+# At most this many of them: a transaction takes 100 items, the change's own up to some 25
+# (the job, counters, audit, watch, a release for each calendar it names).
+MAX_IN_FLIGHT = 50
 # How long a fence is kept: past any redelivery of a message sent ahead.
 FENCE_KEPT = timedelta(days=2)
 SNAPSHOT_LIMIT = 4096
@@ -106,6 +113,18 @@ def job_from(data: Any, scheduled_for: datetime, now: datetime) -> Job | None:
         return Job.model_validate(data, context=notify.ACCEPTED)
     except ValueError:  # not a job this code reads (sent by another version): read the job
         return None
+
+
+def in_flight(job: Job, now: datetime) -> list[datetime]:
+    """The runs of `job` (any job) whose worker may have read it before a change written at
+    about `now` and not started yet: on its list of runs sent ahead, from FENCE_BACK ago to
+    IN_FLIGHT_AHEAD on (a worker reads the job once its run is due), the latest
+    MAX_IN_FLIGHT. A change writes a fence at each in its own transaction
+    (JobService._in_flight), which refuses such a start (S0): it decides again with the job
+    read."""
+    since, until = now - FENCE_BACK, now + IN_FLIGHT_AHEAD
+    times = sorted({t for t in queued.runs(job.queued_runs) if since < t <= until})
+    return times[-MAX_IN_FLIGHT:]
 
 
 def fence_times(job: Job, now: datetime, reach: timedelta) -> list[datetime]:

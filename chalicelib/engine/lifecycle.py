@@ -74,6 +74,13 @@ job's nothing, or a start under the job as it is now). A change that dies after 
 not made, and leaves only runs that read their job. A fence is no record: the history, the
 counts, the events, the sweep and the job's last run skip it; it expires after FENCE_KEPT.
 
+Changes and runs in flight, any job: a worker that read the job just before a change was
+written may start its run just after, from the job as it was. So the change's own write (the
+pause, the PUT, the delete, one transaction) also puts a fence at each of the job's runs that
+may be between that read and its start (snapshot.in_flight: on its list, from FENCE_BACK ago
+to IN_FLIGHT_AHEAD on). S0 is then refused, and the run decides with the job read again: a
+run whose S0 landed first has started, and its fence is left out of the change.
+
 F2 is not written for a completed first attempt of a scheduled run of a plain job (`allow`,
 no `notify`, no dead-man's switch) that took no slot (it ran under a second) and ended before
 the job's next run was due: nothing on the job needs it, and it saves a write unit a run. The
@@ -135,8 +142,8 @@ until its thread has really stopped, its lease (and slot) are renewed, so neithe
 nor its retry can start beside it (worker.run_task).
 
 Misfires: a run is missed only when it would start later than its job's
-`misfire_grace_seconds` after its time; a late or missing tick sends everything still inside
-the grace, in order.
+`misfire_grace_seconds` (plus GRACE_SLACK, a second: starts are promised on the second) after
+its time; a late or missing tick sends everything still inside the grace, in order.
 
 Control messages (engine.control) are timers on the same queue: `resume` ends a pause with
 `until` (engine.pauses; the job's due entry stays at `until` until the resume is written, so
@@ -184,6 +191,11 @@ if TYPE_CHECKING:
 RESEND_AFTER = timedelta(seconds=120)
 # How long past a lease a running attempt's worker is presumed dead.
 LEASE_MARGIN = timedelta(seconds=30)
+# A run's start is promised on its second, not to the millisecond: it is missed only when it
+# would start later than its misfire grace plus this. A grace of 0 then means "within its
+# second": a worker wakes a few ms after its run's time, and a held send may show up as much
+# as engine.queue.ALIGN_TOLERANCE after it; without this, such a job never ran.
+GRACE_SLACK = timedelta(seconds=1)
 # The tick sends at most this many runs of one job in one tick.
 MAX_RUNS_PER_JOB = 1_000
 # How far ahead the tick sends a job's runs (T1) and claims them (T2) in one write: SQS delays

@@ -39,6 +39,7 @@ from chalicelib import snapshot
 from chalicelib.config import TICK_CONCURRENCY
 from chalicelib.engine.lifecycle import (
     CLAIM_AHEAD,
+    GRACE_SLACK,
     MAX_RUNS_AHEAD,
     MAX_RUNS_PER_JOB,
     execution_id,
@@ -114,13 +115,13 @@ def plan_runs(
     """The runs of `job` from its `next_run_at` to `window_end`, split by the misfire rule,
     and past the window at most `max_ahead` more up to `ahead_end` (claims ahead).
 
-    A run is missed only when it is later than the job's `misfire_grace_seconds`: everything
-    still inside the grace runs, in order, however late the tick is.
+    A run is missed only when it is later than the job's `misfire_grace_seconds` (and
+    GRACE_SLACK): everything still inside the grace runs, in order, however late the tick is.
     """
     t = job.next_run_at
     if t is None:
         return RunPlan([], None)
-    cutoff = now - timedelta(seconds=job.misfire_grace_seconds)
+    cutoff = now - timedelta(seconds=job.misfire_grace_seconds) - GRACE_SLACK
     runs: list[datetime] = []
     missed: list[datetime] = []
     ahead = 0

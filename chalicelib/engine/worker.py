@@ -26,7 +26,13 @@ from typing import Any
 
 from chalicelib import notify, queued, snapshot
 from chalicelib.engine.control import Controls, is_control
-from chalicelib.engine.lifecycle import LEASE_MARGIN, RESEND_AFTER, execution_id, task_id
+from chalicelib.engine.lifecycle import (
+    GRACE_SLACK,
+    LEASE_MARGIN,
+    RESEND_AFTER,
+    execution_id,
+    task_id,
+)
 from chalicelib.engine.queue import MAX_DELAY_SECONDS, WorkQueue
 from chalicelib.engine.watch import send_check
 from chalicelib.models import Execution, Job
@@ -452,7 +458,8 @@ class Worker:
         # A run deferred out of a blackout counts its grace from its new time; a run that
         # waited its turn (buffer_one, replace: it has a record) is not late for it.
         late = (now - message.start_at).total_seconds()
-        if trigger == "scheduled" and record is None and late > job.misfire_grace_seconds:
+        grace = job.misfire_grace_seconds + GRACE_SLACK.total_seconds()
+        if trigger == "scheduled" and record is None and late > grace:
             return (
                 "missed",
                 f"started {late:.0f} s after its time, later than its misfire grace "
@@ -505,8 +512,8 @@ class Worker:
             if (record.trigger if record is not None else message.trigger) == "scheduled":
                 self._carry_last_run(job, message.scheduled_for)
             return DONE
-        if first:
-            raise _Recorded(job)
+        if first:  # a record, or a change's fence: decide again with the job read again
+            raise _Recorded(None)
         return self._after_lost_race(message, now)
 
     def _after_lost_race(self, message: Message, now: datetime) -> Verdict:
@@ -587,8 +594,8 @@ class Worker:
                 else None
             )
         if how is None:
-            if first:
-                raise _Recorded(job)
+            if first:  # a record, or a change's fence: decide again with the job read again
+                raise _Recorded(None)
             # Another delivery got there first: see where it stands now.
             return self._after_lost_race(message, now)
         hold(timeout + LEASE_MARGIN.total_seconds() + 1)

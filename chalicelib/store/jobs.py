@@ -25,6 +25,7 @@ from chalicelib.store.items import (
     LIST_PARTITION,
     META,
     batch_get,
+    cancellation_codes,
     conditional_update,
     due_shard,
     due_sort_key,
@@ -161,13 +162,21 @@ class JobStore:
         )
 
     def replace_job(
-        self, before: Job, after: Job, *, reschedule: bool, also: Sequence[dict[str, Any]] = ()
+        self,
+        before: Job,
+        after: Job,
+        *,
+        reschedule: bool,
+        also: Sequence[dict[str, Any]] = (),
+        fences: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Write the caller-owned fields of `after`, only if nobody changed the job since `before`.
 
         An update, not a put: the engine's fields may change at any moment while a run
         finishes, and an API write must not undo them. `next_run_at` and the due-index entry
         are written only when `reschedule` says the schedule or the job's state changed.
+        `also`: items of the same transaction; `fences` too, but one whose run has a record
+        (it started) is left out (`_transact`).
         """
         item = job_item(after)
         names: dict[str, str] = {}
@@ -218,14 +227,11 @@ class JobStore:
             }
         }
         try:
-            if delta or also:
+            if delta or also or fences:
                 items = [update, *also]
                 if delta:
                     items.append(self._counters.job_delta(active_jobs=delta))
-                with_backoff(
-                    lambda: self._db.transact_write_items(TransactItems=items),
-                    what="updating the job",
-                )
+                self._transact(items, fences, "updating the job")
             else:
                 with_backoff(lambda: self._db.update_item(**update["Update"]), what="updating")
         except ClientError as exc:
@@ -235,7 +241,40 @@ class JobStore:
                 ) from exc
             raise
 
-    def mark_deleted(self, job: Job, now: datetime, also: Sequence[dict[str, Any]] = ()) -> None:
+    def _transact(
+        self, items: list[dict[str, Any]], fences: Sequence[dict[str, Any]], what: str
+    ) -> None:
+        """`items` and `fences` in one transaction. A fence whose condition fails (its run
+        started before this write) is left out and the rest written again; any other
+        failure raises."""
+        left = list(fences)
+        while True:
+            try:
+                with_backoff(
+                    lambda every=[*items, *left]: self._db.transact_write_items(  # type: ignore[misc]
+                        TransactItems=every
+                    ),
+                    what=what,
+                )
+                return
+            except ClientError as exc:
+                codes = cancellation_codes(exc)
+                mine, theirs = codes[: len(items)], codes[len(items) :]
+                if len(codes) != len(items) + len(left) or "ConditionalCheckFailed" in mine:
+                    raise
+                if "ConditionalCheckFailed" not in theirs:
+                    raise
+                left = [
+                    f for f, c in zip(left, theirs, strict=True) if c != "ConditionalCheckFailed"
+                ]
+
+    def mark_deleted(
+        self,
+        job: Job,
+        now: datetime,
+        also: Sequence[dict[str, Any]] = (),
+        fences: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Delete the job as the API sees it, in one write: a tombstone that leaves the list
         and the counts at once, and is due now so the sweep removes its history (bounded
         work per tick) and then the tombstone itself. A job deleted while overdue
@@ -254,34 +293,33 @@ class JobStore:
             overdue = "overdue_since = :overdue"
             values[":overdue"] = {"S": sortable(job.overdue_since)}
         try:
-            with_backoff(
-                lambda: self._db.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Update": {
-                                "TableName": self._table,
-                                "Key": job_key(job.id),
-                                "UpdateExpression": (
-                                    "SET deleted_at = :now, is_active = :false, "
-                                    "due_pk = :dp, due_sk = :ds ADD version :one "
-                                    "REMOVE list_pk, list_sk, next_run_at"
-                                ),
-                                "ConditionExpression": (
-                                    "version = :expected AND attribute_not_exists(deleted_at)"
-                                    f" AND {overdue}"
-                                ),
-                                "ExpressionAttributeValues": values,
-                            }
-                        },
-                        self._counters.job_delta(
-                            total_jobs=-1,
-                            active_jobs=-int(job.is_active),
-                            overdue_jobs=-int(job.overdue_since is not None),
-                        ),
-                        *also,
-                    ]
-                ),
-                what="deleting the job",
+            self._transact(
+                [
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": job_key(job.id),
+                            "UpdateExpression": (
+                                "SET deleted_at = :now, is_active = :false, "
+                                "due_pk = :dp, due_sk = :ds ADD version :one "
+                                "REMOVE list_pk, list_sk, next_run_at"
+                            ),
+                            "ConditionExpression": (
+                                "version = :expected AND attribute_not_exists(deleted_at)"
+                                f" AND {overdue}"
+                            ),
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    self._counters.job_delta(
+                        total_jobs=-1,
+                        active_jobs=-int(job.is_active),
+                        overdue_jobs=-int(job.overdue_since is not None),
+                    ),
+                    *also,
+                ],
+                fences,
+                "deleting the job",
             )
         except ClientError as exc:
             if is_condition_failure(exc):

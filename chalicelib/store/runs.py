@@ -244,11 +244,7 @@ class RunStore:
         a start decided from a snapshot of the job (chalicelib.snapshot) is refused there and
         decides again with the job read. A run with a record keeps it. One transaction for
         up to 100 runs, made again without the runs it found recorded; how many were put."""
-        expires = {"N": str(int(expires_at.timestamp()))}
-        left = [
-            {**run_item_key(job_id, run_key(t, 1)), FENCE: {"S": "1"}, "expires_at": expires}
-            for t in dict.fromkeys(runs)
-        ]
+        left = self.fence_items(job_id, runs, expires_at)
         put = 0
         while left:
             part, left = left[:100], left[100:]
@@ -268,21 +264,31 @@ class RunStore:
                 break
         return put
 
+    def fence_items(
+        self, job_id: int, runs: Sequence[datetime], expires_at: datetime
+    ) -> list[dict[str, Any]]:
+        """Transaction items putting a fence at the first attempt of each of `runs`, on
+        condition that it has no record (a fence there is replaced)."""
+        expires = {"N": str(int(expires_at.timestamp()))}
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **run_item_key(job_id, run_key(t, 1)),
+                        FENCE: {"S": "1"},
+                        "expires_at": expires,
+                    },
+                    "ConditionExpression": NOT_RECORDED,
+                    "ExpressionAttributeNames": STATUS_NAME,
+                }
+            }
+            for t in dict.fromkeys(runs)
+        ]
+
     def _fence_all(self, items: list[dict[str, Any]]) -> None:
         with_backoff(
-            lambda: self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": item,
-                            "ConditionExpression": NOT_RECORDED,
-                            "ExpressionAttributeNames": STATUS_NAME,
-                        }
-                    }
-                    for item in items
-                ]
-            ),
+            lambda: self._db.transact_write_items(TransactItems=items),
             what="fencing the runs sent ahead",
         )
 

@@ -141,3 +141,35 @@ def test_a_crash_at_any_send_of_an_aligned_tick_loses_and_doubles_nothing(aws, k
         assert len(runs) == 2 + 9
         # A run its tick sent after the crash is still held to its time.
         assert max(abs(e) for e in sqs.shows_up_early()) <= ALIGN_TOLERANCE + 1e-6
+
+
+def test_a_job_with_no_grace_runs_when_its_message_shows_up_milliseconds_after_its_time(system):
+    # Ticking 0.03 s into a second, the tick sends at once, its delays rounded up: each
+    # message shows up 30 ms after its run. A grace of 0 means "within its own second".
+    sqs = aligned_ticks(system)
+    system.clock.now = EPOCH + timedelta(seconds=0.03)
+    window = {
+        "start_time": (EPOCH + timedelta(minutes=2)).isoformat(),
+        "end_time": (EPOCH + timedelta(minutes=4)).isoformat(),
+    }
+    job = system.create_job(
+        job_type="cron", cron_expression="* * * * *", misfire_grace_seconds=0, **window
+    )
+    system.run(until=timedelta(minutes=6), stop_when_quiet=False)
+    runs = check_invariants(system, [job])
+    assert min(sqs.shows_up_early()) == pytest.approx(-0.03, abs=1e-6)
+    assert len(runs) == 3
+    assert {attempts[-1].status for attempts in runs.values()} == {"completed"}
+
+
+def test_a_job_with_no_grace_misses_a_run_a_late_tick_finds_more_than_a_second_old(system):
+    aligned_ticks(system)
+    start = EPOCH + timedelta(minutes=2)
+    job = system.create_job(
+        job_type="date", scheduled_time=start.isoformat(), misfire_grace_seconds=0
+    )
+    system.clock.now = start + timedelta(seconds=1.5)  # the tick at 2:00 did not come
+    system.next_tick = system.clock.now
+    system.run(until=timedelta(minutes=2))
+    (attempts,) = check_invariants(system, [job]).values()
+    assert attempts[-1].status == "missed"

@@ -247,6 +247,15 @@ def cancellation_codes(exc: ClientError) -> list[str]:
     return [str(r.get("Code") or "None") for r in reasons]
 
 
+def failed_conditions(exc: ClientError, count: int) -> list[bool] | None:
+    """For a transaction of `count` items that a condition cancelled: whether each item's
+    condition failed; None if it failed otherwise."""
+    codes = cancellation_codes(exc)
+    if len(codes) != count or "ConditionalCheckFailed" not in codes:
+        return None
+    return [c == "ConditionalCheckFailed" for c in codes]
+
+
 def is_condition_failure(exc: ClientError) -> bool:
     code = error_code(exc)
     if code == "ConditionalCheckFailedException":

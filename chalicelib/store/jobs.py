@@ -25,11 +25,11 @@ from chalicelib.store.items import (
     LIST_PARTITION,
     META,
     batch_get,
-    cancellation_codes,
     conditional_update,
     due_shard,
     due_sort_key,
     execution_from_item,
+    failed_conditions,
     is_condition_failure,
     is_fence,
     job_from_item,
@@ -258,15 +258,10 @@ class JobStore:
                 )
                 return
             except ClientError as exc:
-                codes = cancellation_codes(exc)
-                mine, theirs = codes[: len(items)], codes[len(items) :]
-                if len(codes) != len(items) + len(left) or "ConditionalCheckFailed" in mine:
+                failed = failed_conditions(exc, len(items) + len(left))
+                if failed is None or any(failed[: len(items)]):
                     raise
-                if "ConditionalCheckFailed" not in theirs:
-                    raise
-                left = [
-                    f for f, c in zip(left, theirs, strict=True) if c != "ConditionalCheckFailed"
-                ]
+                left = [f for f, x in zip(left, failed[len(items) :], strict=True) if not x]
 
     def mark_deleted(
         self,

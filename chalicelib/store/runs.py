@@ -21,7 +21,6 @@ from chalicelib.store.items import (
     NOT_RECORDED,
     RECORDED,
     STATUS_NAME,
-    cancellation_codes,
     conditional_update,
     drain_unprocessed,
     due_shard,
@@ -29,6 +28,7 @@ from chalicelib.store.items import (
     dump,
     execution_from_item,
     execution_item,
+    failed_conditions,
     is_condition_failure,
     is_fence,
     job_pk,
@@ -252,13 +252,11 @@ class RunStore:
                 try:
                     self._fence_all(part)
                 except ClientError as exc:
-                    codes = cancellation_codes(exc)
-                    if len(codes) != len(part) or "ConditionalCheckFailed" not in codes:
+                    failed = failed_conditions(exc, len(part))
+                    if failed is None:
                         raise
                     # Those runs have started (or ended): their records stay.
-                    part = [
-                        i for i, c in zip(part, codes, strict=True) if c != "ConditionalCheckFailed"
-                    ]
+                    part = [i for i, f in zip(part, failed, strict=True) if not f]
                     continue
                 put += len(part)
                 break
